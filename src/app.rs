@@ -1,0 +1,406 @@
+//! Wiring: builds the [`AppState`] from a [`Config`], starts the API (and, in later issues, the
+//! engine), and shuts everything down gracefully.
+//!
+//! Startup order: data dir → database (the configured URL, or the embedded cluster) →
+//! migrations (advisory-locked) → key ring (configured, or generated into the data dir) → key
+//! check → templates (every problem reported with file:line:column; bad templates skipped unless
+//! `--strict`) → instance registration → HTTP. Shutdown (SIGINT/SIGTERM): readiness turns 503,
+//! the HTTP server drains (bounded), the instance row is removed, the pool closed, and the
+//! embedded cluster stopped.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState, Auth};
+use crate::config::{BasicAuthUser, Cli, Command, Config, KeysCommand, PasswordCheck, Role, TemplateCommand};
+use crate::crypto::KeyRing;
+use crate::domain::InstanceId;
+use crate::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
+use crate::store::{self, Store};
+use crate::template::{self, Severity};
+
+/// Name of the generated key file in the data dir.
+pub const KEY_FILE: &str = "encryption.key";
+/// Name of the generated admin password file in the data dir.
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
+/// User name of the generated admin.
+pub const GENERATED_ADMIN: &str = "admin";
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Keys(KeysCommand::Generate) => {
+            println!("{}", KeyRing::generate_entry()?);
+            Ok(())
+        }
+        Command::Template(TemplateCommand::Validate { files }) => {
+            let config = cli.settings.resolve()?;
+            let code = validate_files(&config, &files);
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
+        Command::Migrate => {
+            let config = cli.settings.resolve()?;
+            let db = Database::open(&config).await?;
+            store::db::migrate(&db.pool).await.context("applying migrations")?;
+            tracing::info!("migrations applied");
+            db.close().await;
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let config = cli.settings.resolve()?;
+            let running = start(config, args.role, args.strict).await?;
+            tracing::info!(address = %running.addr, "mutask is ready");
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            running.shutdown().await
+        }
+    }
+}
+
+/// `mutask template validate`: prints every problem; returns the exit code.
+fn validate_files(config: &Config, paths: &[PathBuf]) -> i32 {
+    let (functions, fproblems) = template::load_functions_dir(&config.functions_dir);
+    let mut problems: Vec<template::Problem> =
+        fproblems.into_iter().filter(|p| p.severity == Severity::Error).collect();
+    let mut loaded = 0;
+    for path in paths {
+        if path.is_dir() {
+            let report = template::load_templates_dir(path, &functions);
+            loaded += report.templates.len();
+            problems.extend(report.problems);
+        } else {
+            let report = template::load_template_files(std::slice::from_ref(path), &functions);
+            loaded += report.templates.len();
+            problems.extend(report.problems);
+        }
+    }
+    for p in &problems {
+        println!("{p}");
+    }
+    let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
+    let warnings = problems.len() - errors;
+    println!("{loaded} template(s) valid, {errors} error(s), {warnings} warning(s)");
+    if errors > 0 { 1 } else { 0 }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}
+
+/// The database: a pool, plus the embedded cluster when mutask started one.
+pub struct Database {
+    pub pool: sqlx::PgPool,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    /// Connects to the configured URL or starts the embedded cluster.
+    pub async fn open(config: &Config) -> anyhow::Result<Database> {
+        let settings = store::db::PoolSettings::default();
+        match &config.database_url {
+            Some(url) => {
+                let opts = store::db::options_from_url(url)?;
+                let pool = connect_retrying(opts, &settings).await?;
+                Ok(Database { pool, embedded: None })
+            }
+            None => {
+                std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                    format!("creating the data dir {}", config.data_dir.display())
+                })?;
+                let mut opts = EmbeddedOptions::new(config.data_dir.clone());
+                opts.bin_dir = config.pg_bin_dir.clone();
+                let pg = EmbeddedPostgres::start_with(opts).await?;
+                tracing::info!(pgdata = %pg.pgdata().display(), "embedded PostgreSQL started");
+                let pool = match store::db::connect(pg.connect_options("mutask"), &settings).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = pg.stop().await;
+                        return Err(e.into());
+                    }
+                };
+                Ok(Database { pool, embedded: Some(pg) })
+            }
+        }
+    }
+
+    /// Closes the pool and stops the embedded cluster.
+    pub async fn close(self) {
+        self.pool.close().await;
+        if let Some(pg) = self.embedded
+            && let Err(e) = pg.stop().await
+        {
+            tracing::warn!(error = %e, "stopping the embedded PostgreSQL failed");
+        }
+    }
+}
+
+/// Connects, retrying for a while: a PostgreSQL started alongside (compose) may not be up yet.
+async fn connect_retrying(
+    opts: sqlx::postgres::PgConnectOptions,
+    settings: &store::db::PoolSettings,
+) -> anyhow::Result<sqlx::PgPool> {
+    let mut delay = Duration::from_millis(200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match store::db::connect(opts.clone(), settings).await {
+            Ok(p) => return Ok(p),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "database not reachable yet, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(3));
+            }
+            Err(e) => return Err(e).context("connecting to MUTASK_DATABASE_URL"),
+        }
+    }
+}
+
+fn write_secret_file(path: &Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(content.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    f.sync_all().ok();
+    Ok(())
+}
+
+/// The key ring: configured, else the data dir's key file (generated on first start).
+pub fn load_key_ring(config: &Config) -> anyhow::Result<KeyRing> {
+    if let Some(spec) = &config.encryption_keys {
+        return Ok(KeyRing::parse(spec)?);
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
+    let path = config.data_dir.join(KEY_FILE);
+    if !path.exists() {
+        let entry = KeyRing::generate_entry()?;
+        write_secret_file(&path, &format!("{entry}\n"))?;
+        tracing::warn!(
+            path = %path.display(),
+            "no MUTASK_ENCRYPTION_KEYS configured: generated an encryption key into the data dir \
+             (back it up: without it stored inputs and outputs cannot be read)"
+        );
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    KeyRing::parse(&text).with_context(|| format!("key file {}", path.display()))
+}
+
+fn random_password() -> anyhow::Result<String> {
+    use base64::Engine as _;
+    let mut b = [0u8; 18];
+    getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("random generator: {e}"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+}
+
+/// Authentication settings; with nothing configured, an `admin` user whose password is
+/// generated into the data dir.
+pub fn build_auth(config: &Config) -> anyhow::Result<Auth> {
+    let mut admins: std::collections::HashSet<String> = config.admin_usernames.iter().cloned().collect();
+    let users = match &config.basic_auth {
+        Some(users) => {
+            for u in users {
+                if matches!(u.secret, PasswordCheck::Plain(_)) {
+                    tracing::warn!(
+                        user = %u.username,
+                        "MUTASK_BASIC_AUTH holds a plain-text password; prefer an argon2 or bcrypt hash"
+                    );
+                }
+            }
+            users.clone()
+        }
+        None if config.trusted_proxies.is_empty() => {
+            std::fs::create_dir_all(&config.data_dir)?;
+            let path = config.data_dir.join(ADMIN_PASSWORD_FILE);
+            if !path.exists() {
+                write_secret_file(&path, &format!("{}\n", random_password()?))?;
+                tracing::warn!(
+                    user = GENERATED_ADMIN,
+                    path = %path.display(),
+                    "no authentication configured: created an admin user; its password is in the file"
+                );
+            }
+            let pw = std::fs::read_to_string(&path)?.trim().to_string();
+            if pw.is_empty() {
+                bail!("{} is empty", path.display());
+            }
+            admins.insert(GENERATED_ADMIN.to_string());
+            vec![BasicAuthUser { username: GENERATED_ADMIN.into(), secret: PasswordCheck::Plain(pw) }]
+        }
+        None => Vec::new(),
+    };
+    Ok(Auth { users, trusted_proxies: config.trusted_proxies.clone(), admins })
+}
+
+/// Loads the templates directory into the database; returns the number loaded.
+pub async fn sync_templates(store: &Store, config: &Config, strict: bool) -> anyhow::Result<usize> {
+    let (functions, mut problems) = template::load_functions_dir(&config.functions_dir);
+    let report = template::load_templates_dir(&config.templates_dir, &functions);
+    problems.extend(report.problems.iter().cloned());
+    let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
+    for p in &problems {
+        match p.severity {
+            Severity::Error => tracing::error!("{p}"),
+            Severity::Warning => tracing::warn!("{p}"),
+        }
+    }
+    if strict && errors > 0 {
+        bail!("{errors} template problem(s) and --strict is set");
+    }
+    let mut names = Vec::new();
+    for t in &report.templates {
+        let definition = serde_json::to_value(&t.template)?;
+        let outcome = store::template::upsert(
+            store,
+            &store::template::TemplateUpsert {
+                name: &t.name,
+                description: &t.template.description,
+                definition: &definition,
+                source: &t.source,
+                source_file: Some(&t.file),
+                hidden: t.template.hidden,
+                blocked: t.template.blocked,
+            },
+        )
+        .await?;
+        tracing::debug!(template = %t.name, ?outcome, "template loaded");
+        names.push(t.name.clone());
+    }
+    let (deleted, archived) = store::template::retire_missing(store, &names).await?;
+    tracing::info!(
+        loaded = names.len(),
+        skipped_errors = errors,
+        deleted,
+        archived,
+        dir = %config.templates_dir.display(),
+        "templates loaded"
+    );
+    Ok(names.len())
+}
+
+/// A started instance.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub instance: InstanceId,
+    cancel: CancellationToken,
+    server: JoinHandle<()>,
+    heartbeat: JoinHandle<()>,
+    db: Database,
+}
+
+impl Running {
+    /// Stops serving, deregisters and closes the database.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.state.draining.store(true, Ordering::Relaxed);
+        self.cancel.cancel();
+        let mut server = self.server;
+        if tokio::time::timeout(Duration::from_secs(10), &mut server).await.is_err() {
+            tracing::warn!("HTTP connections still open after 10 s; closing them");
+            server.abort();
+        }
+        self.heartbeat.abort();
+        if let Err(e) = store::instance::deregister(&self.state.store, self.instance).await {
+            tracing::warn!(error = %e, "deregistering the instance failed");
+        }
+        self.db.close().await;
+        Ok(())
+    }
+}
+
+/// Starts an instance: database, migrations, keys, templates, HTTP.
+pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<Running> {
+    let keys = Arc::new(load_key_ring(&config)?);
+    let auth = Arc::new(build_auth(&config)?);
+    let db = Database::open(&config).await?;
+    let result = async {
+        store::db::migrate(&db.pool).await.context("applying migrations")?;
+        let store = Store::new(db.pool.clone(), keys.clone());
+        store::keys::record_configured(&store).await?;
+        let missing = store::keys::missing_in_use(&store).await?;
+        if !missing.is_empty() {
+            bail!(
+                "stored data is encrypted with key(s) {} which are not configured: add them to \
+                 MUTASK_ENCRYPTION_KEYS (or restore the key file in the data dir)",
+                missing.join(", ")
+            );
+        }
+        sync_templates(&store, &config, strict).await?;
+        let instance = InstanceId::new();
+        store::instance::register(&store, instance, role.as_str()).await?;
+        Ok::<_, anyhow::Error>((store, instance))
+    }
+    .await;
+    let (store, instance) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            db.close().await;
+            return Err(e);
+        }
+    };
+
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = store::instance::deregister(&store, instance).await;
+            db.close().await;
+            return Err(e).with_context(|| format!("listening on {} (MUTASK_LISTEN)", config.listen));
+        }
+    };
+    let addr = listener.local_addr()?;
+    let state = AppState {
+        store: store.clone(),
+        config: Arc::new(config),
+        auth,
+        renderer: Arc::new(template::render::Renderer::new(template::render::RenderOptions::default())),
+        draining: Arc::new(AtomicBool::new(false)),
+    };
+    let cancel = CancellationToken::new();
+    let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let token = cancel.clone();
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await
+        {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    let hb_store = store.clone();
+    let heartbeat = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = store::instance::heartbeat(&hb_store, instance, role.as_str()).await {
+                tracing::warn!(error = %e, "instance heartbeat failed");
+            }
+        }
+    });
+    Ok(Running { addr, state, instance, cancel, server, heartbeat, db })
+}

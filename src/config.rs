@@ -1,0 +1,575 @@
+//! Configuration: one [`Config`] built from command-line flags, `MUTASK_*` environment variables
+//! and an optional TOML file, validated once at startup.
+//!
+//! Precedence: flag > environment > config file (`--config` / `MUTASK_CONFIG`) > default. Every
+//! invalid value stops startup with a [`ConfigError`] that names the setting by its environment
+//! name and flag (e.g. `MUTASK_LISTEN (--listen)`). Secrets (encryption keys, basic-auth
+//! passwords, database URL) are never printed by `Debug`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+/// Default HTTP address (loopback only).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8081";
+/// Default request body limit (µTask's default, 256 KiB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// `mutask` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mutask",
+    version,
+    about = "A PostgreSQL-backed, multi-instance automation engine compatible with µTask",
+    long_about = None,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API and the engine (with an embedded PostgreSQL when no database URL is set).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Work with task templates.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+    /// Work with encryption keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `mutask serve` options.
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Which parts to run in this process: the API, the engine (worker), or both.
+    #[arg(long, env = "MUTASK_ROLE", value_enum, default_value_t = Role::All)]
+    pub role: Role,
+    /// Refuse to start when any template has a problem (default: report and skip it).
+    #[arg(long, env = "MUTASK_STRICT")]
+    pub strict: bool,
+}
+
+/// `mutask template …`
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// Validate template files; prints every problem with file:line:column, exits 1 on errors.
+    Validate {
+        /// Template files or directories.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// `mutask keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new encryption key entry (`id:base64`) to add to MUTASK_ENCRYPTION_KEYS.
+    Generate,
+}
+
+/// What a `serve` process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// API and engine.
+    All,
+    /// HTTP API only (no claiming of work).
+    Api,
+    /// Engine only (still serves health and metrics).
+    Worker,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Api => "api",
+            Role::Worker => "worker",
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings shared by every subcommand; each is a flag, an env var and a config-file key.
+#[derive(Args, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// TOML configuration file; its keys are these settings' names in snake_case.
+    #[arg(long, env = "MUTASK_CONFIG", global = true)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// PostgreSQL URL shared by all instances [default: embedded PostgreSQL under the data dir].
+    #[arg(long, env = "MUTASK_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Directory for the embedded cluster, the generated key and local state [default: ./.mutask].
+    #[arg(long, env = "MUTASK_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// HTTP listen address (API, UI, docs, metrics) [default: 127.0.0.1:8081].
+    #[arg(long, env = "MUTASK_LISTEN", global = true)]
+    pub listen: Option<String>,
+    /// Task templates directory [default: ./templates].
+    #[arg(long, env = "MUTASK_TEMPLATES_DIR", global = true)]
+    pub templates_dir: Option<PathBuf>,
+    /// Functions directory [default: ./functions].
+    #[arg(long, env = "MUTASK_FUNCTIONS_DIR", global = true)]
+    pub functions_dir: Option<PathBuf>,
+    /// Plugins directory [default: ./plugins].
+    #[arg(long, env = "MUTASK_PLUGINS_DIR", global = true)]
+    pub plugins_dir: Option<PathBuf>,
+    /// Scripts directory for the script action [default: ./scripts].
+    #[arg(long, env = "MUTASK_SCRIPTS_DIR", global = true)]
+    pub scripts_dir: Option<PathBuf>,
+    /// Encryption key ring `id:base64,…`; the last key encrypts [default: a key generated into the data dir].
+    #[arg(long, env = "MUTASK_ENCRYPTION_KEYS", global = true, hide_env_values = true)]
+    pub encryption_keys: Option<String>,
+    /// Comma-separated admin usernames.
+    #[arg(long, env = "MUTASK_ADMIN_USERNAMES", global = true)]
+    pub admin_usernames: Option<String>,
+    /// Basic-auth users, comma-separated `user:password` or `user:<argon2 or bcrypt hash>`
+    /// [default: an `admin` user whose password is generated into the data dir].
+    #[arg(long, env = "MUTASK_BASIC_AUTH", global = true, hide_env_values = true)]
+    pub basic_auth: Option<String>,
+    /// Comma-separated addresses or CIDR ranges allowed to assert x-remote-user / x-remote-groups.
+    #[arg(long, env = "MUTASK_TRUSTED_PROXIES", global = true)]
+    pub trusted_proxies: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "MUTASK_LOG_FORMAT", global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Maximum request body size in bytes [default: 262144].
+    #[arg(long, env = "MUTASK_MAX_BODY_BYTES", global = true)]
+    pub max_body_bytes: Option<usize>,
+    /// Directory holding initdb/pg_ctl/postgres for the embedded cluster [default: searched].
+    #[arg(long, env = "MUTASK_PG_BIN_DIR", global = true)]
+    pub pg_bin_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("config", &self.config)
+            .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("encryption_keys", &self.encryption_keys.as_ref().map(|_| "<set>"))
+            .field("basic_auth", &self.basic_auth.as_ref().map(|_| "<set>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A configuration problem, naming the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {setting}: {message}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub message: String,
+}
+
+fn err(setting: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError { setting: setting.to_string(), message: message.into() }
+}
+
+/// One basic-auth user.
+#[derive(Clone)]
+pub struct BasicAuthUser {
+    pub username: String,
+    pub secret: PasswordCheck,
+}
+
+/// How a basic-auth password is checked.
+#[derive(Clone)]
+pub enum PasswordCheck {
+    /// Plain text (a warning is logged at startup).
+    Plain(String),
+    /// An argon2 PHC string.
+    Argon2(String),
+    /// A bcrypt hash.
+    Bcrypt(String),
+}
+
+impl std::fmt::Debug for BasicAuthUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.secret {
+            PasswordCheck::Plain(_) => "plain",
+            PasswordCheck::Argon2(_) => "argon2",
+            PasswordCheck::Bcrypt(_) => "bcrypt",
+        };
+        write!(f, "BasicAuthUser({}, {kind})", self.username)
+    }
+}
+
+/// A trusted proxy address or range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpRange {
+    pub fn parse(s: &str) -> Result<IpRange, String> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim().parse().map_err(|_| format!("`{s}` is not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{s}`: prefix length must be 0..={max}"))?,
+            None => max,
+        };
+        Ok(IpRange { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix) };
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Clone)]
+pub struct Config {
+    /// `None`: use the embedded PostgreSQL cluster under `data_dir`.
+    pub database_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub templates_dir: PathBuf,
+    pub functions_dir: PathBuf,
+    pub plugins_dir: PathBuf,
+    pub scripts_dir: PathBuf,
+    /// Raw key-ring spec; `None` → the key file in the data dir (generated on first start).
+    pub encryption_keys: Option<String>,
+    pub admin_usernames: Vec<String>,
+    /// `None`: not configured (a generated admin is used when no proxy is trusted either).
+    pub basic_auth: Option<Vec<BasicAuthUser>>,
+    pub trusted_proxies: Vec<IpRange>,
+    pub log_format: LogFormat,
+    pub max_body_bytes: usize,
+    pub pg_bin_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("templates_dir", &self.templates_dir)
+            .field("admin_usernames", &self.admin_usernames)
+            .field("basic_auth", &self.basic_auth)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .finish_non_exhaustive()
+    }
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()
+}
+
+fn is_user_name(s: &str) -> bool {
+    !s.trim().is_empty()
+        && s.trim().chars().all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
+}
+
+/// Splits the `MUTASK_BASIC_AUTH` list on commas, keeping commas that belong to a password or a
+/// hash (argon2 hashes contain `m=…,t=…,p=…`): a new entry starts only at `name:`.
+fn split_entries(spec: &str) -> Vec<String> {
+    let mut entries: Vec<String> = Vec::new();
+    for seg in spec.split(',') {
+        let starts_entry = seg.split_once(':').is_some_and(|(u, _)| is_user_name(u));
+        match entries.last_mut() {
+            Some(last) if !starts_entry => {
+                last.push(',');
+                last.push_str(seg);
+            }
+            _ => entries.push(seg.to_string()),
+        }
+    }
+    entries.into_iter().map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect()
+}
+
+/// Parses `MUTASK_BASIC_AUTH`.
+pub fn parse_basic_auth(spec: &str) -> Result<Vec<BasicAuthUser>, String> {
+    let mut users: Vec<BasicAuthUser> = Vec::new();
+    for (i, entry) in split_entries(spec).iter().enumerate() {
+        let (user, secret) = entry
+            .split_once(':')
+            .ok_or_else(|| format!("entry #{} has no `:` between user and password", i + 1))?;
+        let user = user.trim();
+        if !is_user_name(user) {
+            return Err(format!("entry #{}: `{user}` is not a valid user name", i + 1));
+        }
+        if secret.is_empty() {
+            return Err(format!("user `{user}` has an empty password"));
+        }
+        if users.iter().any(|u| u.username == user) {
+            return Err(format!("user `{user}` is listed twice"));
+        }
+        let secret = if secret.starts_with("$argon2") {
+            let parsed = argon2::PasswordHash::new(secret)
+                .map_err(|e| format!("user `{user}`: invalid argon2 hash ({e})"))?;
+            if parsed.hash.is_none() || parsed.salt.is_none() {
+                return Err(format!("user `{user}`: invalid argon2 hash (no salt or hash)"));
+            }
+            PasswordCheck::Argon2(secret.to_string())
+        } else if secret.starts_with("$2a$") || secret.starts_with("$2b$") || secret.starts_with("$2y$")
+        {
+            if secret.len() != 60 {
+                return Err(format!("user `{user}`: invalid bcrypt hash (expected 60 characters)"));
+            }
+            PasswordCheck::Bcrypt(secret.to_string())
+        } else {
+            PasswordCheck::Plain(secret.to_string())
+        };
+        users.push(BasicAuthUser { username: user.to_string(), secret });
+    }
+    if users.is_empty() {
+        return Err("no user listed".into());
+    }
+    Ok(users)
+}
+
+impl Settings {
+    /// Fills every unset setting from the config file, if one is given.
+    pub fn merge_file(mut self) -> Result<Settings, ConfigError> {
+        let Some(path) = self.config.clone() else { return Ok(self) };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| err("MUTASK_CONFIG (--config)", format!("cannot read {}: {e}", path.display())))?;
+        let file: Settings = toml::from_str(&text).map_err(|e| {
+            err("MUTASK_CONFIG (--config)", format!("{}: {}", path.display(), e.to_string().trim()))
+        })?;
+        macro_rules! fill {
+            ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = file.$f; } )* };
+        }
+        fill!(
+            database_url, data_dir, listen, templates_dir, functions_dir, plugins_dir, scripts_dir,
+            encryption_keys, admin_usernames, basic_auth, trusted_proxies, log_format,
+            max_body_bytes, pg_bin_dir
+        );
+        Ok(self)
+    }
+
+    /// Applies defaults and validates every setting.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let s = self.merge_file()?;
+        let listen_text = s.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            err("MUTASK_LISTEN (--listen)", format!("`{listen_text}` is not an address like 127.0.0.1:8081"))
+        })?;
+        let database_url = match s.database_url.map(|u| u.trim().to_string()) {
+            Some(u) if u.is_empty() => None,
+            Some(u) => {
+                use std::str::FromStr;
+                if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                    return Err(err(
+                        "MUTASK_DATABASE_URL (--database-url)",
+                        "must start with postgres:// or postgresql://",
+                    ));
+                }
+                sqlx::postgres::PgConnectOptions::from_str(&u).map_err(|e| {
+                    err(
+                        "MUTASK_DATABASE_URL (--database-url)",
+                        format!("not a PostgreSQL URL ({})", redact_url_error(&e.to_string(), &u)),
+                    )
+                })?;
+                Some(u)
+            }
+            None => None,
+        };
+        if let Some(keys) = &s.encryption_keys {
+            crate::crypto::KeyRing::parse(keys)
+                .map_err(|e| err("MUTASK_ENCRYPTION_KEYS (--encryption-keys)", e.to_string()))?;
+        }
+        let basic_auth = match &s.basic_auth {
+            Some(b) if !b.trim().is_empty() => Some(
+                parse_basic_auth(b).map_err(|e| err("MUTASK_BASIC_AUTH (--basic-auth)", e))?,
+            ),
+            _ => None,
+        };
+        let trusted_proxies = split_list(s.trusted_proxies.as_deref().unwrap_or(""))
+            .iter()
+            .map(|p| IpRange::parse(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| err("MUTASK_TRUSTED_PROXIES (--trusted-proxies)", e))?;
+        let max_body_bytes = s.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if !(1024..=10 * 1024 * 1024).contains(&max_body_bytes) {
+            return Err(err(
+                "MUTASK_MAX_BODY_BYTES (--max-body-bytes)",
+                format!("{max_body_bytes} is outside 1024..=10485760"),
+            ));
+        }
+        if let Some(dir) = &s.pg_bin_dir
+            && !dir.is_dir()
+        {
+            return Err(err(
+                "MUTASK_PG_BIN_DIR (--pg-bin-dir)",
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        let data_dir = s.data_dir.unwrap_or_else(|| PathBuf::from(".mutask"));
+        if data_dir.exists() && !data_dir.is_dir() {
+            return Err(err(
+                "MUTASK_DATA_DIR (--data-dir)",
+                format!("{} exists and is not a directory", data_dir.display()),
+            ));
+        }
+        Ok(Config {
+            database_url,
+            data_dir,
+            listen,
+            templates_dir: s.templates_dir.unwrap_or_else(|| PathBuf::from("templates")),
+            functions_dir: s.functions_dir.unwrap_or_else(|| PathBuf::from("functions")),
+            plugins_dir: s.plugins_dir.unwrap_or_else(|| PathBuf::from("plugins")),
+            scripts_dir: s.scripts_dir.unwrap_or_else(|| PathBuf::from("scripts")),
+            encryption_keys: s.encryption_keys,
+            admin_usernames: split_list(s.admin_usernames.as_deref().unwrap_or("")),
+            basic_auth,
+            trusted_proxies,
+            log_format: s.log_format.unwrap_or(LogFormat::Text),
+            max_body_bytes,
+            pg_bin_dir: s.pg_bin_dir,
+        })
+    }
+}
+
+/// Removes a password from an error message that might quote the URL.
+fn redact_url_error(message: &str, url: &str) -> String {
+    match url::Url::parse(url).ok().and_then(|u| u.password().map(str::to_string)) {
+        Some(pw) if !pw.is_empty() => message.replace(&pw, "***"),
+        _ => message.to_string(),
+    }
+}
+
+impl Config {
+    /// A configuration for tests: loopback on a free port chosen by the OS, given dirs.
+    pub fn for_tests(data_dir: &Path, database_url: Option<String>) -> Config {
+        Config {
+            database_url,
+            data_dir: data_dir.to_path_buf(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            templates_dir: data_dir.join("templates"),
+            functions_dir: data_dir.join("functions"),
+            plugins_dir: data_dir.join("plugins"),
+            scripts_dir: data_dir.join("scripts"),
+            encryption_keys: None,
+            admin_usernames: vec!["admin".into()],
+            basic_auth: None,
+            trusted_proxies: Vec::new(),
+            log_format: LogFormat::Text,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            pg_bin_dir: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut full = vec!["mutask"];
+        full.extend_from_slice(args);
+        full.push("migrate");
+        Cli::try_parse_from(full).expect("cli parses").settings.resolve()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.data_dir, PathBuf::from(".mutask"));
+        assert_eq!(c.max_body_bytes, 256 * 1024);
+        assert!(c.database_url.is_none() && c.basic_auth.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--listen", "nope"], "MUTASK_LISTEN"),
+            (&["--database-url", "mysql://x"], "MUTASK_DATABASE_URL"),
+            (&["--encryption-keys", "k:short"], "MUTASK_ENCRYPTION_KEYS"),
+            (&["--basic-auth", "nocolon"], "MUTASK_BASIC_AUTH"),
+            (&["--trusted-proxies", "10.0.0.0/99"], "MUTASK_TRUSTED_PROXIES"),
+            (&["--max-body-bytes", "10"], "MUTASK_MAX_BODY_BYTES"),
+            (&["--pg-bin-dir", "/does/not/exist"], "MUTASK_PG_BIN_DIR"),
+        ];
+        for (args, setting) in cases {
+            let e = parse(args).unwrap_err().to_string();
+            assert!(e.contains(setting), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn file_fills_unset_values_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("mutask.toml");
+        std::fs::write(&f, "listen = \"127.0.0.1:9000\"\nadmin_usernames = \"a,b\"\n").unwrap();
+        let c = parse(&["--config", f.to_str().unwrap()]).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.admin_usernames, ["a", "b"]);
+        let c = parse(&["--config", f.to_str().unwrap(), "--listen", "127.0.0.1:9001"]).unwrap();
+        assert_eq!(c.listen.port(), 9001);
+        std::fs::write(&f, "lisen = \"x\"\n").unwrap();
+        let e = parse(&["--config", f.to_str().unwrap()]).unwrap_err().to_string();
+        assert!(e.contains("MUTASK_CONFIG") && e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn basic_auth_kinds() {
+        let users = parse_basic_auth("a:pw,with,commas, b:$2b$12$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0").unwrap();
+        assert!(matches!(&users[0].secret, PasswordCheck::Plain(p) if p == "pw,with,commas"));
+        assert!(matches!(users[1].secret, PasswordCheck::Bcrypt(_)));
+        let argon = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$W0l4wFqYpDJ6DkEQhQ2mD1O2VpvxJ8FpZz5fQ1dTy8E";
+        let users = parse_basic_auth(&format!("x:{argon},y:pw")).unwrap();
+        assert!(matches!(&users[0].secret, PasswordCheck::Argon2(h) if h == argon));
+        assert_eq!(users[1].username, "y");
+        assert!(parse_basic_auth("a:$argon2id$garbage").is_err());
+        assert!(parse_basic_auth("a:x,a:y").unwrap_err().contains("twice"));
+    }
+
+    #[test]
+    fn ip_ranges() {
+        let r = IpRange::parse("10.1.0.0/16").unwrap();
+        assert!(r.contains("10.1.2.3".parse().unwrap()));
+        assert!(!r.contains("10.2.0.1".parse().unwrap()));
+        assert!(r.contains("::ffff:10.1.9.9".parse().unwrap()));
+        let one = IpRange::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        assert!(IpRange::parse("::1").unwrap().contains("::1".parse().unwrap()));
+    }
+}

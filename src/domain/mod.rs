@@ -1,0 +1,12 @@
+//! Plain domain types with no IO: id newtypes and the state enums of tasks, resolutions and steps.
+//!
+//! States are enums end to end: each maps to the exact text stored in PostgreSQL (where a CHECK
+//! constraint lists the same values) and shown by the API. Custom step states declared by a
+//! template are the single `StepState::Custom` variant. See `docs/state-machine.md`.
+
+pub mod duration;
+pub mod ids;
+pub mod state;
+
+pub use ids::{BatchId, CommentId, InstanceId, ResolutionId, TaskId};
+pub use state::{ResolutionState, StepState, TaskState, UnknownState};

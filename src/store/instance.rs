@@ -1,0 +1,52 @@
+//! `instance`: running mutask processes and their heartbeats.
+//!
+//! Each process registers at startup and refreshes `heartbeat` periodically; an instance whose
+//! heartbeat is older than the configured limit is considered dead by the others (crash recovery
+//! in the engine uses this). A clean shutdown deletes the row.
+
+use crate::domain::InstanceId;
+
+use super::{Store, StoreError};
+
+/// Registers this process.
+pub async fn register(store: &Store, id: InstanceId, role: &str) -> Result<(), StoreError> {
+    let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    sqlx::query("INSERT INTO instance (id, hostname, pid, version, role) VALUES ($1, $2, $3, $4, $5)")
+        .bind(id)
+        .bind(host)
+        .bind(std::process::id() as i32)
+        .bind(env!("CARGO_PKG_VERSION"))
+        .bind(role)
+        .execute(&store.pool)
+        .await?;
+    Ok(())
+}
+
+/// Refreshes the heartbeat; re-registers if another instance removed the row as dead.
+pub async fn heartbeat(store: &Store, id: InstanceId, role: &str) -> Result<(), StoreError> {
+    let n = sqlx::query("UPDATE instance SET heartbeat = now() WHERE id = $1")
+        .bind(id)
+        .execute(&store.pool)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        register(store, id, role).await?;
+    }
+    Ok(())
+}
+
+/// Removes this instance's row (clean shutdown).
+pub async fn deregister(store: &Store, id: InstanceId) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM instance WHERE id = $1").bind(id).execute(&store.pool).await?;
+    Ok(())
+}
+
+/// Number of instances whose heartbeat is recent.
+pub async fn count_alive(store: &Store, max_age_secs: i64) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM instance WHERE heartbeat > now() - make_interval(secs => $1)",
+    )
+    .bind(max_age_secs as f64)
+    .fetch_one(&store.pool)
+    .await?)
+}

@@ -1,0 +1,52 @@
+//! All SQL lives here (house rule 3), one file per table; call sites read noun then verb:
+//! `store::task::create`, `store::template::upsert`.
+//!
+//! Invariants: every secret column is sealed here with the [`KeyRing`](crate::crypto::KeyRing)
+//! (AAD = table, column, row id) before it leaves the process, and opened here on the way back;
+//! transactions are short and never span an action's execution; state changes are guarded
+//! UPDATEs that name the expected state (house rule 1).
+
+pub mod comment;
+pub mod db;
+pub mod embedded;
+pub mod instance;
+pub mod keys;
+pub mod resolution;
+pub mod task;
+pub mod template;
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::crypto::{CryptoError, KeyRing};
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(String),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+/// The pool and the key ring: everything a store function needs.
+#[derive(Clone)]
+pub struct Store {
+    pub pool: PgPool,
+    pub keys: Arc<KeyRing>,
+}
+
+impl Store {
+    pub fn new(pool: PgPool, keys: Arc<KeyRing>) -> Store {
+        Store { pool, keys }
+    }
+}

@@ -1,0 +1,534 @@
+//! `resolution` and `step`: the execution record of a task.
+//!
+//! Resolver inputs are sealed (AAD `resolution.resolver_input_enc.<id>`); each step is its own
+//! row with its definition, output, metadata, error and children sealed (AAD
+//! `step.<column>.<resolution id>/<step name>`), so updating one step never rewrites the others.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgConnection;
+
+use crate::crypto::{Aad, KeyRing};
+use crate::domain::{ResolutionId, ResolutionState, StepState, TaskId};
+
+use super::StoreError;
+
+/// A resolution to insert.
+#[derive(Debug, Clone)]
+pub struct NewResolution {
+    pub id: ResolutionId,
+    pub state: ResolutionState,
+    pub resolver_username: Option<String>,
+    pub run_max: i32,
+    pub next_retry: Option<DateTime<Utc>>,
+    pub resolver_input: Value,
+    pub steps: Vec<NewStep>,
+}
+
+/// A step to insert.
+#[derive(Debug, Clone)]
+pub struct NewStep {
+    pub name: String,
+    pub state: StepState,
+    /// The step's definition (action, configuration, conditions…), sealed.
+    pub definition: Value,
+}
+
+/// The row id used in a step's AAD.
+pub fn step_row(resolution: ResolutionId, name: &str) -> String {
+    format!("{resolution}/{name}")
+}
+
+/// Inserts a resolution and its steps inside an open transaction.
+pub async fn insert(
+    conn: &mut PgConnection,
+    keys: &KeyRing,
+    task: TaskId,
+    r: &NewResolution,
+) -> Result<(), StoreError> {
+    let row = r.id.to_string();
+    let resolver_input_enc = keys.seal_json(
+        Aad { table: "resolution", column: "resolver_input_enc", row: &row },
+        &r.resolver_input,
+    )?;
+    sqlx::query(
+        "INSERT INTO resolution (id, task_id, resolver_username, state, run_max, next_retry, resolver_input_enc)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(r.id)
+    .bind(task)
+    .bind(&r.resolver_username)
+    .bind(r.state.as_str())
+    .bind(r.run_max)
+    .bind(r.next_retry)
+    .bind(resolver_input_enc)
+    .execute(&mut *conn)
+    .await?;
+    if r.steps.is_empty() {
+        return Ok(());
+    }
+    let mut names = Vec::with_capacity(r.steps.len());
+    let mut positions = Vec::with_capacity(r.steps.len());
+    let mut states = Vec::with_capacity(r.steps.len());
+    let mut defs = Vec::with_capacity(r.steps.len());
+    for (i, s) in r.steps.iter().enumerate() {
+        let srow = step_row(r.id, &s.name);
+        defs.push(keys.seal_json(
+            Aad { table: "step", column: "definition_enc", row: &srow },
+            &s.definition,
+        )?);
+        names.push(s.name.clone());
+        positions.push(i as i32);
+        states.push(s.state.as_str().to_string());
+    }
+    sqlx::query(
+        "INSERT INTO step (resolution_id, name, position, state, definition_enc)
+         SELECT $1, * FROM unnest($2::text[], $3::int[], $4::text[], $5::bytea[])",
+    )
+    .bind(r.id)
+    .bind(&names)
+    .bind(&positions)
+    .bind(&states)
+    .bind(&defs)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE task SET steps_total = $2 WHERE id = $1")
+        .bind(task)
+        .bind(r.steps.len() as i32)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// A stored step, every sealed column opened.
+#[derive(Debug, Clone)]
+pub struct StepRecord {
+    pub name: String,
+    pub position: i32,
+    pub state: StepState,
+    pub try_count: i32,
+    pub last_run: Option<DateTime<Utc>>,
+    pub definition: Value,
+    pub output: Option<Value>,
+    pub metadata: Option<Value>,
+    pub error: Option<String>,
+    pub children: Option<Value>,
+}
+
+/// A stored resolution, resolver inputs opened.
+#[derive(Debug, Clone)]
+pub struct ResolutionRecord {
+    pub id: ResolutionId,
+    pub task_id: TaskId,
+    pub resolver_username: Option<String>,
+    pub state: ResolutionState,
+    pub owner_instance: Option<crate::domain::InstanceId>,
+    pub claim_attempt: i64,
+    pub created: DateTime<Utc>,
+    pub last_start: Option<DateTime<Utc>>,
+    pub last_stop: Option<DateTime<Utc>>,
+    pub next_retry: Option<DateTime<Utc>>,
+    pub run_count: i32,
+    pub run_max: i32,
+    pub resolver_input: Value,
+}
+
+type ResolutionRow = (
+    ResolutionId,
+    TaskId,
+    Option<String>,
+    String,
+    Option<crate::domain::InstanceId>,
+    i64,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    i32,
+    i32,
+    Vec<u8>,
+);
+
+fn open_resolution(keys: &KeyRing, r: ResolutionRow) -> Result<ResolutionRecord, StoreError> {
+    let row = r.0.to_string();
+    let resolver_input = keys.open_json(
+        Aad { table: "resolution", column: "resolver_input_enc", row: &row },
+        &r.12,
+    )?;
+    Ok(ResolutionRecord {
+        id: r.0,
+        task_id: r.1,
+        resolver_username: r.2,
+        state: r.3.parse().map_err(|e| StoreError::Corrupt(format!("resolution {row}: {e}")))?,
+        owner_instance: r.4,
+        claim_attempt: r.5,
+        created: r.6,
+        last_start: r.7,
+        last_stop: r.8,
+        next_retry: r.9,
+        run_count: r.10,
+        run_max: r.11,
+        resolver_input,
+    })
+}
+
+macro_rules! resolution_columns {
+    () => {
+        "id, task_id, resolver_username, state, owner_instance, claim_attempt, created, last_start,
+         last_stop, next_retry, run_count, run_max, resolver_input_enc"
+    };
+}
+
+/// One resolution by id.
+pub async fn get(store: &super::Store, id: ResolutionId) -> Result<Option<ResolutionRecord>, StoreError> {
+    let row: Option<ResolutionRow> =
+        sqlx::query_as(concat!("SELECT ", resolution_columns!(), " FROM resolution WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&store.pool)
+            .await?;
+    row.map(|r| open_resolution(&store.keys, r)).transpose()
+}
+
+/// The resolution of a task.
+pub async fn get_by_task(store: &super::Store, task: TaskId) -> Result<Option<ResolutionRecord>, StoreError> {
+    let row: Option<ResolutionRow> =
+        sqlx::query_as(concat!("SELECT ", resolution_columns!(), " FROM resolution WHERE task_id = $1"))
+            .bind(task)
+            .fetch_optional(&store.pool)
+            .await?;
+    row.map(|r| open_resolution(&store.keys, r)).transpose()
+}
+
+fn open_opt(keys: &KeyRing, column: &str, row: &str, v: Option<Vec<u8>>) -> Result<Option<Value>, StoreError> {
+    match v {
+        Some(b) => Ok(Some(keys.open_json(Aad { table: "step", column, row }, &b)?)),
+        None => Ok(None),
+    }
+}
+
+type StepRow = (
+    String,
+    i32,
+    String,
+    i32,
+    Option<DateTime<Utc>>,
+    Vec<u8>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+);
+
+/// Every step of a resolution, in position order.
+pub async fn steps(store: &super::Store, id: ResolutionId) -> Result<Vec<StepRecord>, StoreError> {
+    let rows: Vec<StepRow> = sqlx::query_as(
+        "SELECT name, position, state, try_count, last_run, definition_enc, output_enc, metadata_enc,
+                error_enc, children_enc
+         FROM step WHERE resolution_id = $1 ORDER BY position, name",
+    )
+    .bind(id)
+    .fetch_all(&store.pool)
+    .await?;
+    let keys = &store.keys;
+    rows.into_iter()
+        .map(|r| {
+            let srow = step_row(id, &r.0);
+            let definition =
+                keys.open_json(Aad { table: "step", column: "definition_enc", row: &srow }, &r.5)?;
+            let error = match open_opt(keys, "error_enc", &srow, r.8)? {
+                Some(Value::String(s)) => Some(s),
+                Some(other) => Some(other.to_string()),
+                None => None,
+            };
+            Ok(StepRecord {
+                state: StepState::parse(&r.2),
+                name: r.0,
+                position: r.1,
+                try_count: r.3,
+                last_run: r.4,
+                definition,
+                output: open_opt(keys, "output_enc", &srow, r.6)?,
+                metadata: open_opt(keys, "metadata_enc", &srow, r.7)?,
+                error,
+                children: open_opt(keys, "children_enc", &srow, r.9)?,
+            })
+        })
+        .collect()
+}
+
+/// Proof of ownership of a running resolution: every write names it (fencing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    pub resolution: ResolutionId,
+    pub owner: crate::domain::InstanceId,
+    pub attempt: i64,
+}
+
+/// Why a resolution could not be started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartRefused {
+    NotFound,
+    Cancelled,
+    AlreadyRunning,
+    AlreadyDone,
+}
+
+/// Starts a cycle: RUNNING, owned by `owner`, `claim_attempt + 1`, `run_count + 1` — one guarded
+/// UPDATE; refuses CANCELLED, RUNNING and DONE resolutions.
+pub async fn start_cycle(
+    store: &super::Store,
+    id: ResolutionId,
+    owner: crate::domain::InstanceId,
+    lease: std::time::Duration,
+) -> Result<Result<(Claim, ResolutionState), StartRefused>, StoreError> {
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "UPDATE resolution r SET state = 'RUNNING', owner_instance = $2, claim_attempt = r.claim_attempt + 1,
+                run_count = r.run_count + 1, last_start = now(), updated = now(),
+                lease_expires = now() + make_interval(secs => $3)
+           FROM resolution old
+          WHERE r.id = $1 AND old.id = r.id AND r.state NOT IN ('CANCELLED', 'RUNNING', 'DONE')
+         RETURNING r.claim_attempt, old.state",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(lease.as_secs_f64())
+    .fetch_optional(&store.pool)
+    .await?;
+    if let Some((attempt, previous)) = row {
+        let previous = previous
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("resolution {id}: {e}")))?;
+        return Ok(Ok((Claim { resolution: id, owner, attempt }, previous)));
+    }
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM resolution WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&store.pool)
+        .await?;
+    Ok(Err(match state.as_deref() {
+        None => StartRefused::NotFound,
+        Some("CANCELLED") => StartRefused::Cancelled,
+        Some("DONE") => StartRefused::AlreadyDone,
+        _ => StartRefused::AlreadyRunning,
+    }))
+}
+
+/// A step's full runtime state to write.
+#[derive(Debug, Clone)]
+pub struct StepWrite {
+    pub name: String,
+    pub position: i32,
+    pub state: StepState,
+    pub try_count: i32,
+    pub last_run: Option<DateTime<Utc>>,
+    pub definition: Value,
+    pub output: Option<Value>,
+    pub metadata: Option<Value>,
+    pub error: Option<String>,
+    pub children: Option<Value>,
+}
+
+/// The write was refused: this instance no longer owns the resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("lost ownership of resolution {0}")]
+pub struct LostClaim(pub ResolutionId);
+
+async fn check_claim(conn: &mut PgConnection, claim: &Claim) -> Result<bool, StoreError> {
+    let ok: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM resolution WHERE id = $1 AND owner_instance = $2 AND claim_attempt = $3 AND state = 'RUNNING'
+         FOR NO KEY UPDATE",
+    )
+    .bind(claim.resolution)
+    .bind(claim.owner)
+    .bind(claim.attempt)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(ok.is_some())
+}
+
+fn seal_opt(keys: &KeyRing, column: &str, row: &str, v: &Option<Value>) -> Result<Option<Vec<u8>>, StoreError> {
+    match v {
+        Some(v) => Ok(Some(keys.seal_json(Aad { table: "step", column, row }, v)?)),
+        None => Ok(None),
+    }
+}
+
+/// Upserts steps and deletes `removed` ones, only while `claim` holds (fenced).
+pub async fn write_steps(
+    store: &super::Store,
+    claim: &Claim,
+    steps: &[StepWrite],
+    removed: &[String],
+    task_steps_done: Option<i32>,
+) -> Result<Result<(), LostClaim>, StoreError> {
+    let mut tx = store.pool.begin().await?;
+    if !check_claim(&mut tx, claim).await? {
+        return Ok(Err(LostClaim(claim.resolution)));
+    }
+    write_steps_in(&mut tx, &store.keys, claim.resolution, steps, removed).await?;
+    if let Some(done) = task_steps_done {
+        sqlx::query(
+            "UPDATE task SET steps_done = $2, last_activity = now()
+             WHERE id = (SELECT task_id FROM resolution WHERE id = $1)",
+        )
+        .bind(claim.resolution)
+        .bind(done)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+async fn write_steps_in(
+    conn: &mut PgConnection,
+    keys: &KeyRing,
+    id: ResolutionId,
+    steps: &[StepWrite],
+    removed: &[String],
+) -> Result<(), StoreError> {
+    if !removed.is_empty() {
+        sqlx::query("DELETE FROM step WHERE resolution_id = $1 AND name = ANY($2)")
+            .bind(id)
+            .bind(removed)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for s in steps {
+        let row = step_row(id, &s.name);
+        let def = keys.seal_json(Aad { table: "step", column: "definition_enc", row: &row }, &s.definition)?;
+        let error = s.error.as_ref().map(|e| Value::String(e.clone()));
+        sqlx::query(
+            "INSERT INTO step (resolution_id, name, position, state, try_count, last_run, definition_enc,
+                               output_enc, metadata_enc, error_enc, children_enc, updated)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
+             ON CONFLICT (resolution_id, name) DO UPDATE SET position = EXCLUDED.position,
+                 state = EXCLUDED.state, try_count = EXCLUDED.try_count, last_run = EXCLUDED.last_run,
+                 definition_enc = EXCLUDED.definition_enc, output_enc = EXCLUDED.output_enc,
+                 metadata_enc = EXCLUDED.metadata_enc, error_enc = EXCLUDED.error_enc,
+                 children_enc = EXCLUDED.children_enc, updated = now()",
+        )
+        .bind(id)
+        .bind(&s.name)
+        .bind(s.position)
+        .bind(s.state.as_str())
+        .bind(s.try_count)
+        .bind(s.last_run)
+        .bind(def)
+        .bind(seal_opt(keys, "output_enc", &row, &s.output)?)
+        .bind(seal_opt(keys, "metadata_enc", &row, &s.metadata)?)
+        .bind(seal_opt(keys, "error_enc", &row, &error)?)
+        .bind(seal_opt(keys, "children_enc", &row, &s.children)?)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The end of a cycle, written in one transaction (fenced by the claim).
+#[derive(Debug, Clone)]
+pub struct CycleEnd {
+    pub state: ResolutionState,
+    pub next_retry: Option<DateTime<Utc>>,
+    pub task_state: crate::domain::TaskState,
+    pub task_result: Option<Value>,
+    pub steps_done: i32,
+    pub task_tags: Option<Value>,
+}
+
+/// Writes the final state of a cycle: steps, resolution, task; releases ownership.
+pub async fn end_cycle(
+    store: &super::Store,
+    claim: &Claim,
+    steps: &[StepWrite],
+    removed: &[String],
+    end: &CycleEnd,
+) -> Result<Result<(), LostClaim>, StoreError> {
+    let mut tx = store.pool.begin().await?;
+    if !check_claim(&mut tx, claim).await? {
+        return Ok(Err(LostClaim(claim.resolution)));
+    }
+    write_steps_in(&mut tx, &store.keys, claim.resolution, steps, removed).await?;
+    sqlx::query(
+        "UPDATE resolution SET state = $2, next_retry = $3, last_stop = now(), owner_instance = NULL,
+                lease_expires = NULL, updated = now()
+         WHERE id = $1",
+    )
+    .bind(claim.resolution)
+    .bind(end.state.as_str())
+    .bind(end.next_retry)
+    .execute(&mut *tx)
+    .await?;
+    let task_id: TaskId = sqlx::query_scalar("SELECT task_id FROM resolution WHERE id = $1")
+        .bind(claim.resolution)
+        .fetch_one(&mut *tx)
+        .await?;
+    let result_enc = match &end.task_result {
+        Some(r) => Some(store.keys.seal_json(
+            Aad { table: "task", column: "result_enc", row: &task_id.to_string() },
+            r,
+        )?),
+        None => None,
+    };
+    sqlx::query(
+        "UPDATE task SET state = $2, steps_done = $3, result_enc = COALESCE($4, result_enc),
+                tags = COALESCE($5, tags), last_activity = now()
+         WHERE id = $1",
+    )
+    .bind(task_id)
+    .bind(end.task_state.as_str())
+    .bind(end.steps_done)
+    .bind(result_enc)
+    .bind(&end.task_tags)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+/// Sets the task state (cycle start: RUNNING, or BLOCKED after a crash check).
+pub async fn set_task_state_for(
+    store: &super::Store,
+    id: ResolutionId,
+    state: crate::domain::TaskState,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE task SET state = $2, last_activity = now() WHERE id = (SELECT task_id FROM resolution WHERE id = $1)",
+    )
+    .bind(id)
+    .bind(state.as_str())
+    .execute(&store.pool)
+    .await?;
+    Ok(())
+}
+
+/// Test and operator helper: forces a resolution state (no ownership check).
+pub async fn force_state(store: &super::Store, id: ResolutionId, state: ResolutionState) -> Result<(), StoreError> {
+    sqlx::query("UPDATE resolution SET state = $2, owner_instance = NULL, updated = now() WHERE id = $1")
+        .bind(id)
+        .bind(state.as_str())
+        .execute(&store.pool)
+        .await?;
+    Ok(())
+}
+
+/// Operator/test helper: rewrites steps of a resolution that is not running.
+pub async fn replace_steps(
+    store: &super::Store,
+    id: ResolutionId,
+    steps: &[StepWrite],
+    removed: &[String],
+) -> Result<(), StoreError> {
+    let mut tx = store.pool.begin().await?;
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM resolution WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    match state.as_deref() {
+        None => return Err(StoreError::NotFound(format!("resolution {id}"))),
+        Some("RUNNING") => return Err(StoreError::Conflict(format!("resolution {id} is running"))),
+        _ => {}
+    }
+    write_steps_in(&mut tx, &store.keys, id, steps, removed).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! `task`: one request to run a template with inputs.
+//!
+//! Inputs, results and titles (rendered from inputs) are sealed (AAD `task.<column>.<id>`);
+//! tags stay in clear because they are filtered on in SQL. A task and
+//! its resolution (when it auto-runs) are created in ONE transaction together with the
+//! `mutask_resolution` notification, so a claimer never sees half a task.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgConnection;
+
+use crate::crypto::{Aad, KeyRing};
+use crate::domain::{BatchId, ResolutionId, ResolutionState, TaskId, TaskState};
+
+use super::{Store, StoreError, comment, resolution};
+
+/// Channel notified when a resolution becomes claimable.
+pub const RESOLUTION_CHANNEL: &str = "mutask_resolution";
+
+fn aad<'a>(column: &'a str, row: &'a str) -> Aad<'a> {
+    Aad { table: "task", column, row }
+}
+
+/// A task to insert.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub id: TaskId,
+    pub template_name: String,
+    pub template_version: i32,
+    pub title: String,
+    pub state: TaskState,
+    pub requester_username: String,
+    pub requester_groups: Vec<String>,
+    pub watcher_usernames: Vec<String>,
+    pub watcher_groups: Vec<String>,
+    pub resolver_usernames: Vec<String>,
+    pub resolver_groups: Vec<String>,
+    pub tags: Value,
+    pub input: Value,
+    pub batch_id: Option<BatchId>,
+    pub parent_task_id: Option<TaskId>,
+}
+
+/// A stored task, inputs and result opened.
+#[derive(Debug, Clone)]
+pub struct TaskRecord {
+    pub id: TaskId,
+    pub template_name: String,
+    pub template_version: i32,
+    pub title: String,
+    pub state: TaskState,
+    pub requester_username: String,
+    pub requester_groups: Vec<String>,
+    pub watcher_usernames: Vec<String>,
+    pub watcher_groups: Vec<String>,
+    pub resolver_usernames: Vec<String>,
+    pub resolver_groups: Vec<String>,
+    pub tags: Value,
+    pub input: Value,
+    pub result: Option<Value>,
+    pub batch_id: Option<BatchId>,
+    pub parent_task_id: Option<TaskId>,
+    pub steps_done: i32,
+    pub steps_total: i32,
+    pub created: DateTime<Utc>,
+    pub last_activity: DateTime<Utc>,
+    pub resolution_id: Option<ResolutionId>,
+    pub resolution_state: Option<ResolutionState>,
+    pub resolver_username: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TaskRow {
+    id: TaskId,
+    template_name: String,
+    template_version: i32,
+    title_enc: Vec<u8>,
+    state: String,
+    requester_username: String,
+    requester_groups: Vec<String>,
+    watcher_usernames: Vec<String>,
+    watcher_groups: Vec<String>,
+    resolver_usernames: Vec<String>,
+    resolver_groups: Vec<String>,
+    tags: Value,
+    input_enc: Vec<u8>,
+    result_enc: Option<Vec<u8>>,
+    batch_id: Option<BatchId>,
+    parent_task_id: Option<TaskId>,
+    steps_done: i32,
+    steps_total: i32,
+    created: DateTime<Utc>,
+    last_activity: DateTime<Utc>,
+    resolution_id: Option<ResolutionId>,
+    resolution_state: Option<String>,
+    resolver_username: Option<String>,
+}
+
+impl TaskRow {
+    fn open(self, keys: &KeyRing) -> Result<TaskRecord, StoreError> {
+        let row = self.id.to_string();
+        let input = keys.open_json(aad("input_enc", &row), &self.input_enc)?;
+        let title = String::from_utf8(keys.open(aad("title_enc", &row), &self.title_enc)?)
+            .map_err(|_| StoreError::Corrupt(format!("task {row}: title is not UTF-8")))?;
+        let result = match &self.result_enc {
+            Some(r) => Some(keys.open_json(aad("result_enc", &row), r)?),
+            None => None,
+        };
+        let state = self.state.parse().map_err(|e| StoreError::Corrupt(format!("task {row}: {e}")))?;
+        let resolution_state = match self.resolution_state {
+            Some(s) => {
+                Some(s.parse().map_err(|e| StoreError::Corrupt(format!("task {row}: {e}")))?)
+            }
+            None => None,
+        };
+        Ok(TaskRecord {
+            id: self.id,
+            template_name: self.template_name,
+            template_version: self.template_version,
+            title,
+            state,
+            requester_username: self.requester_username,
+            requester_groups: self.requester_groups,
+            watcher_usernames: self.watcher_usernames,
+            watcher_groups: self.watcher_groups,
+            resolver_usernames: self.resolver_usernames,
+            resolver_groups: self.resolver_groups,
+            tags: self.tags,
+            input,
+            result,
+            batch_id: self.batch_id,
+            parent_task_id: self.parent_task_id,
+            steps_done: self.steps_done,
+            steps_total: self.steps_total,
+            created: self.created,
+            last_activity: self.last_activity,
+            resolution_id: self.resolution_id,
+            resolution_state,
+            resolver_username: self.resolver_username,
+        })
+    }
+}
+
+/// Inserts a task inside an open transaction.
+pub async fn insert(conn: &mut PgConnection, keys: &KeyRing, t: &NewTask) -> Result<(), StoreError> {
+    let row = t.id.to_string();
+    let input_enc = keys.seal_json(aad("input_enc", &row), &t.input)?;
+    let title_enc = keys.seal(aad("title_enc", &row), t.title.as_bytes())?;
+    sqlx::query(
+        "INSERT INTO task (id, template_name, template_version, batch_id, parent_task_id, title_enc, state,
+                           requester_username, requester_groups, watcher_usernames, watcher_groups,
+                           resolver_usernames, resolver_groups, tags, input_enc)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(t.id)
+    .bind(&t.template_name)
+    .bind(t.template_version)
+    .bind(t.batch_id)
+    .bind(t.parent_task_id)
+    .bind(title_enc)
+    .bind(t.state.as_str())
+    .bind(&t.requester_username)
+    .bind(&t.requester_groups)
+    .bind(&t.watcher_usernames)
+    .bind(&t.watcher_groups)
+    .bind(&t.resolver_usernames)
+    .bind(&t.resolver_groups)
+    .bind(&t.tags)
+    .bind(input_enc)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Creates a task and, when given, its resolution (with steps) in one transaction; notifies
+/// claimers when the resolution is claimable.
+pub async fn create(
+    store: &Store,
+    task: &NewTask,
+    resolution: Option<&resolution::NewResolution>,
+    comment: Option<&comment::NewComment>,
+) -> Result<(), StoreError> {
+    let mut tx = store.pool.begin().await?;
+    insert(&mut tx, &store.keys, task).await?;
+    if let Some(c) = comment {
+        comment::insert(&mut tx, &store.keys, c).await?;
+    }
+    if let Some(r) = resolution {
+        resolution::insert(&mut tx, &store.keys, task.id, r).await?;
+        if matches!(r.state, ResolutionState::ToAutorun) {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(RESOLUTION_CHANNEL)
+                .bind(r.id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+macro_rules! select_task {
+    () => {
+        "SELECT t.id, t.template_name, t.template_version, t.title_enc, t.state, t.requester_username,
+        t.requester_groups, t.watcher_usernames, t.watcher_groups, t.resolver_usernames,
+        t.resolver_groups, t.tags, t.input_enc, t.result_enc, t.batch_id, t.parent_task_id,
+        t.steps_done, t.steps_total, t.created, t.last_activity,
+        r.id AS resolution_id, r.state AS resolution_state, r.resolver_username
+   FROM task t LEFT JOIN resolution r ON r.task_id = t.id"
+    };
+}
+
+/// One task by id.
+pub async fn get(store: &Store, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
+    let row: Option<TaskRow> = sqlx::query_as(concat!(select_task!(), " WHERE t.id = $1")).bind(id).fetch_optional(&store.pool).await?;
+    row.map(|r| r.open(&store.keys)).transpose()
+}
+
+/// Number of tasks (all states).
+pub async fn count(store: &Store) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM task").fetch_one(&store.pool).await?)
+}

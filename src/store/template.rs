@@ -1,0 +1,186 @@
+//! `template` and `template_version`: task templates as loaded from disk or saved through the API.
+//!
+//! A template row holds the normalized model (JSON) and the YAML source. Every change of source
+//! bumps `version` and keeps the previous version in `template_version`; a task records the
+//! version it was created from. Templates that disappear from disk are deleted, or archived
+//! (hidden + blocked) when tasks still reference them.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{Store, StoreError};
+
+/// A stored template.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TemplateRecord {
+    pub name: String,
+    pub version: i32,
+    pub description: String,
+    pub definition: Value,
+    pub source: String,
+    pub source_file: Option<String>,
+    pub hidden: bool,
+    pub blocked: bool,
+    pub archived: bool,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+}
+
+/// What to store for one template.
+#[derive(Debug, Clone)]
+pub struct TemplateUpsert<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub definition: &'a Value,
+    pub source: &'a str,
+    pub source_file: Option<&'a str>,
+    pub hidden: bool,
+    pub blocked: bool,
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpsertOutcome {
+    Created,
+    Updated { version: i32 },
+    Unchanged,
+}
+
+/// Inserts or updates a template; a changed definition gets a new version.
+pub async fn upsert(store: &Store, t: &TemplateUpsert<'_>) -> Result<UpsertOutcome, StoreError> {
+    let mut tx = store.pool.begin().await?;
+    let current: Option<(i32, Value, String, bool)> = sqlx::query_as(
+        "SELECT version, definition, source, archived FROM template WHERE name = $1 FOR UPDATE",
+    )
+    .bind(t.name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let outcome = match current {
+        None => {
+            sqlx::query(
+                "INSERT INTO template (name, version, description, definition, source, source_file, hidden, blocked)
+                 VALUES ($1, 1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(t.name)
+            .bind(t.description)
+            .bind(t.definition)
+            .bind(t.source)
+            .bind(t.source_file)
+            .bind(t.hidden)
+            .bind(t.blocked)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO template_version (name, version, definition, source) VALUES ($1, 1, $2, $3)",
+            )
+            .bind(t.name)
+            .bind(t.definition)
+            .bind(t.source)
+            .execute(&mut *tx)
+            .await?;
+            UpsertOutcome::Created
+        }
+        Some((version, definition, _source, archived))
+            if definition == *t.definition && !archived =>
+        {
+            // same model: refresh cosmetic columns only
+            sqlx::query("UPDATE template SET source = $2, source_file = $3 WHERE name = $1")
+                .bind(t.name)
+                .bind(t.source)
+                .bind(t.source_file)
+                .execute(&mut *tx)
+                .await?;
+            let _ = version;
+            UpsertOutcome::Unchanged
+        }
+        Some((version, _, _, _)) => {
+            let next = version + 1;
+            sqlx::query(
+                "UPDATE template SET version = $2, description = $3, definition = $4, source = $5,
+                        source_file = $6, hidden = $7, blocked = $8, archived = false, updated = now()
+                 WHERE name = $1",
+            )
+            .bind(t.name)
+            .bind(next)
+            .bind(t.description)
+            .bind(t.definition)
+            .bind(t.source)
+            .bind(t.source_file)
+            .bind(t.hidden)
+            .bind(t.blocked)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO template_version (name, version, definition, source) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(t.name)
+            .bind(next)
+            .bind(t.definition)
+            .bind(t.source)
+            .execute(&mut *tx)
+            .await?;
+            UpsertOutcome::Updated { version: next }
+        }
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// Removes templates loaded from disk that are no longer present: deleted when no task
+/// references them, otherwise archived (hidden and blocked). Returns (deleted, archived).
+pub async fn retire_missing(store: &Store, present: &[String]) -> Result<(u64, u64), StoreError> {
+    let mut tx = store.pool.begin().await?;
+    let deleted = sqlx::query(
+        "DELETE FROM template t WHERE t.source_file IS NOT NULL AND NOT (t.name = ANY($1))
+           AND NOT EXISTS (SELECT 1 FROM task WHERE task.template_name = t.name)",
+    )
+    .bind(present)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let archived = sqlx::query(
+        "UPDATE template SET archived = true, hidden = true, blocked = true, updated = now()
+         WHERE source_file IS NOT NULL AND NOT (name = ANY($1)) AND NOT archived",
+    )
+    .bind(present)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok((deleted, archived))
+}
+
+macro_rules! columns {
+    () => {
+        "name, version, description, definition, source, source_file, hidden, blocked, archived, created, updated"
+    };
+}
+
+/// Every template, by name; hidden ones only when asked.
+pub async fn list(store: &Store, include_hidden: bool) -> Result<Vec<TemplateRecord>, StoreError> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM template WHERE ($1 OR NOT hidden) AND NOT archived ORDER BY name"
+    );
+    Ok(sqlx::query_as(sql).bind(include_hidden).fetch_all(&store.pool).await?)
+}
+
+/// One template by (normalized) name.
+pub async fn get(store: &Store, name: &str) -> Result<Option<TemplateRecord>, StoreError> {
+    let sql = concat!("SELECT ", columns!(), " FROM template WHERE name = $1");
+    Ok(sqlx::query_as(sql).bind(name).fetch_optional(&store.pool).await?)
+}
+
+/// One past version of a template.
+pub async fn get_version(
+    store: &Store,
+    name: &str,
+    version: i32,
+) -> Result<Option<(Value, String)>, StoreError> {
+    Ok(sqlx::query_as("SELECT definition, source FROM template_version WHERE name = $1 AND version = $2")
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&store.pool)
+        .await?)
+}

@@ -1,0 +1,226 @@
+//! The first HTTP surface against a real PostgreSQL: templates, task creation with input
+//! validation, task reads with roles, and secrets never stored in clear.
+
+mod common;
+
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn ping_ready_and_authentication() {
+    let m = common::start().await;
+    let r = m.client.get(m.url("/unsecured/mon/ping")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "pong");
+    let r = m.client.get(m.url("/unsecured/mon/ready")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // no credentials, wrong password, untrusted proxy header: 401 with a JSON error
+    let r = m.client.get(m.url("/template")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().contains_key("www-authenticate"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let r = m.client.get(m.url("/template")).basic_auth("alice", Some("nope")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = m.client.get(m.url("/template")).header("x-remote-user", "admin").send().await.unwrap();
+    assert_eq!(r.status(), 401, "x-remote-user is only trusted from configured proxies");
+    let (s, body) = m.get("alice", "/no/such/route").await;
+    assert_eq!((s, body["error"]["code"].as_str()), (404, Some("not_found")));
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn lists_and_shows_the_shipped_templates() {
+    let m = common::start().await;
+    let (s, list) = m.get("alice", "/template").await;
+    assert_eq!(s, 200);
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    for expected in ["deploy-approval", "hello-world", "retry-until-ready"] {
+        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    }
+    assert!(list[0].get("steps").is_none(), "the list omits steps");
+    let (s, t) = m.get("alice", "/template/Hello-World").await;
+    assert_eq!(s, 200);
+    assert_eq!(t["name"], "hello-world");
+    assert!(t["steps"]["sayHello"].is_object());
+    assert_eq!(t["version"], 1);
+    let (s, e) = m.get("alice", "/template/nope").await;
+    assert_eq!(s, 404);
+    assert!(e["error"]["message"].as_str().unwrap().contains("nope"));
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn creates_a_task_and_controls_who_reads_it() {
+    let m = common::start().await;
+    let (s, task) = m
+        .post(
+            "alice",
+            "/task",
+            &json!({"template_name": "deploy-approval",
+                    "input": {"service": "billing", "environment": "production", "api_token": "tok-123", "undeclared": 1},
+                    "watcher_usernames": ["bob"], "comment": "please", "tags": {"team": "pay"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{task}");
+    assert_eq!(task["title"], "Deploy billing to production");
+    assert_eq!(task["state"], "TODO");
+    assert_eq!(task["requester_username"], "alice");
+    assert_eq!(task["tags"]["team"], "pay");
+    assert!(task["resolution"].is_null(), "not auto-runnable: waits for a resolver");
+    assert_eq!(task["input"]["api_token"], "**__SECRET__**", "masked for a non-admin");
+    assert!(task["input"].get("undeclared").is_none());
+    let id = task["id"].as_str().unwrap().to_string();
+
+    let (s, t) = m.get("admin", &format!("/task/{id}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(t["input"]["api_token"], "tok-123", "admins see secrets");
+    let (s, t) = m.get("bob", &format!("/task/{id}")).await;
+    assert_eq!(s, 200, "watchers may read");
+    assert_eq!(t["input"]["api_token"], "**__SECRET__**");
+
+    // auto-runnable template: a resolution is created at once
+    let (s, t) = m.post("bob", "/task", &json!({"template_name": "hello-world", "input": {"name": "Ada"}})).await;
+    assert_eq!(s, 201, "{t}");
+    assert_eq!(t["title"], "Say hello to Ada");
+    assert_eq!(t["resolution_state"], "TO_AUTORUN");
+    assert_eq!(t["steps_total"], 1);
+    let other = t["id"].as_str().unwrap().to_string();
+    let (s, e) = m.get("alice", &format!("/task/{other}")).await;
+    assert_eq!(s, 403, "{e}");
+    let (s, _) = m.get("alice", "/task/not-a-uuid").await;
+    assert_eq!(s, 400);
+    let (s, _) = m.get("alice", &format!("/task/{}", uuid::Uuid::now_v7())).await;
+    assert_eq!(s, 404);
+
+    // delayed creation
+    let (s, t) = m
+        .post("bob", "/task", &json!({"template_name": "hello-world", "input": {"name": "Bo"}, "delay": "10m"}))
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!((t["state"].as_str(), t["resolution_state"].as_str()), (Some("DELAYED"), Some("TO_AUTORUN_DELAYED")));
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn yaml_bodies_are_accepted() {
+    let m = common::start().await;
+    let body = b"template_name: hello-world\ninput:\n  name: Yaml\n".to_vec();
+    let (s, t) = m.post_raw("alice", "/task", "application/x-yaml", body).await;
+    assert_eq!(s, 201, "{t}");
+    assert_eq!(t["title"], "Say hello to Yaml");
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn rejected_requests_say_why_and_store_nothing() {
+    let m = common::start_with(|c| c.max_body_bytes = 4096).await;
+    let store = m.running.state.store.clone();
+    let before = mutask::store::task::count(&store).await.unwrap();
+    let cases: Vec<(Vec<u8>, &str, u16, &str)> = vec![
+        (b"{\"template_name\": ".to_vec(), "application/json", 400, "malformed JSON"),
+        (b"[1,2]".to_vec(), "application/json", 400, "invalid request body"),
+        (b"".to_vec(), "application/json", 400, "empty"),
+        (b"<xml/>".to_vec(), "application/xml", 415, "unsupported content type"),
+        (
+            serde_json::to_vec(&json!({"template_name": "nope"})).unwrap(),
+            "application/json",
+            404,
+            "template `nope` not found",
+        ),
+        (
+            serde_json::to_vec(&json!({"template_name": "deploy-approval", "input": {"service": 12, "environment": "production"}})).unwrap(),
+            "application/json",
+            422,
+            "input.service: expected a string, got a number",
+        ),
+        (
+            serde_json::to_vec(&json!({"template_name": "deploy-approval", "input": {"environment": "prod"}})).unwrap(),
+            "application/json",
+            422,
+            "input.service: missing required input",
+        ),
+        (
+            serde_json::to_vec(&json!({"template_name": "hello-world", "input": {"name": "x".repeat(5000)}})).unwrap(),
+            "application/json",
+            413,
+            "larger than the limit of 4096 bytes",
+        ),
+        (
+            serde_json::to_vec(&json!({"template_name": "hello-world", "input": {"name": "Ada"}, "delay": "soon"})).unwrap(),
+            "application/json",
+            422,
+            "delay: invalid duration",
+        ),
+        (
+            serde_json::to_vec(&json!({"template_name": "hello-world", "input": {"name": "Ada"}, "tags": {"_utask_parent_task_id": "x"}})).unwrap(),
+            "application/json",
+            422,
+            "reserved",
+        ),
+        (
+            serde_json::to_vec(&json!({"template_name": "hello-world", "input": {"name": "Ada"}, "resolver_usernames": ["bob"]})).unwrap(),
+            "application/json",
+            403,
+            "resolver_usernames",
+        ),
+    ];
+    for (body, ct, status, needle) in cases {
+        let (s, e) = m.post_raw("alice", "/task", ct, body.clone()).await;
+        assert_eq!(s, status, "{} -> {e}", String::from_utf8_lossy(&body[..body.len().min(80)]));
+        let msg = e["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(needle), "expected {needle:?} in {msg:?}");
+    }
+    // every field error at once, each named
+    let (s, e) = m
+        .post("alice", "/task", &json!({"template_name": "deploy-approval", "input": {"service": "Bad Name!", "environment": "moon"}}))
+        .await;
+    assert_eq!(s, 422);
+    let fields: Vec<&str> = e["error"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["input.service", "input.environment"]);
+    assert_eq!(mutask::store::task::count(&store).await.unwrap(), before, "nothing stored");
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn a_canary_input_is_in_no_table_but_in_the_answer() {
+    let m = common::start().await;
+    let canary = format!("CANARY-{}", uuid::Uuid::new_v4().simple());
+    let token = format!("TOKEN-{}", uuid::Uuid::new_v4().simple());
+    let (s, t) = m
+        .post(
+            "admin",
+            "/task",
+            &json!({"template_name": "hello-world", "input": {"name": "Canary"}, "comment": format!("comment {canary}")}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, t2) = m
+        .post(
+            "admin",
+            "/task",
+            &json!({"template_name": "retry-until-ready", "input": {"target": canary, "status": "ready"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t2}");
+    // a password input referenced by nothing in clear, and masked in the title
+    let (s, t3) = m
+        .post(
+            "alice",
+            "/task",
+            &json!({"template_name": "deploy-approval", "input": {"service": "svc", "environment": "staging", "api_token": token}}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let pool = &m.running.state.store.pool;
+    let hits = common::find_in_all_tables(pool, &token).await;
+    assert!(hits.is_empty(), "password input found in clear in {hits:?}");
+    let hits = common::find_in_all_tables(pool, &canary).await;
+    assert!(hits.is_empty(), "canary input found in clear in {hits:?} (the title prints it: titles are sealed too)");
+    // the answer to an entitled caller has them
+    let (_, got) = m.get("admin", &format!("/task/{}", t3["id"].as_str().unwrap())).await;
+    assert_eq!(got["input"]["api_token"], token.as_str());
+    let (_, got) = m.get("admin", &format!("/task/{}", t2["id"].as_str().unwrap())).await;
+    assert_eq!(got["input"]["target"], canary.as_str());
+    let _ = t;
+    m.stop().await;
+}

@@ -1,0 +1,123 @@
+//! Shared helpers of the integration tests: an in-process mutask on a fresh database, HTTP
+//! helpers, and a scan of every column of every table for a value.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use mutask::app::{self, Running};
+use mutask::config::{Config, Role, parse_basic_auth};
+use mutask::testing::{TestDb, test_db};
+use serde_json::Value;
+
+/// The repository's shipped example templates.
+pub fn shipped_templates() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates")
+}
+
+pub struct Instance {
+    pub running: Running,
+    pub base: String,
+    pub db: TestDb,
+    pub data: tempfile::TempDir,
+    pub client: reqwest::Client,
+}
+
+/// Users: `admin` (admin), `alice` and `bob` (plain users); password = user name + "-pw".
+pub fn test_config(db: &TestDb, data: &std::path::Path) -> Config {
+    let mut c = Config::for_tests(data, Some(db.url.clone()));
+    c.templates_dir = shipped_templates();
+    c.basic_auth = Some(parse_basic_auth("admin:admin-pw,alice:alice-pw,bob:bob-pw").unwrap());
+    c.admin_usernames = vec!["admin".into()];
+    c
+}
+
+/// Starts mutask in-process on a fresh database with the shipped templates.
+pub async fn start() -> Instance {
+    start_with(|_| {}).await
+}
+
+pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Instance {
+    let db = test_db().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(&db, data.path());
+    tweak(&mut config);
+    let running = app::start(config, Role::All, false).await.expect("mutask starts");
+    let base = format!("http://{}", running.addr);
+    Instance { running, base, db, data, client: reqwest::Client::new() }
+}
+
+impl Instance {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, user: &str, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(self.url(path))
+            .basic_auth(user, Some(format!("{user}-pw")))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn post_raw(&self, user: &str, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .basic_auth(user, Some(format!("{user}-pw")))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn post(&self, user: &str, path: &str, body: &Value) -> (u16, Value) {
+        self.post_raw(user, path, "application/json", serde_json::to_vec(body).unwrap()).await
+    }
+
+    pub async fn stop(self) {
+        self.running.shutdown().await.unwrap();
+    }
+}
+
+/// Every (table, column) whose text form contains `needle`, over every table of the public schema.
+pub async fn find_in_all_tables(pool: &sqlx::PgPool, needle: &str) -> Vec<String> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(tables.len() >= 8, "expected the mutask tables, got {tables:?}");
+    let mut hits = Vec::new();
+    for t in tables {
+        let cols: Vec<(String, String)> = sqlx::query_as(
+            "SELECT column_name::text, data_type::text FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1",
+        )
+        .bind(&t)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        for (c, ty) in cols {
+            // bytea: search the raw bytes; everything else: its text form
+            let sql = if ty == "bytea" {
+                format!("SELECT count(*) FROM \"{t}\" WHERE position(convert_to($1, 'UTF8') in \"{c}\") > 0")
+            } else {
+                format!("SELECT count(*) FROM \"{t}\" WHERE position($1 in \"{c}\"::text) > 0")
+            };
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(needle).fetch_one(pool).await.unwrap();
+            if n > 0 {
+                hits.push(format!("{t}.{c}"));
+            }
+        }
+    }
+    hits
+}

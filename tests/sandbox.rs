@@ -1,0 +1,325 @@
+//! The sandbox worker pool against the real `mutask sandbox` binary: µTask's result conversion
+//! rules, the JS of the conformance templates, hostile programs that each end as an error within
+//! their budget while other evaluations keep running, and the pool's process management
+//! (concurrency, respawn after a kill, no orphans after drop or shutdown).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mutask::sandbox::{ErrorKind, SandboxConfig, SandboxError, SandboxPool, eval_js_in_process};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mutask");
+
+fn pool(workers: usize) -> SandboxPool {
+    let mut config = SandboxConfig::new(PathBuf::from(BIN));
+    config.workers = workers;
+    SandboxPool::new(config).expect("pool")
+}
+
+fn alive(pid: u32) -> bool {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid"));
+    nix::sys::signal::kill(pid, None).is_ok()
+}
+
+/// Waits (letting the runtime reap children) until none of `pids` exists any more.
+async fn assert_all_gone(pids: &[u32]) {
+    let start = Instant::now();
+    while pids.iter().any(|&p| alive(p)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "workers {pids:?} still alive"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// The exact expression text of the conformance templates (YAML `>` folds keep a final newline).
+const VARIABLES_TRUC: &str = "2 + 2; // javascript\n";
+const VARIABLES_CACHED: &str = "4 + 2; // javascript\n";
+const JSON_PARSING: &str = "var o = {\"a\":\"utask\",\"b\":666,\"c\":{\"k\":\"v\"},\"d\":[\"1\",\"2\",\"3\"]}; JSON.stringify(o);\n";
+const RAW_DECODED: &str = "\"raw message\";";
+const RAW_ENCODED: &str = "\"cmF3IG1lc3NhZ2U\";";
+
+fn expected_template_values() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (VARIABLES_TRUC, "4"),
+        (VARIABLES_CACHED, "6"),
+        (
+            JSON_PARSING,
+            r#"{"a":"utask","b":666,"c":{"k":"v"},"d":["1","2","3"]}"#,
+        ),
+        (RAW_DECODED, "raw message"),
+        (RAW_ENCODED, "cmF3IG1lc3NhZ2U"),
+    ]
+}
+
+#[test]
+fn conversion_rules_follow_otto_string() {
+    let cases = [
+        ("1+3", "4"),
+        ("'a'+'b'", "ab"),
+        ("JSON.stringify({a:1,b:[1,2]})", r#"{"a":1,"b":[1,2]}"#),
+        ("[1,2,3]", "1,2,3"),
+        ("({})", "[object Object]"),
+        ("undefined", "undefined"),
+        ("null", "null"),
+        ("5/2", "2.5"),
+        ("1e21", "1e+21"),
+        ("true", "true"),
+        ("var x = 2; x * 3", "6"),
+        ("var nothing;", "undefined"),
+        ("'abcdef'.substr(2, 2)", "cd"),
+        (
+            "typeof console + typeof require + typeof process",
+            "undefinedundefinedundefined",
+        ),
+    ];
+    for (code, want) in cases {
+        assert_eq!(
+            eval_js_in_process(code, Duration::from_secs(5)).as_deref(),
+            Ok(want),
+            "{code}"
+        );
+    }
+    for (code, want) in expected_template_values() {
+        assert_eq!(
+            eval_js_in_process(code, Duration::from_secs(5)).as_deref(),
+            Ok(want),
+            "{code}"
+        );
+    }
+    let err =
+        eval_js_in_process("undefinedFunction()", Duration::from_secs(5)).expect_err("throws");
+    assert!(
+        err.starts_with("ReferenceError: undefinedFunction is not defined"),
+        "{err}"
+    );
+    let err = eval_js_in_process("var = 1", Duration::from_secs(5)).expect_err("bad syntax");
+    assert!(err.starts_with("SyntaxError"), "{err}");
+}
+
+#[tokio::test]
+async fn template_expressions_and_errors_through_the_pool() {
+    let pool = pool(1);
+    for (code, want) in expected_template_values() {
+        assert_eq!(
+            pool.eval_js(code, Duration::from_secs(10)).await.as_deref(),
+            Ok(want),
+            "{code}"
+        );
+    }
+    let err = pool
+        .eval_js("throw new TypeError('bad input')", Duration::from_secs(10))
+        .await;
+    assert!(
+        matches!(&err, Err(SandboxError::Script { kind: ErrorKind::Exception, message })
+            if message.starts_with("TypeError: bad input")),
+        "{err:?}"
+    );
+    let err = pool.eval_js("1 +", Duration::from_secs(10)).await;
+    assert!(
+        matches!(
+            &err,
+            Err(SandboxError::Script {
+                kind: ErrorKind::Syntax,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    // Nothing from the server's environment reaches the worker, and nothing is injected.
+    let globals = pool.eval_js("Object.getOwnPropertyNames(this).filter(function(n){ return /utask|mutask|env/i.test(n) }).length", Duration::from_secs(10)).await;
+    assert_eq!(globals.as_deref(), Ok("0"));
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn hostile_programs_end_as_errors_within_budget_while_others_run() {
+    let pool = pool(2);
+    pool.warm_up().await.expect("workers start");
+    let budget = Duration::from_secs(1);
+    let slack = Duration::from_secs(2);
+    let hostile = [
+        "while(true){}",
+        "function f(){return f()} f()",
+        "'x'.repeat(1e9)",
+        "/(a+)+$/.test('a'.repeat(40)+'b')",
+        "new Array(5e7).fill(1)",
+        "var s='x'; while(true){ s = s + s }",
+        "function g(){ for(var i=0;i<1e5;i++){} } for(var j=0;j<1e6;j++){ g() }",
+    ];
+    for code in hostile {
+        let started = Instant::now();
+        let bad = async {
+            let result = pool.eval_js(code, budget).await;
+            (result, started.elapsed())
+        };
+        let good = async {
+            for i in 0..3u32 {
+                let got = pool.eval_js(&format!("{i} * 10 + 1"), budget).await;
+                assert_eq!(
+                    got,
+                    Ok(format!("{}", i * 10 + 1)),
+                    "normal evaluation next to {code}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        let ((result, elapsed), ()) = tokio::join!(bad, good);
+        eprintln!("{code:60} -> {elapsed:?} {result:?}");
+        let err = result.expect_err(code);
+        assert!(elapsed < budget + slack, "{code} took {elapsed:?}");
+        match code {
+            "while(true){}" | "function f(){return f()} f()" => assert!(
+                matches!(&err, SandboxError::Script { kind: ErrorKind::Limit, message }
+                    if message.starts_with("RuntimeLimitError: reached the maximum number of")),
+                "{code}: {err:?}"
+            ),
+            "'x'.repeat(1e9)" => assert!(
+                matches!(
+                    &err,
+                    SandboxError::Crashed { .. }
+                        | SandboxError::Script {
+                            kind: ErrorKind::Exception,
+                            ..
+                        }
+                ),
+                "{code}: {err:?}"
+            ),
+            c if c.contains("(a+)+$") || c.contains("function g") => {
+                assert_eq!(err, SandboxError::Timeout { timeout: budget }, "{code}");
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(pool.eval_js("1+1", budget).await.as_deref(), Ok("2"));
+    let crash = pool
+        .eval_js("'x'.repeat(1e9)", budget)
+        .await
+        .expect_err("crashes");
+    if let SandboxError::Crashed { .. } = crash {
+        assert!(
+            crash
+                .to_string()
+                .starts_with("the expression used too much memory or crashed ("),
+            "{crash}"
+        );
+    }
+    assert_eq!(pool.eval_js("1+1", budget).await.as_deref(), Ok("2"));
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_jobs_than_workers_all_complete() {
+    let pool = pool(2);
+    let jobs: Vec<_> = (0..12u32)
+        .map(|i| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                pool.eval_js(&format!("var n = {i}; n * n"), Duration::from_secs(10))
+                    .await
+            })
+        })
+        .collect();
+    for (i, job) in (0..12u32).zip(jobs) {
+        assert_eq!(job.await.expect("join"), Ok((i * i).to_string()));
+    }
+    assert!(
+        pool.idle_worker_pids().len() <= 2,
+        "{:?}",
+        pool.idle_worker_pids()
+    );
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_killed_worker_is_respawned() {
+    let pool = pool(1);
+    assert_eq!(
+        pool.eval_js("1+1", Duration::from_secs(10))
+            .await
+            .as_deref(),
+        Ok("2")
+    );
+    let pids = pool.idle_worker_pids();
+    assert_eq!(pids.len(), 1);
+    let victim = nix::unistd::Pid::from_raw(i32::try_from(pids[0]).expect("pid"));
+    nix::sys::signal::kill(victim, nix::sys::signal::Signal::SIGKILL).expect("kill");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        pool.eval_js("2+2", Duration::from_secs(10))
+            .await
+            .as_deref(),
+        Ok("4")
+    );
+    let respawned = pool.idle_worker_pids();
+    assert_eq!(respawned.len(), 1);
+    assert_ne!(respawned, pids);
+
+    // A job cancelled by its caller takes its worker down with it; the next job gets a new one.
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(300),
+        pool.eval_js(
+            "function g(){ for(var i=0;i<1e5;i++){} } for(;;){ g() }",
+            Duration::from_secs(10),
+        ),
+    )
+    .await;
+    assert!(cancelled.is_err(), "{cancelled:?}");
+    assert_all_gone(&respawned).await;
+    assert_eq!(
+        pool.eval_js("3+3", Duration::from_secs(10))
+            .await
+            .as_deref(),
+        Ok("6")
+    );
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn workers_are_recycled_after_max_jobs() {
+    let mut config = SandboxConfig::new(PathBuf::from(BIN));
+    config.workers = 1;
+    config.max_jobs_per_worker = 2;
+    let pool = SandboxPool::new(config).expect("pool");
+    assert_eq!(
+        pool.eval_js("1", Duration::from_secs(10)).await.as_deref(),
+        Ok("1")
+    );
+    let first = pool.idle_worker_pids();
+    assert_eq!(
+        pool.eval_js("2", Duration::from_secs(10)).await.as_deref(),
+        Ok("2")
+    );
+    assert!(pool.idle_worker_pids().is_empty(), "retired after 2 jobs");
+    assert_all_gone(&first).await;
+    assert_eq!(
+        pool.eval_js("3", Duration::from_secs(10)).await.as_deref(),
+        Ok("3")
+    );
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn dropping_or_shutting_down_the_pool_leaves_no_children() {
+    let dropped = pool(2);
+    dropped.warm_up().await.expect("workers start");
+    let pids = dropped.idle_worker_pids();
+    assert_eq!(pids.len(), 2);
+    assert!(pids.iter().all(|&p| alive(p)));
+    drop(dropped);
+    assert_all_gone(&pids).await;
+
+    let stopped = pool(2);
+    stopped.warm_up().await.expect("workers start");
+    let pids = stopped.idle_worker_pids();
+    stopped.shutdown().await;
+    assert!(
+        pids.iter().all(|&p| !alive(p)),
+        "shutdown reaps its workers"
+    );
+    assert_eq!(
+        stopped.eval_js("1", Duration::from_secs(1)).await,
+        Err(SandboxError::Closed)
+    );
+}

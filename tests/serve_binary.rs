@@ -1,0 +1,263 @@
+//! The `mutask` binary as a newcomer runs it: embedded PostgreSQL, generated admin password,
+//! data surviving a restart; two instances racing on one database; configuration errors; the
+//! template validator.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mutask");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn mutask(data: &Path, port: u16) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MUTASK_DATA_DIR", data)
+        .env("MUTASK_LISTEN", format!("127.0.0.1:{port}"))
+        .env("MUTASK_TEMPLATES_DIR", common::shipped_templates())
+        .env("MUTASK_FUNCTIONS_DIR", data.join("functions"))
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null());
+    c
+}
+
+struct Proc {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+fn spawn(mut cmd: Command, log: &Path) -> Proc {
+    let f = std::fs::File::create(log).unwrap();
+    cmd.stdout(f.try_clone().unwrap()).stderr(f);
+    Proc { child: cmd.spawn().unwrap(), log: log.to_path_buf() }
+}
+
+impl Proc {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    fn stop(mut self) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "mutask exited with {status}:\n{}", self.log());
+                return;
+            }
+            assert!(Instant::now() < deadline, "mutask did not stop:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+async fn wait_ready(p: &mut Proc, port: u16) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            panic!("mutask exited early ({status}):\n{}", p.log());
+        }
+        if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/unsecured/mon/ready")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "mutask not ready in time:\n{}", p.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn embedded_database_first_run_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let mut p = spawn(mutask(&data, port), &dir.path().join("run1.log"));
+    wait_ready(&mut p, port).await;
+    let client = reqwest::Client::new();
+    let r = client.get(format!("http://127.0.0.1:{port}/unsecured/mon/ping")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "pong");
+
+    // no auth configured: an admin whose password was generated into the data dir (mode 0600)
+    let pw_path = data.join("admin-password");
+    let password = std::fs::read_to_string(&pw_path).unwrap().trim().to_string();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&pw_path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(data.join("encryption.key")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(!p.log().contains(&password), "the generated password must not be logged");
+
+    let list: Value = client
+        .get(format!("http://127.0.0.1:{port}/template"))
+        .basic_auth("admin", Some(&password))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list.as_array().unwrap().iter().any(|t| t["name"] == "hello-world"), "{list}");
+    let r = client
+        .post(format!("http://127.0.0.1:{port}/task"))
+        .basic_auth("admin", Some(&password))
+        .json(&json!({"template_name": "hello-world", "input": {"name": "Restart"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let task: Value = r.json().await.unwrap();
+    let id = task["id"].as_str().unwrap().to_string();
+    p.stop();
+
+    // second start: same cluster, same key, the task is still there
+    let mut p = spawn(mutask(&data, port), &dir.path().join("run2.log"));
+    wait_ready(&mut p, port).await;
+    let got: Value = client
+        .get(format!("http://127.0.0.1:{port}/task/{id}"))
+        .basic_auth("admin", Some(&password))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["title"], "Say hello to Restart");
+    assert_eq!(got["input"]["name"], "Restart");
+    p.stop();
+}
+
+#[tokio::test]
+async fn two_instances_starting_at_once_on_one_database() {
+    let db = mutask::testing::test_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = "k1:".to_string() + &base64_key();
+    let mut procs = Vec::new();
+    for i in 0..2 {
+        let port = free_port();
+        let mut cmd = mutask(&dir.path().join(format!("d{i}")), port);
+        cmd.env("MUTASK_DATABASE_URL", &db.url)
+            .env("MUTASK_ENCRYPTION_KEYS", &key)
+            .env("MUTASK_BASIC_AUTH", "admin:pw")
+            .env("MUTASK_ADMIN_USERNAMES", "admin");
+        procs.push((spawn(cmd, &dir.path().join(format!("i{i}.log"))), port));
+    }
+    for (p, port) in procs.iter_mut() {
+        wait_ready(p, *port).await;
+    }
+    let alive = mutask::store::instance::count_alive(
+        &mutask::store::Store::new(
+            sqlx::PgPool::connect_with(db.options.clone()).await.unwrap(),
+            std::sync::Arc::new(mutask::crypto::KeyRing::parse(&key).unwrap()),
+        ),
+        60,
+    )
+    .await
+    .unwrap();
+    assert_eq!(alive, 2);
+    for (p, _) in procs {
+        p.stop();
+    }
+}
+
+fn base64_key() -> String {
+    let entry = mutask::crypto::KeyRing::generate_entry().unwrap();
+    entry.split_once(':').unwrap().1.to_string()
+}
+
+#[test]
+fn invalid_configuration_names_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value) in [
+        ("MUTASK_LISTEN", "not-an-address"),
+        ("MUTASK_ENCRYPTION_KEYS", "k1:tooshort"),
+        ("MUTASK_DATABASE_URL", "mysql://localhost/x"),
+        ("MUTASK_BASIC_AUTH", "nopassword"),
+    ] {
+        let out = mutask(dir.path(), 1).env(var, value).arg("serve").output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(var), "{var}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn no_postgresql_binaries_explains_the_ways_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = mutask(&dir.path().join("data"), free_port())
+        .env("PATH", &empty)
+        .env("MUTASK_PG_BIN_DIR", &empty)
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("MUTASK_DATABASE_URL") && err.contains("docker-compose"), "{err}");
+}
+
+#[test]
+fn help_and_version() {
+    for args in [&["--help"][..], &["serve", "--help"], &["migrate", "--help"], &["template", "validate", "--help"], &["keys", "generate", "--help"]] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+    }
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    let out = Command::new(BIN).args(["keys", "generate"]).output().unwrap();
+    let entry = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(mutask::crypto::KeyRing::parse(&entry).is_ok(), "{entry}");
+}
+
+#[test]
+fn template_validate_reports_every_problem_with_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("templates");
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::copy(common::shipped_templates().join("hello-world.yaml"), t.join("hello-world.yaml")).unwrap();
+    std::fs::write(
+        t.join("broken.yaml"),
+        "name: broken\n\
+         description: three problems\n\
+         title_format: broken\n\
+         steps:\n\
+         \x20 a:\n\
+         \x20   action:\n\
+         \x20     type: echo\n\
+         \x20   dependencies: [nope]\n\
+         \x20 this:\n\
+         \x20   action:\n\
+         \x20     type: echo\n\
+         \x20 c:\n\
+         \x20   action:\n\
+         \x20     type: no-such-action\n",
+    )
+    .unwrap();
+    let out = mutask(dir.path(), 1).args(["template", "validate"]).arg(&t).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let errors: Vec<&str> = stdout.lines().filter(|l| l.contains("error")).filter(|l| l.contains("broken.yaml")).collect();
+    assert_eq!(errors.len(), 3, "{stdout}");
+    assert!(errors.iter().any(|l| l.contains("broken.yaml:8:") && l.contains("nope")), "{stdout}");
+    assert!(errors.iter().any(|l| l.contains("broken.yaml:9:") && l.contains("reserved")), "{stdout}");
+    assert!(errors.iter().any(|l| l.contains("broken.yaml:14:") && l.contains("no-such-action")), "{stdout}");
+    assert!(stdout.contains("1 template(s) valid"), "{stdout}");
+    let out = mutask(dir.path(), 1)
+        .args(["template", "validate"])
+        .arg(t.join("hello-world.yaml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
