@@ -19,7 +19,10 @@ use anyhow::{Context, bail};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::action::{ActionEnv, Registry};
 use crate::api::{self, AppState, Auth};
+use crate::engine::runner::{Runner, RunnerSettings};
+use crate::engine::{Engine, EngineSettings};
 use crate::config::{BasicAuthUser, Cli, Command, Config, KeysCommand, PasswordCheck, Role, TemplateCommand};
 use crate::crypto::KeyRing;
 use crate::domain::InstanceId;
@@ -257,8 +260,13 @@ pub fn build_auth(config: &Config) -> anyhow::Result<Auth> {
     Ok(Auth { users, trusted_proxies: config.trusted_proxies.clone(), admins })
 }
 
-/// Loads the templates directory into the database; returns the number loaded.
-pub async fn sync_templates(store: &Store, config: &Config, strict: bool) -> anyhow::Result<usize> {
+/// Loads the templates directory into the database; returns the number loaded and the
+/// functions (the engine resolves function action types with them).
+pub async fn sync_templates(
+    store: &Store,
+    config: &Config,
+    strict: bool,
+) -> anyhow::Result<(usize, crate::template::model::FunctionSet)> {
     let (functions, mut problems) = template::load_functions_dir(&config.functions_dir);
     let report = template::load_templates_dir(&config.templates_dir, &functions);
     problems.extend(report.problems.iter().cloned());
@@ -300,7 +308,7 @@ pub async fn sync_templates(store: &Store, config: &Config, strict: bool) -> any
         dir = %config.templates_dir.display(),
         "templates loaded"
     );
-    Ok(names.len())
+    Ok((names.len(), functions))
 }
 
 /// A started instance.
@@ -308,6 +316,8 @@ pub struct Running {
     pub addr: SocketAddr,
     pub state: AppState,
     pub instance: InstanceId,
+    pub engine: Engine,
+    runner: Option<Runner>,
     cancel: CancellationToken,
     server: JoinHandle<()>,
     heartbeat: JoinHandle<()>,
@@ -318,6 +328,9 @@ impl Running {
     /// Stops serving, deregisters and closes the database.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.state.draining.store(true, Ordering::Relaxed);
+        if let Some(runner) = self.runner {
+            runner.shutdown(Duration::from_secs(30)).await;
+        }
         self.cancel.cancel();
         let mut server = self.server;
         if tokio::time::timeout(Duration::from_secs(10), &mut server).await.is_err() {
@@ -350,13 +363,13 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
                 missing.join(", ")
             );
         }
-        sync_templates(&store, &config, strict).await?;
+        let (_, functions) = sync_templates(&store, &config, strict).await?;
         let instance = InstanceId::new();
         store::instance::register(&store, instance, role.as_str()).await?;
-        Ok::<_, anyhow::Error>((store, instance))
+        Ok::<_, anyhow::Error>((store, instance, functions))
     }
     .await;
-    let (store, instance) = match result {
+    let (store, instance, functions) = match result {
         Ok(v) => v,
         Err(e) => {
             db.close().await;
@@ -373,11 +386,23 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         }
     };
     let addr = listener.local_addr()?;
+    let renderer = Arc::new(template::render::Renderer::new(template::render::RenderOptions::default()));
+    let engine = Engine {
+        store: store.clone(),
+        renderer: renderer.clone(),
+        functions: Arc::new(functions),
+        actions: Registry::builtin(),
+        action_env: Arc::new(ActionEnv { scripts_dir: config.scripts_dir.clone() }),
+        instance,
+        js: None,
+        settings: Arc::new(EngineSettings::default()),
+    };
+    let runner = (role != Role::Api).then(|| Runner::start(engine.clone(), RunnerSettings::default()));
     let state = AppState {
         store: store.clone(),
         config: Arc::new(config),
         auth,
-        renderer: Arc::new(template::render::Renderer::new(template::render::RenderOptions::default())),
+        renderer,
         draining: Arc::new(AtomicBool::new(false)),
     };
     let cancel = CancellationToken::new();
@@ -402,5 +427,5 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
             }
         }
     });
-    Ok(Running { addr, state, instance, cancel, server, heartbeat, db })
+    Ok(Running { addr, state, instance, engine, runner, cancel, server, heartbeat, db })
 }

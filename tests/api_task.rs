@@ -82,7 +82,8 @@ async fn creates_a_task_and_controls_who_reads_it() {
     let (s, t) = m.post("bob", "/task", &json!({"template_name": "hello-world", "input": {"name": "Ada"}})).await;
     assert_eq!(s, 201, "{t}");
     assert_eq!(t["title"], "Say hello to Ada");
-    assert_eq!(t["resolution_state"], "TO_AUTORUN");
+    // the engine may already have picked it up
+    assert!(["TO_AUTORUN", "RUNNING", "DONE"].contains(&t["resolution_state"].as_str().unwrap()), "{t}");
     assert_eq!(t["steps_total"], 1);
     let other = t["id"].as_str().unwrap().to_string();
     let (s, e) = m.get("alice", &format!("/task/{other}")).await;
@@ -222,5 +223,51 @@ async fn a_canary_input_is_in_no_table_but_in_the_answer() {
     let (_, got) = m.get("admin", &format!("/task/{}", t2["id"].as_str().unwrap())).await;
     assert_eq!(got["input"]["target"], canary.as_str());
     let _ = t;
+    m.stop().await;
+}
+
+async fn wait_for_state(m: &common::Instance, id: &str, states: &[&str]) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, t) = m.get("admin", &format!("/task/{id}")).await;
+        if states.contains(&t["state"].as_str().unwrap_or_default()) {
+            return t;
+        }
+        assert!(std::time::Instant::now() < deadline, "task {id} stuck: {t}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn auto_runnable_tasks_run_to_done_through_the_api() {
+    let m = common::start().await;
+    let (s, t) = m.post("alice", "/task", &json!({"template_name": "hello-world", "input": {"name": "Ada"}})).await;
+    assert_eq!(s, 201);
+    let done = wait_for_state(&m, t["id"].as_str().unwrap(), &["DONE"]).await;
+    assert_eq!(done["result"]["greeting"], "Hello Ada!");
+    assert_eq!(done["resolution_state"], "DONE");
+    assert_eq!(done["steps_done"], 1);
+
+    // a check condition sends the flow to the remediation branch
+    let (_, t) = m
+        .post("alice", "/task", &json!({"template_name": "retry-until-ready", "input": {"target": "db", "status": "broken"}}))
+        .await;
+    let done = wait_for_state(&m, t["id"].as_str().unwrap(), &["DONE", "BLOCKED"]).await;
+    assert_eq!(done["state"], "DONE", "{done}");
+    let rid: mutask::domain::ResolutionId = done["resolution"].as_str().unwrap().parse().unwrap();
+    let steps = mutask::store::resolution::steps(&m.running.state.store, rid).await.unwrap();
+    let by: std::collections::HashMap<_, _> = steps.iter().map(|s| (s.name.as_str(), s.state.as_str().to_string())).collect();
+    assert_eq!(by["check"], "NOT_READY");
+    assert_eq!(by["remediate"], "DONE");
+    assert_eq!(by["proceed"], "PRUNE");
+
+    // not auto-runnable: waits for a resolver
+    let (_, t) = m
+        .post("alice", "/task", &json!({"template_name": "deploy-approval", "input": {"service": "svc", "environment": "staging"}}))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (_, got) = m.get("admin", &format!("/task/{}", t["id"].as_str().unwrap())).await;
+    assert_eq!(got["state"], "TODO");
+    assert!(got["resolution"].is_null());
     m.stop().await;
 }

@@ -34,7 +34,9 @@ struct Proc {
     log: std::path::PathBuf,
 }
 
+/// Starts `mutask serve` with `cmd`'s environment.
 fn spawn(mut cmd: Command, log: &Path) -> Proc {
+    cmd.arg("serve");
     let f = std::fs::File::create(log).unwrap();
     cmd.stdout(f.try_clone().unwrap()).stderr(f);
     Proc { child: cmd.spawn().unwrap(), log: log.to_path_buf() }

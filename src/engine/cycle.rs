@@ -473,7 +473,35 @@ impl Engine {
             Err(StartRefused::AlreadyRunning) => return Err(EngineError::Refused("already running")),
             Err(StartRefused::AlreadyDone) => return Err(EngineError::Refused("already done")),
         };
-        match self.cycle(claim, previous).await {
+        self.run_claimed(claim, previous).await
+    }
+
+    /// Runs a cycle on a resolution already claimed (by [`Engine::run_cycle`] or a collector),
+    /// extending its lease while it runs.
+    pub async fn run_claimed(
+        &self,
+        claim: store_res::Claim,
+        previous: ResolutionState,
+    ) -> Result<Option<ResolutionState>, EngineError> {
+        let store = &self.store;
+        let id = claim.resolution;
+        let lease = self.settings.lease;
+        let hb_store = store.clone();
+        let heartbeat = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(lease / 3);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match store_res::extend_lease(&hb_store, &claim, lease).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => tracing::warn!(resolution = %claim.resolution, error = %e, "lease extension failed"),
+                }
+            }
+        });
+        let result = self.cycle(claim, previous).await;
+        heartbeat.abort();
+        match result {
             Ok(v) => Ok(v),
             Err(EngineError::LostClaim(l)) => Err(EngineError::LostClaim(l)),
             Err(e) => {

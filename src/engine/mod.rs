@@ -14,6 +14,7 @@ pub mod cycle;
 pub mod model;
 pub mod resolve;
 pub mod retry;
+pub mod runner;
 pub mod schema;
 pub mod step;
 pub mod templating;

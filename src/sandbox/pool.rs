@@ -194,18 +194,18 @@ impl SandboxPool {
             Some(worker) => worker,
             None => self.inner.spawn().await?,
         };
-        if let Err(e) = worker.stdin.write_all(&line).await {
+        let deadline = timeout.saturating_add(self.inner.config.kill_grace);
+        if let Err(e) = worker.send(&line, deadline).await {
             // The worker died while idle (nothing of this job ran): one retry on a fresh one.
             tracing::debug!(pid = worker.pid, error = %e, "sandbox worker gone before the job; respawning");
             worker.kill().await;
             worker = self.inner.spawn().await?;
-            if let Err(e) = worker.stdin.write_all(&line).await {
+            if let Err(e) = worker.send(&line, deadline).await {
                 return Err(worker.diagnose(Failure::Io(e), timeout).await);
             }
         }
 
         let cap = self.inner.config.max_response_bytes.saturating_add(4096);
-        let deadline = timeout.saturating_add(self.inner.config.kill_grace);
         let answer = match tokio::time::timeout(deadline, worker.read_response(cap)).await {
             Err(_elapsed) => {
                 tracing::debug!(
@@ -403,6 +403,17 @@ enum Failure {
 }
 
 impl Worker {
+    /// Writes a request line; a worker that does not take it within `limit` is as good as dead.
+    async fn send(&mut self, line: &[u8], limit: Duration) -> std::io::Result<()> {
+        match tokio::time::timeout(limit, self.stdin.write_all(line)).await {
+            Ok(written) => written,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the worker did not read its request",
+            )),
+        }
+    }
+
     async fn read_response(&mut self, cap: usize) -> Result<Response, Failure> {
         match read_line_capped(&mut self.stdout, cap)
             .await

@@ -532,3 +532,58 @@ pub async fn replace_steps(
     tx.commit().await?;
     Ok(())
 }
+
+/// Claims up to `limit` due resolutions for `owner` in one statement (`FOR UPDATE SKIP LOCKED`
+/// over the partial claimable index): TO_AUTORUN and CRASHED at once; TO_AUTORUN_DELAYED and
+/// ERROR when `next_retry` is due; WAITING when woken (`next_retry` due and set after the last
+/// start). Each claimed row becomes RUNNING with `claim_attempt + 1` and a fresh lease; the
+/// previous state is returned with the claim.
+pub async fn claim_due(
+    store: &super::Store,
+    owner: crate::domain::InstanceId,
+    limit: i64,
+    lease: std::time::Duration,
+) -> Result<Vec<(Claim, ResolutionState)>, StoreError> {
+    let rows: Vec<(ResolutionId, i64, String)> = sqlx::query_as(
+        "UPDATE resolution r SET state = 'RUNNING', owner_instance = $1, claim_attempt = r.claim_attempt + 1,
+                run_count = r.run_count + 1, last_start = now(), updated = now(),
+                lease_expires = now() + make_interval(secs => $3)
+           FROM (SELECT id, state AS prev FROM resolution
+                  WHERE state IN ('TO_AUTORUN', 'TO_AUTORUN_DELAYED', 'RETRY', 'ERROR', 'WAITING', 'CRASHED')
+                    AND (state IN ('TO_AUTORUN', 'CRASHED')
+                         OR (next_retry <= now()
+                             AND (state <> 'WAITING' OR next_retry > coalesce(last_start, '-infinity'))))
+                  ORDER BY next_retry NULLS FIRST, id
+                  LIMIT $2
+                  FOR UPDATE SKIP LOCKED) c
+          WHERE r.id = c.id
+         RETURNING r.id, r.claim_attempt, c.prev",
+    )
+    .bind(owner)
+    .bind(limit)
+    .bind(lease.as_secs_f64())
+    .fetch_all(&store.pool)
+    .await?;
+    rows.into_iter()
+        .map(|(id, attempt, prev)| {
+            let prev = prev.parse().map_err(|e| StoreError::Corrupt(format!("resolution {id}: {e}")))?;
+            Ok((Claim { resolution: id, owner, attempt }, prev))
+        })
+        .collect()
+}
+
+/// Extends the lease of a claim; false when the claim was lost.
+pub async fn extend_lease(store: &super::Store, claim: &Claim, lease: std::time::Duration) -> Result<bool, StoreError> {
+    let n = sqlx::query(
+        "UPDATE resolution SET lease_expires = now() + make_interval(secs => $4)
+         WHERE id = $1 AND owner_instance = $2 AND claim_attempt = $3 AND state = 'RUNNING'",
+    )
+    .bind(claim.resolution)
+    .bind(claim.owner)
+    .bind(claim.attempt)
+    .bind(lease.as_secs_f64())
+    .execute(&store.pool)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}

@@ -113,7 +113,9 @@ fn action_looks_go(action: &str) -> bool {
                 prev_sep = false;
             }
             '.' if prev_sep => {
-                if chars.peek().is_none_or(|n| n.is_alphabetic() || *n == '_' || n.is_whitespace() || *n == ')') {
+                if chars.peek().is_none_or(|n| {
+                    n.is_alphabetic() || *n == '_' || n.is_whitespace() || *n == ')'
+                }) {
                     return true;
                 }
                 prev_sep = false;
@@ -157,7 +159,10 @@ fn action_looks_go(action: &str) -> bool {
     for pair in words.windows(2) {
         let (w, spaced) = &pair[0];
         let (next, _) = &pair[1];
-        let is_word = w.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_');
+        let is_word = w
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_');
         if !is_word || !spaced || JINJA_OPERATORS.contains(&w.as_str()) {
             continue;
         }
@@ -294,8 +299,8 @@ impl<'a> Lexer<'a> {
                 return Ok(self.toks);
             };
             let after = i + 2;
-            let trim_left = self.src[after..].starts_with('-')
-                && self.char_at(after + 1).is_some_and(is_space);
+            let trim_left =
+                self.src[after..].starts_with('-') && self.char_at(after + 1).is_some_and(is_space);
             let mut text = &self.src[self.pos..i];
             if trim_left {
                 text = text.trim_end_matches(is_space);
@@ -348,8 +353,8 @@ impl<'a> Lexer<'a> {
         self.paren = 0;
         loop {
             let rest = &self.src[self.pos..];
-            let at_trim_right = rest.chars().next().is_some_and(is_space)
-                && rest[1..].starts_with("-}}");
+            let at_trim_right =
+                rest.chars().next().is_some_and(is_space) && rest[1..].starts_with("-}}");
             if rest.starts_with("}}") || at_trim_right {
                 if self.paren > 0 {
                     return Err((self.pos, "unclosed left paren".into()));
@@ -484,10 +489,7 @@ impl<'a> Lexer<'a> {
             None => Ok(()),
             Some(c) if is_space(c) || matches!(c, '.' | ',' | '|' | ':' | ')' | '(') => Ok(()),
             Some(_) if self.src[self.pos..].starts_with("}}") => Ok(()),
-            Some(c) => Err((
-                self.pos,
-                format!("bad character U+{:04X} {c:?}", c as u32),
-            )),
+            Some(c) => Err((self.pos, format!("bad character U+{:04X} {c:?}", c as u32))),
         }
     }
 
@@ -499,14 +501,12 @@ impl<'a> Lexer<'a> {
                 return Err((start, "unterminated quoted string".into()));
             };
             match c {
-                '\\' => {
-                    match self.char_at(p + 1) {
-                        None | Some('\n') => {
-                            return Err((start, "unterminated quoted string".into()));
-                        }
-                        Some(d) => p += 1 + d.len_utf8(),
+                '\\' => match self.char_at(p + 1) {
+                    None | Some('\n') => {
+                        return Err((start, "unterminated quoted string".into()));
                     }
-                }
+                    Some(d) => p += 1 + d.len_utf8(),
+                },
                 '\n' => return Err((start, "unterminated quoted string".into())),
                 '"' => break,
                 c => p += c.len_utf8(),
@@ -540,7 +540,10 @@ impl<'a> Lexer<'a> {
         let mut it = s.chars();
         match (it.next(), it.next()) {
             (Some(c), None) => Ok(c as i64),
-            _ => Err((start, format!("malformed character constant: {}", &self.src[start..=p]))),
+            _ => Err((
+                start,
+                format!("malformed character constant: {}", &self.src[start..=p]),
+            )),
         }
     }
 
@@ -585,7 +588,10 @@ impl<'a> Lexer<'a> {
         self.pos = p;
         if self.peek_char().is_some_and(is_alnum) {
             let bad_end = p + self.peek_char().map_or(0, char::len_utf8);
-            return Err((start, format!("bad number syntax: {:?}", &self.src[start..bad_end])));
+            return Err((
+                start,
+                format!("bad number syntax: {:?}", &self.src[start..bad_end]),
+            ));
         }
         let t = parse_number(text).map_err(|m| (start, m))?;
         self.push(t, start);
@@ -612,7 +618,9 @@ fn unquote(body: &str, q: char) -> Result<String, String> {
             bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
             continue;
         }
-        let Some(e) = it.next() else { return Err(bad()) };
+        let Some(e) = it.next() else {
+            return Err(bad());
+        };
         match e {
             'a' => bytes.push(7),
             'b' => bytes.push(8),
@@ -663,7 +671,12 @@ fn parse_number(text: &str) -> Result<T, String> {
     } else {
         lower.contains(['.', 'e'])
     };
-    if !looks_float && !lower.is_empty() && lower.chars().all(|c| c.is_ascii_hexdigit() || c == '_' || c == 'x' || c == 'o' || c == 'b') {
+    if !looks_float
+        && !lower.is_empty()
+        && lower
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || c == '_' || c == 'x' || c == 'o' || c == 'b')
+    {
         // A well-formed integer that does not fit: Go says it overflows int.
         let clean: String = lower.chars().filter(|&c| c != '_').collect();
         let digits_ok = if is_hex {
@@ -671,7 +684,9 @@ fn parse_number(text: &str) -> Result<T, String> {
         } else {
             clean.chars().all(|c| c.is_ascii_digit())
         };
-        if digits_ok && !(clean.starts_with('0') && clean.len() > 1 && !is_hex && clean.contains(['8', '9'])) {
+        if digits_ok
+            && !(clean.starts_with('0') && clean.len() > 1 && !is_hex && clean.contains(['8', '9']))
+        {
             return Err(format!("{text} overflows int"));
         }
     }
@@ -917,14 +932,20 @@ impl<'a> Gen<'a> {
         let _ = write!(out, "{{#@{line}:{col} {short}#}}");
     }
 
+    /// Emits the position marker of the action that starts at byte `pos`.
+    fn marker_at(&self, pos: usize, out: &mut String) {
+        if let Ok(i) = self.toks.binary_search_by_key(&pos, |t| t.pos)
+            && self.toks[i].t == T::Left
+        {
+            self.marker(&self.toks[i], out);
+        }
+    }
+
     fn expect_right(&mut self, what: &str) -> GResult<()> {
         self.skip_spaces();
         let t = self.next();
         if t.t != T::Right {
-            return Err(self.err(
-                t.pos,
-                format!("unexpected {} in {what}", describe(&t.t)),
-            ));
+            return Err(self.err(t.pos, format!("unexpected {} in {what}", describe(&t.t))));
         }
         Ok(())
     }
@@ -987,7 +1008,8 @@ impl<'a> Gen<'a> {
                         "break" | "continue" => {
                             self.next();
                             if !in_range {
-                                return Err(self.err(tok.pos, format!("{{{{{kw}}}}} outside {{{{range}}}}")));
+                                return Err(self
+                                    .err(tok.pos, format!("{{{{{kw}}}}} outside {{{{range}}}}")));
                             }
                             self.expect_right(&kw)?;
                             let _ = write!(out, "{{% {kw} %}}");
@@ -1013,11 +1035,16 @@ impl<'a> Gen<'a> {
 
     fn unexpected_end(&self, end: ListEnd, pos: usize, what: &str) -> TranslateError {
         match end {
-            ListEnd::Eof => self.err(pos, format!("unexpected EOF: missing {{{{end}}}} for {{{{{what}}}}}")),
+            ListEnd::Eof => self.err(
+                pos,
+                format!("unexpected EOF: missing {{{{end}}}} for {{{{{what}}}}}"),
+            ),
             ListEnd::Else(k, p) => self.err(
                 p,
                 match k {
-                    ElseKind::Plain => format!("expected end; found {{{{else}}}} in {{{{{what}}}}}"),
+                    ElseKind::Plain => {
+                        format!("expected end; found {{{{else}}}} in {{{{{what}}}}}")
+                    }
                     ElseKind::If => format!("{{{{else if}}}} is not allowed in {{{{{what}}}}}"),
                     ElseKind::With => format!("{{{{else with}}}} is not allowed in {{{{{what}}}}}"),
                 },
@@ -1066,11 +1093,15 @@ impl<'a> Gen<'a> {
                     let mut pre = String::new();
                     let cond = self.gen_pipeline(&pipe, dot, &mut pre)?;
                     if pre.is_empty() {
+                        // The marker goes before the tag: the condition is evaluated there.
+                        self.marker_at(p, out);
                         let _ = write!(out, "{{% elif __truth({cond}) %}}");
                     } else {
                         self.enter(p)?;
                         extra_depth += 1;
-                        let _ = write!(out, "{{% else %}}{pre}{{% if __truth({cond}) %}}");
+                        out.push_str("{% else %}");
+                        self.marker_at(p, out);
+                        let _ = write!(out, "{pre}{{% if __truth({cond}) %}}");
                         closers += 1;
                     }
                 }
@@ -1090,7 +1121,13 @@ impl<'a> Gen<'a> {
         Ok(())
     }
 
-    fn gen_range(&mut self, dot: &str, out: &mut String, in_range: bool, pos: usize) -> GResult<()> {
+    fn gen_range(
+        &mut self,
+        dot: &str,
+        out: &mut String,
+        in_range: bool,
+        pos: usize,
+    ) -> GResult<()> {
         self.enter(pos)?;
         self.scopes.push(Vec::new());
         let mut pipe = self.parse_pipeline("range", &T::Right, 2)?;
@@ -1160,6 +1197,7 @@ impl<'a> Gen<'a> {
             }
             ListEnd::Else(ElseKind::With, p) => {
                 out.push_str("{% else %}");
+                self.marker_at(p, out);
                 // The nested {{with}} consumes the shared {{end}}.
                 self.gen_with(dot, out, in_range, p)?;
             }
@@ -1302,10 +1340,9 @@ impl<'a> Gen<'a> {
                     }
                 }
                 other => {
-                    return Err(self.err(
-                        t.pos,
-                        format!("unexpected {} in operand", describe(&other)),
-                    ));
+                    return Err(
+                        self.err(t.pos, format!("unexpected {} in operand", describe(&other)))
+                    );
                 }
             }
             break;
@@ -1329,7 +1366,12 @@ impl<'a> Gen<'a> {
         if !chain.is_empty()
             && matches!(
                 term,
-                Term::Bool(_) | Term::Str(_) | Term::Int(_) | Term::Float(_) | Term::Nil | Term::Dot
+                Term::Bool(_)
+                    | Term::Str(_)
+                    | Term::Int(_)
+                    | Term::Float(_)
+                    | Term::Nil
+                    | Term::Dot
             )
         {
             return Err(self.err(pos, "unexpected . after term"));
@@ -1399,7 +1441,13 @@ impl<'a> Gen<'a> {
         Ok(slot)
     }
 
-    fn gen_cmd(&mut self, cmd: &Command, fin: Option<String>, dot: &str, pre: &mut String) -> GResult<String> {
+    fn gen_cmd(
+        &mut self,
+        cmd: &Command,
+        fin: Option<String>,
+        dot: &str,
+        pre: &mut String,
+    ) -> GResult<String> {
         let first = &cmd.args[0];
         if let Term::Func(name) = &first.term
             && first.chain.is_empty()
@@ -1493,7 +1541,10 @@ impl<'a> Gen<'a> {
                 let _ = write!(pre, "{inner}{{% set {t} = {code} %}}");
                 first = false;
             } else {
-                let _ = write!(pre, "{{% if {cond} %}}{inner}{{% set {t} = {code} %}}{{% endif %}}");
+                let _ = write!(
+                    pre,
+                    "{{% if {cond} %}}{inner}{{% set {t} = {code} %}}{{% endif %}}"
+                );
             }
         }
         if let Some(f) = fin {

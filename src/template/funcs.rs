@@ -110,13 +110,17 @@ impl Object for CtxRoot {
 
 fn with_ctx<R>(state: &State, f: impl FnOnce(Option<&RenderCtx>) -> R) -> R {
     let v = state.lookup(CTX_KEY);
-    let ctx = v.as_ref().and_then(|v| v.downcast_object_ref::<RenderCtx>());
+    let ctx = v
+        .as_ref()
+        .and_then(|v| v.downcast_object_ref::<RenderCtx>());
     f(ctx)
 }
 
 /// The byte cap of the current render.
 pub(crate) fn max_bytes(state: &State) -> usize {
-    with_ctx(state, |c| c.map_or(DEFAULT_MAX_VALUE_BYTES, |c| c.max_bytes))
+    with_ctx(state, |c| {
+        c.map_or(DEFAULT_MAX_VALUE_BYTES, |c| c.max_bytes)
+    })
 }
 
 /// Fails when `n` bytes (or slots) would exceed the render's byte cap.
@@ -615,13 +619,24 @@ pub fn unsupported_reason(name: &str) -> Option<&'static str> {
     match name {
         "env" | "expandenv" => Some("reading the server's environment is not allowed"),
         "getHostByName" => Some("network lookups are not allowed"),
-        "genPrivateKey" | "derivePassword" | "buildCustomCert" | "genCA" | "genCAWithKey"
-        | "genSelfSignedCert" | "genSelfSignedCertWithKey" | "genSignedCert"
-        | "genSignedCertWithKey" | "encryptAES" | "decryptAES" | "bcrypt" | "htpasswd"
+        "genPrivateKey"
+        | "derivePassword"
+        | "buildCustomCert"
+        | "genCA"
+        | "genCAWithKey"
+        | "genSelfSignedCert"
+        | "genSelfSignedCertWithKey"
+        | "genSignedCert"
+        | "genSignedCertWithKey"
+        | "encryptAES"
+        | "decryptAES"
+        | "bcrypt"
+        | "htpasswd"
         | "randBytes" => Some("cryptographic helpers are not provided"),
         "semver" | "semverCompare" | "urlParse" | "urlJoin" | "osBase" | "osDir" | "osClean"
         | "osExt" | "osIsAbs" | "ago" | "duration" | "durationRound" | "abbrevboth"
-        | "wrapWith" | "wrap" | "snakecase" | "camelcase" | "kebabcase" | "shuffle" | "b32enc" | "b32dec" | "decimal" | "toDecimal" => {
+        | "wrapWith" | "wrap" | "snakecase" | "camelcase" | "kebabcase" | "shuffle" | "b32enc"
+        | "b32dec" | "decimal" | "toDecimal" => {
             Some("this sprig function is not provided by mutask")
         }
         "define" | "template" | "block" => Some("nested template definitions are not supported"),
@@ -1007,7 +1022,9 @@ fn f_urlquery(s: &State, a: &[Value]) -> Result<Value, Error> {
 }
 
 fn f_call(_s: &State, _a: &[Value]) -> Result<Value, Error> {
-    Err(err("call is not supported: template data holds no functions"))
+    Err(err(
+        "call is not supported: template data holds no functions",
+    ))
 }
 
 fn f_eval_impl(s: &State, a: &[Value], cache: bool) -> Result<Value, Error> {
@@ -1301,7 +1318,10 @@ static GO_FUNCS: &[(&str, GoFn)] = &[
     ("regexReplaceAll", sprig::regex_replace_all),
     ("mustRegexReplaceAll", sprig::regex_replace_all),
     ("regexReplaceAllLiteral", sprig::regex_replace_all_literal),
-    ("mustRegexReplaceAllLiteral", sprig::regex_replace_all_literal),
+    (
+        "mustRegexReplaceAllLiteral",
+        sprig::regex_replace_all_literal,
+    ),
     ("regexSplit", sprig::regex_split),
     ("mustRegexSplit", sprig::regex_split),
     ("regexQuoteMeta", sprig::regex_quote_meta),

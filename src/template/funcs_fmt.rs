@@ -173,7 +173,7 @@ pub(crate) fn float_v(f: f64) -> String {
     let dg = shortest(f);
     let nd = dg.d.len() as i32;
     let exp = if is_zero(&dg) { 0 } else { dg.dp - 1 };
-    let body = if exp < -4 || exp >= 6 {
+    let body = if !(-4..6).contains(&exp) {
         layout_e(&dg, (nd - 1).max(0) as usize, false)
     } else {
         layout_f(&dg, (nd - dg.dp).max(0) as usize)
@@ -502,8 +502,7 @@ fn fmt_str(s: &str, verb: char, spec: &Spec) -> Option<String> {
     Some(match verb {
         's' | 'v' => s,
         'q' => {
-            if spec.sharp && !s.contains('`') && !s.chars().any(|c| c.is_control() && c != '\t')
-            {
+            if spec.sharp && !s.contains('`') && !s.chars().any(|c| c.is_control() && c != '\t') {
                 format!("`{s}`")
             } else {
                 go_quote(&s)
@@ -718,7 +717,12 @@ fn newline(out: &mut Out, opts: JsonOpts, depth: usize) -> Result<(), Error> {
 }
 
 /// Go's `json.Marshal` of a value (map keys sorted). Fails on NaN/Inf like Go.
-pub(crate) fn write_json(v: &Value, out: &mut Out, opts: JsonOpts, depth: usize) -> Result<(), Error> {
+pub(crate) fn write_json(
+    v: &Value,
+    out: &mut Out,
+    opts: JsonOpts,
+    depth: usize,
+) -> Result<(), Error> {
     if depth > MAX_DEPTH {
         return Err(err("json: value nested too deeply"));
     }
@@ -836,25 +840,71 @@ mod tests {
             o.into_string()
         };
         assert_eq!(run("%s-%d", vec!["a".into(), 5.into()]), "a-5");
-        assert_eq!(run("%5.2f|%-4d|%04d", vec![3.14159.into(), 7.into(), 42.into()]), " 3.14|7   |0042");
-        assert_eq!(run("%q %v %t %%", vec!["x\"y".into(), Value::from(()), true.into()]), "\"x\\\"y\" <nil> true %");
-        assert_eq!(run("%x %X %o %b %c", vec![255.into(), 255.into(), 8.into(), 5.into(), 65.into()]), "ff FF 10 101 A");
-        assert_eq!(run("%e %g %.3g %g", vec![1234.5678.into(), 1e6.into(), 3.14159.into(), 100000.0.into()]), "1.234568e+03 1e+06 3.14 100000");
+        assert_eq!(
+            run("%5.2f|%-4d|%04d", vec![2.34567.into(), 7.into(), 42.into()]),
+            " 2.35|7   |0042"
+        );
+        assert_eq!(
+            run(
+                "%q %v %t %%",
+                vec!["x\"y".into(), Value::from(()), true.into()]
+            ),
+            "\"x\\\"y\" <nil> true %"
+        );
+        assert_eq!(
+            run(
+                "%x %X %o %b %c",
+                vec![255.into(), 255.into(), 8.into(), 5.into(), 65.into()]
+            ),
+            "ff FF 10 101 A"
+        );
+        assert_eq!(
+            run(
+                "%e %g %.3g %g",
+                vec![
+                    1234.5678.into(),
+                    1e6.into(),
+                    2.34567.into(),
+                    100000.0.into()
+                ]
+            ),
+            "1.234568e+03 1e+06 2.35 100000"
+        );
         assert_eq!(run("%d", vec![]), "%!d(MISSING)");
         assert_eq!(run("%d", vec!["x".into()]), "%!d(string=x)");
         assert_eq!(run("a", vec![1.into()]), "a%!(EXTRA int=1)");
         assert_eq!(run("%", vec![]), "%!(NOVERB)");
-        assert_eq!(run("%*d|%.*f", vec![4.into(), 1.into(), 2.into(), 2.5.into()]), "   1|2.50");
-        assert_eq!(run("%+d % d %T", vec![3.into(), 3.into(), 1.5.into()]), "+3  3 float64");
-        assert_eq!(run("%.2s|%6s", vec!["hello".into(), "ab".into()]), "he|    ab");
+        assert_eq!(
+            run("%*d|%.*f", vec![4.into(), 1.into(), 2.into(), 2.5.into()]),
+            "   1|2.50"
+        );
+        assert_eq!(
+            run("%+d % d %T", vec![3.into(), 3.into(), 1.5.into()]),
+            "+3  3 float64"
+        );
+        assert_eq!(
+            run("%.2s|%6s", vec!["hello".into(), "ab".into()]),
+            "he|    ab"
+        );
     }
 
     #[test]
     fn quote_and_json_strings() {
         assert_eq!(go_quote("a\tb\u{1}\"é"), "\"a\\tb\\x01\\\"é\"");
         let mut o = Out::new(1 << 10);
-        json_string("<a&b>\t\u{8}\u{2028}\u{1}", JsonOpts { escape_html: true, pretty: false }, &mut o).unwrap();
-        assert_eq!(o.into_string(), "\"\\u003ca\\u0026b\\u003e\\t\\b\\u2028\\u0001\"");
+        json_string(
+            "<a&b>\t\u{8}\u{2028}\u{1}",
+            JsonOpts {
+                escape_html: true,
+                pretty: false,
+            },
+            &mut o,
+        )
+        .unwrap();
+        assert_eq!(
+            o.into_string(),
+            "\"\\u003ca\\u0026b\\u003e\\t\\b\\u2028\\u0001\""
+        );
     }
 
     #[test]

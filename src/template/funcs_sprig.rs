@@ -42,9 +42,7 @@ const RAW_B64: GeneralPurpose = GeneralPurpose::new(
 /// Go's text for a base64 decoding error (`illegal base64 data at input byte N`).
 pub(crate) fn b64_error_text(e: &base64::DecodeError, input: &str) -> String {
     let off = match e {
-        base64::DecodeError::InvalidByte(o, _) | base64::DecodeError::InvalidLastSymbol(o, _) => {
-            *o
-        }
+        base64::DecodeError::InvalidByte(o, _) | base64::DecodeError::InvalidLastSymbol(o, _) => *o,
         base64::DecodeError::InvalidLength(n) => n.saturating_sub(1),
         base64::DecodeError::InvalidPadding => input.find('=').unwrap_or(input.len()),
     };
@@ -264,10 +262,7 @@ pub(crate) fn concat(s: &State, a: &[Value]) -> Result<Value, Error> {
         let items = match gv(l) {
             GV::List => list_items(l).unwrap_or_default(),
             _ => {
-                return Err(err(format!(
-                    "Cannot concat type {} as list",
-                    kind_name(l)
-                )));
+                return Err(err(format!("Cannot concat type {} as list", kind_name(l))));
             }
         };
         check_slots(s, out.len() + items.len())?;
@@ -459,8 +454,8 @@ pub(crate) fn join(s: &State, a: &[Value]) -> Result<Value, Error> {
     want(a, 2)?;
     let sep = arg_str(&a[0])?;
     let parts = strslice(&a[1]);
-    let total: usize = parts.iter().map(String::len).sum::<usize>()
-        + sep.len() * parts.len().saturating_sub(1);
+    let total: usize =
+        parts.iter().map(String::len).sum::<usize>() + sep.len() * parts.len().saturating_sub(1);
     check_size(s, total)?;
     Ok(Value::from(parts.join(&sep)))
 }
@@ -623,7 +618,11 @@ pub(crate) fn title(s: &State, a: &[Value]) -> Result<Value, Error> {
     let out: String = text
         .chars()
         .map(|c| {
-            let r = if is_separator(prev) { single_upper(c) } else { c };
+            let r = if is_separator(prev) {
+                single_upper(c)
+            } else {
+                c
+            };
             prev = c;
             r
         })
@@ -660,7 +659,9 @@ pub(crate) fn trim(_s: &State, a: &[Value]) -> Result<Value, Error> {
 pub(crate) fn trim_all(_s: &State, a: &[Value]) -> Result<Value, Error> {
     want(a, 2)?;
     let cut: Vec<char> = arg_str(&a[0])?.chars().collect();
-    Ok(Value::from(arg_str(&a[1])?.trim_matches(|c| cut.contains(&c))))
+    Ok(Value::from(
+        arg_str(&a[1])?.trim_matches(|c| cut.contains(&c)),
+    ))
 }
 
 pub(crate) fn trim_prefix(_s: &State, a: &[Value]) -> Result<Value, Error> {
@@ -694,17 +695,23 @@ pub(crate) fn replace(s: &State, a: &[Value]) -> Result<Value, Error> {
 
 pub(crate) fn contains(_s: &State, a: &[Value]) -> Result<Value, Error> {
     want(a, 2)?;
-    Ok(Value::from(arg_str(&a[1])?.contains(arg_str(&a[0])?.as_ref())))
+    Ok(Value::from(
+        arg_str(&a[1])?.contains(arg_str(&a[0])?.as_ref()),
+    ))
 }
 
 pub(crate) fn has_prefix(_s: &State, a: &[Value]) -> Result<Value, Error> {
     want(a, 2)?;
-    Ok(Value::from(arg_str(&a[1])?.starts_with(arg_str(&a[0])?.as_ref())))
+    Ok(Value::from(
+        arg_str(&a[1])?.starts_with(arg_str(&a[0])?.as_ref()),
+    ))
 }
 
 pub(crate) fn has_suffix(_s: &State, a: &[Value]) -> Result<Value, Error> {
     want(a, 2)?;
-    Ok(Value::from(arg_str(&a[1])?.ends_with(arg_str(&a[0])?.as_ref())))
+    Ok(Value::from(
+        arg_str(&a[1])?.ends_with(arg_str(&a[0])?.as_ref()),
+    ))
 }
 
 pub(crate) fn repeat(s: &State, a: &[Value]) -> Result<Value, Error> {
@@ -780,7 +787,9 @@ pub(crate) fn nospace(_s: &State, a: &[Value]) -> Result<Value, Error> {
     want(a, 1)?;
     let text = arg_str(&a[0])?;
     Ok(Value::from(
-        text.chars().filter(|c| !c.is_whitespace()).collect::<String>(),
+        text.chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>(),
     ))
 }
 
@@ -794,7 +803,11 @@ fn indent_text(s: &State, n: i64, text: &str) -> Result<String, Error> {
 
 pub(crate) fn indent(s: &State, a: &[Value]) -> Result<Value, Error> {
     want(a, 2)?;
-    Ok(Value::from(indent_text(s, arg_int(&a[0])?, &arg_str(&a[1])?)?))
+    Ok(Value::from(indent_text(
+        s,
+        arg_int(&a[0])?,
+        &arg_str(&a[1])?,
+    )?))
 }
 
 pub(crate) fn nindent(s: &State, a: &[Value]) -> Result<Value, Error> {
@@ -965,12 +978,16 @@ pub(crate) fn divf(_s: &State, a: &[Value]) -> Result<Value, Error> {
 
 pub(crate) fn maxf(_s: &State, a: &[Value]) -> Result<Value, Error> {
     want_min(a, 1)?;
-    Ok(Value::from(a.iter().map(to_float64).fold(f64::NEG_INFINITY, f64::max)))
+    Ok(Value::from(
+        a.iter().map(to_float64).fold(f64::NEG_INFINITY, f64::max),
+    ))
 }
 
 pub(crate) fn minf(_s: &State, a: &[Value]) -> Result<Value, Error> {
     want_min(a, 1)?;
-    Ok(Value::from(a.iter().map(to_float64).fold(f64::INFINITY, f64::min)))
+    Ok(Value::from(
+        a.iter().map(to_float64).fold(f64::INFINITY, f64::min),
+    ))
 }
 
 pub(crate) fn round(_s: &State, a: &[Value]) -> Result<Value, Error> {
@@ -1059,10 +1076,7 @@ pub(crate) fn dict(s: &State, a: &[Value]) -> Result<Value, Error> {
     let mut entries: Vec<(String, Value)> = Vec::new();
     for pair in a.chunks(2) {
         let k = strval(&pair[0]);
-        let v = pair
-            .get(1)
-            .map(nil_if_missing)
-            .unwrap_or(Value::from(""));
+        let v = pair.get(1).map(nil_if_missing).unwrap_or(Value::from(""));
         match entries.iter_mut().find(|(ek, _)| *ek == k) {
             Some(e) => e.1 = v,
             None => entries.push((k, v)),
@@ -1106,7 +1120,9 @@ pub(crate) fn has_key(_s: &State, a: &[Value]) -> Result<Value, Error> {
     want(a, 2)?;
     let m = arg_map(&a[0])?;
     let k = arg_str(&a[1])?;
-    Ok(Value::from(m.iter().any(|(mk, _)| mk.as_str() == k.as_ref())))
+    Ok(Value::from(
+        m.iter().any(|(mk, _)| mk.as_str() == k.as_ref()),
+    ))
 }
 
 pub(crate) fn keys(s: &State, a: &[Value]) -> Result<Value, Error> {
@@ -1140,7 +1156,9 @@ pub(crate) fn omit(_s: &State, a: &[Value]) -> Result<Value, Error> {
     want_min(a, 1)?;
     let m = arg_map(&a[0])?;
     let drop: HashSet<String> = a[1..].iter().map(strval).collect();
-    Ok(mk_map(m.into_iter().filter(|(k, _)| !drop.contains(k)).collect()))
+    Ok(mk_map(
+        m.into_iter().filter(|(k, _)| !drop.contains(k)).collect(),
+    ))
 }
 
 pub(crate) fn pluck(_s: &State, a: &[Value]) -> Result<Value, Error> {
@@ -1148,7 +1166,10 @@ pub(crate) fn pluck(_s: &State, a: &[Value]) -> Result<Value, Error> {
     let name = arg_str(&a[0])?;
     let mut out = Vec::new();
     for d in &a[1..] {
-        if let Some((_, v)) = arg_map(d)?.into_iter().find(|(k, _)| k.as_str() == name.as_ref()) {
+        if let Some((_, v)) = arg_map(d)?
+            .into_iter()
+            .find(|(k, _)| k.as_str() == name.as_ref())
+        {
             out.push(v);
         }
     }
@@ -1156,7 +1177,12 @@ pub(crate) fn pluck(_s: &State, a: &[Value]) -> Result<Value, Error> {
 }
 
 /// mergo's deep merge of `src` into `dst` (`overwrite`: src wins).
-fn merge_into(dst: &mut Vec<(String, Value)>, src: Vec<(String, Value)>, overwrite: bool, depth: usize) {
+fn merge_into(
+    dst: &mut Vec<(String, Value)>,
+    src: Vec<(String, Value)>,
+    overwrite: bool,
+    depth: usize,
+) {
     for (k, sv) in src {
         match dst.iter_mut().find(|(dk, _)| *dk == k) {
             Some(entry) => {
@@ -1245,7 +1271,12 @@ fn lenient_json(s: &State, a: &[Value], opts: JsonOpts) -> Result<Value, Error> 
     want(a, 1)?;
     match json_text(s, &a[0], opts) {
         Ok(t) => Ok(Value::from(t)),
-        Err(e) if e.detail().is_some_and(|d| d.contains(super::SIZE_LIMIT_MARK)) => Err(e),
+        Err(e)
+            if e.detail()
+                .is_some_and(|d| d.contains(super::SIZE_LIMIT_MARK)) =>
+        {
+            Err(e)
+        }
         Err(_) => Ok(Value::from("")),
     }
 }
@@ -1306,7 +1337,9 @@ pub(crate) fn sha256sum(_s: &State, a: &[Value]) -> Result<Value, Error> {
 pub(crate) fn sha1sum(_s: &State, a: &[Value]) -> Result<Value, Error> {
     use sha1::Digest as _;
     want(a, 1)?;
-    Ok(Value::from(hex(&sha1::Sha1::digest(arg_str(&a[0])?.as_bytes()))))
+    Ok(Value::from(hex(&sha1::Sha1::digest(
+        arg_str(&a[0])?.as_bytes(),
+    ))))
 }
 
 pub(crate) fn adler32sum(_s: &State, a: &[Value]) -> Result<Value, Error> {
@@ -1404,7 +1437,9 @@ pub(crate) fn regex_replace_all(s: &State, a: &[Value]) -> Result<Value, Error> 
         text.len()
             .saturating_add(count.saturating_mul(repl.len().saturating_mul(2) + 16)),
     )?;
-    Ok(Value::from(re.replace_all(&text, repl.as_ref()).into_owned()))
+    Ok(Value::from(
+        re.replace_all(&text, repl.as_ref()).into_owned(),
+    ))
 }
 
 pub(crate) fn regex_replace_all_literal(s: &State, a: &[Value]) -> Result<Value, Error> {
@@ -1414,7 +1449,10 @@ pub(crate) fn regex_replace_all_literal(s: &State, a: &[Value]) -> Result<Value,
     let repl = arg_str(&a[2])?;
     s.consume_fuel(text.len() as u64 / 64)?;
     let count = re.find_iter(&text).count();
-    check_size(s, text.len().saturating_add(count.saturating_mul(repl.len())))?;
+    check_size(
+        s,
+        text.len().saturating_add(count.saturating_mul(repl.len())),
+    )?;
     Ok(Value::from(
         re.replace_all(&text, regex::NoExpand(repl.as_ref()))
             .into_owned(),

@@ -641,9 +641,18 @@ mod tests {
         let x = t("2024-03-05T07:08:09.120Z");
         assert_eq!(x.format("2006-01-02"), "2024-03-05");
         assert_eq!(x.format("Jan _2 15:04:05.000"), "Mar  5 07:08:09.120");
-        assert_eq!(x.format("Monday, January 2 2006 3:04PM"), "Tuesday, March 5 2024 7:08AM");
-        assert_eq!(x.format("2006-01-02T15:04:05.999999999Z07:00"), "2024-03-05T07:08:09.12Z");
-        assert_eq!(x.format("06 002 pm MST -0700 -07:00"), "24 065 am UTC +0000 +00:00");
+        assert_eq!(
+            x.format("Monday, January 2 2006 3:04PM"),
+            "Tuesday, March 5 2024 7:08AM"
+        );
+        assert_eq!(
+            x.format("2006-01-02T15:04:05.999999999Z07:00"),
+            "2024-03-05T07:08:09.12Z"
+        );
+        assert_eq!(
+            x.format("06 002 pm MST -0700 -07:00"),
+            "24 065 am UTC +0000 +00:00"
+        );
         assert_eq!(x.go_string(), "2024-03-05 07:08:09.12 +0000 UTC");
         assert_eq!(GoTime::zero().go_string(), "0001-01-01 00:00:00 +0000 UTC");
         let p = GoTime {

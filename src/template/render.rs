@@ -88,7 +88,9 @@ pub struct Renderer {
 
 impl std::fmt::Debug for Renderer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Renderer").field("opts", &self.opts).finish()
+        f.debug_struct("Renderer")
+            .field("opts", &self.opts)
+            .finish()
     }
 }
 

@@ -50,19 +50,26 @@ fn and_or_are_lowered_to_short_circuit_statements() {
 
 #[test]
 fn variables_get_lexically_scoped_slots() {
-    let j = translate("{{ $x := 1 }}{{ range .l }}{{ $x := 2 }}{{ $x = 3 }}{{ end }}{{ $x }}").unwrap();
+    let j =
+        translate("{{ $x := 1 }}{{ range .l }}{{ $x := 2 }}{{ $x = 3 }}{{ end }}{{ $x }}").unwrap();
     assert!(j.contains("{% set __v.v1 = 1 %}"), "{j}");
     assert!(j.contains("{% set __v.v3 = 2 %}"), "{j}");
     assert!(j.contains("{% set __v.v3 = 3 %}"), "{j}");
     assert!(j.ends_with("{{ __print(__v.v1) }}"), "{j}");
     // sprig's mutating helpers re-bind the variable.
     let j = translate(r#"{{ $d := dict }}{{ $_ := set $d "k" 1 }}"#).unwrap();
-    assert!(j.contains(r#"{% set __v.v1 = go_set(__v.v1, "k", 1) %}"#), "{j}");
+    assert!(
+        j.contains(r#"{% set __v.v1 = go_set(__v.v1, "k", 1) %}"#),
+        "{j}"
+    );
 }
 
 #[test]
 fn text_never_leaks_jinja_delimiters() {
-    assert_eq!(translate("a {% b %} {# c #} {").unwrap(), "a {{ \"{\" }}% b %} {{ \"{\" }}# c #} {{ \"{\" }}");
+    assert_eq!(
+        translate("a {% b %} {# c #} {").unwrap(),
+        "a {{ \"{\" }}% b %} {{ \"{\" }}# c #} {{ \"{\" }}"
+    );
     assert_eq!(translate("x{y}").unwrap(), "x{y}");
     assert_eq!(translate("").unwrap(), "");
 }

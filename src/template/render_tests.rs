@@ -22,7 +22,10 @@ struct FakeEval {
 impl FakeEval {
     fn new(vars: &[(&str, J)]) -> FakeEval {
         FakeEval {
-            vars: vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
             calls: AtomicUsize::new(0),
         }
     }
@@ -56,8 +59,16 @@ fn conformance_expressions() {
         // foreach / iterator forms.
         ("{{.iterator}}", json!({"iterator": 1}), "1"),
         ("{{ .iterator }}", json!({"iterator": "a"}), "a"),
-        ("{{.iterator.id}}", json!({"iterator": {"id": 1619464078}}), "1619464078"),
-        ("/id/{{.iterator.id}}", json!({"iterator": {"id": 1619464079}}), "/id/1619464079"),
+        (
+            "{{.iterator.id}}",
+            json!({"iterator": {"id": 1619464078}}),
+            "1619464078",
+        ),
+        (
+            "/id/{{.iterator.id}}",
+            json!({"iterator": {"id": 1619464079}}),
+            "/id/1619464079",
+        ),
         (
             "{{.iterator.output.foo}}-{{.iterator.output.bar}}",
             json!({"iterator": {"output": {"foo": "foo-b", "bar": "bar-b"}}}),
@@ -66,14 +77,46 @@ fn conformance_expressions() {
         ("foo-{{.iterator}}", json!({"iterator": "b"}), "foo-b"),
         ("hello {{.iterator}}", json!({"iterator": 3}), "hello 3"),
         // step handles.
-        ("{{.step.this.state}}", json!({"step": {"this": {"state": "DONE"}}}), "DONE"),
-        ("{{.step.stepThree.state}}", json!({"step": {"stepThree": {"state": "FOO"}}}), "FOO"),
-        ("{{.step.this.output.foo}}", json!({"step": {"this": {"output": {"foo": "bar"}}}}), "bar"),
-        ("{{.step.this.output.items}}", json!({"step": {"this": {"output": {"items": "foo,bar"}}}}), "foo,bar"),
-        ("{{.step.this.output.HTTPStatus}}", json!({"step": {"this": {"output": {"HTTPStatus": 404}}}}), "404"),
-        ("{{.step.this.metadata.HTTPStatus}}", json!({"step": {"this": {"metadata": {"HTTPStatus": "200"}}}}), "200"),
-        ("{{.step.stepNotFound.metadata.value}}", json!({"step": {}}), "<no value>"),
-        ("{{.step.stepOne.output.notfound}}", json!({"step": {"stepOne": {"output": {}}}}), "<no value>"),
+        (
+            "{{.step.this.state}}",
+            json!({"step": {"this": {"state": "DONE"}}}),
+            "DONE",
+        ),
+        (
+            "{{.step.stepThree.state}}",
+            json!({"step": {"stepThree": {"state": "FOO"}}}),
+            "FOO",
+        ),
+        (
+            "{{.step.this.output.foo}}",
+            json!({"step": {"this": {"output": {"foo": "bar"}}}}),
+            "bar",
+        ),
+        (
+            "{{.step.this.output.items}}",
+            json!({"step": {"this": {"output": {"items": "foo,bar"}}}}),
+            "foo,bar",
+        ),
+        (
+            "{{.step.this.output.HTTPStatus}}",
+            json!({"step": {"this": {"output": {"HTTPStatus": 404}}}}),
+            "404",
+        ),
+        (
+            "{{.step.this.metadata.HTTPStatus}}",
+            json!({"step": {"this": {"metadata": {"HTTPStatus": "200"}}}}),
+            "200",
+        ),
+        (
+            "{{.step.stepNotFound.metadata.value}}",
+            json!({"step": {}}),
+            "<no value>",
+        ),
+        (
+            "{{.step.stepOne.output.notfound}}",
+            json!({"step": {"stepOne": {"output": {}}}}),
+            "<no value>",
+        ),
         (
             "{{.step.stepOne.output.foo.bar.grault}}",
             json!({"step": {"stepOne": {"output": {"foo": {"bar": {"grault": "corge"}}}}}}),
@@ -84,20 +127,52 @@ fn conformance_expressions() {
             json!({"step": {"stepOne": {"output": {"foo": {"bar": {"grault": "corge"}}}}}}),
             "<no value>",
         ),
-        ("{{.step.createCallback.output.id}}", json!({"step": {"createCallback": {"output": {"id": "cb-1"}}}}), "cb-1"),
-        ("{{.step.waitCallback.output.success}}", json!({"step": {"waitCallback": {"output": {"success": true}}}}), "true"),
+        (
+            "{{.step.createCallback.output.id}}",
+            json!({"step": {"createCallback": {"output": {"id": "cb-1"}}}}),
+            "cb-1",
+        ),
+        (
+            "{{.step.waitCallback.output.success}}",
+            json!({"step": {"waitCallback": {"output": {"success": true}}}}),
+            "true",
+        ),
         // inputs and numbers.
-        ("{{.input.quantity}}", json!({"input": {"quantity": -2.3}}), "-2.3"),
+        (
+            "{{.input.quantity}}",
+            json!({"input": {"quantity": -2.3}}),
+            "-2.3",
+        ),
         ("{{ .input.N }}", json!({"input": {"N": 12.0}}), "12"),
         ("{{.input.id}}", json!({"input": {"id": "1234"}}), "1234"),
-        ("{{.input.big}}", json!({"input": {"big": 12345678912345_i64}}), "12345678912345"),
+        (
+            "{{.input.big}}",
+            json!({"input": {"big": 12345678912345_i64}}),
+            "12345678912345",
+        ),
         ("{{.input.f}}", json!({"input": {"f": 1e21}}), "1e+21"),
-        ("{{.input.skipStepOne}}", json!({"input": {"skipStepOne": "skip"}}), "skip"),
-        ("{{ .input.separator }}", json!({"input": {"separator": ", "}}), ", "),
+        (
+            "{{.input.skipStepOne}}",
+            json!({"input": {"skipStepOne": "skip"}}),
+            "skip",
+        ),
+        (
+            "{{ .input.separator }}",
+            json!({"input": {"separator": ", "}}),
+            ", ",
+        ),
         ("{{.input.nothing}}", json!({"input": {}}), "<no value>"),
-        ("{{.input.null}}", json!({"input": {"null": null}}), "<no value>"),
+        (
+            "{{.input.null}}",
+            json!({"input": {"null": null}}),
+            "<no value>",
+        ),
         // toJson (Go json.Marshal: compact, sorted keys, HTML escaping).
-        ("{{.input.list | toJson}}", json!({"input": {"list": ["a", "b", "c"]}}), r#"["a","b","c"]"#),
+        (
+            "{{.input.list | toJson}}",
+            json!({"input": {"list": ["a", "b", "c"]}}),
+            r#"["a","b","c"]"#,
+        ),
         (
             "{{.input.singleString | toJson}}",
             json!({"input": {"singleString": "<b> & \"q\"\ttab"}}),
@@ -140,10 +215,26 @@ fn conformance_expressions() {
             "C",
         ),
         // function fixtures.
-        ("{{ .function_args.name }}", json!({"function_args": {"name": "toto"}}), "toto"),
-        ("Hello {{ .function_args.name }} !", json!({"function_args": {"name": "foobar"}}), "Hello foobar !"),
-        ("{{ .function_args.name1 }}", json!({"function_args": {"name1": "foobar"}}), "foobar"),
-        ("{{ .pre_hook.output.value }}", json!({"pre_hook": {"output": {"value": "42"}}}), "42"),
+        (
+            "{{ .function_args.name }}",
+            json!({"function_args": {"name": "toto"}}),
+            "toto",
+        ),
+        (
+            "Hello {{ .function_args.name }} !",
+            json!({"function_args": {"name": "foobar"}}),
+            "Hello foobar !",
+        ),
+        (
+            "{{ .function_args.name1 }}",
+            json!({"function_args": {"name1": "foobar"}}),
+            "foobar",
+        ),
+        (
+            "{{ .pre_hook.output.value }}",
+            json!({"pre_hook": {"output": {"value": "42"}}}),
+            "42",
+        ),
         (
             "Coalesce {{ coalesce .pre_hook.output.notExist .pre_hook.output.value }}!",
             json!({"pre_hook": {"output": {"value": "42"}}}),
@@ -158,12 +249,32 @@ fn conformance_expressions() {
         ("{{ `World` }}", json!({}), "World"),
         ("Hello {{ `World` }}!", json!({}), "Hello World!"),
         // retryNowMaxRetry.
-        ("{{ add (default 0 .step.this.output) 1 }}", json!({"step": {"this": {"output": "41"}}}), "42"),
-        ("{{ add (default 0 .step.this.output) 1 }}", json!({"step": {"this": {"output": {}}}}), "1"),
-        ("{{ add (default 0 .step.this.output) 1 }}", json!({"step": {"this": {}}}), "1"),
+        (
+            "{{ add (default 0 .step.this.output) 1 }}",
+            json!({"step": {"this": {"output": "41"}}}),
+            "42",
+        ),
+        (
+            "{{ add (default 0 .step.this.output) 1 }}",
+            json!({"step": {"this": {"output": {}}}}),
+            "1",
+        ),
+        (
+            "{{ add (default 0 .step.this.output) 1 }}",
+            json!({"step": {"this": {}}}),
+            "1",
+        ),
         // retryNowState, single steps.
-        ("{{ default \"0\" .step.this.output.tail1 }}", json!({"step": {"this": {"output": {}}}}), "0"),
-        ("{{ default \"0\" .step.this.output.tail1 }}", json!({"step": {"this": {"output": {"tail1": "8"}}}}), "8"),
+        (
+            "{{ default \"0\" .step.this.output.tail1 }}",
+            json!({"step": {"this": {"output": {}}}}),
+            "0",
+        ),
+        (
+            "{{ default \"0\" .step.this.output.tail1 }}",
+            json!({"step": {"this": {"output": {"tail1": "8"}}}}),
+            "8",
+        ),
         (
             "{{ default \"1\" (add .step.this.output.tail0 .step.this.output.tail1) }}",
             json!({"step": {"this": {"output": {}}}}),
@@ -253,28 +364,52 @@ fn variables_yaml_and_friends() {
         ("{{eval `bidule`}}", "5"),
         ("{{eval `templated`}}", "Hello World!"),
         ("{{evalCache `expressionCached`}}", "6"),
-        ("/some/api/path/{{ eval `largeNumber` }}", "/some/api/path/12345678912345"),
+        (
+            "/some/api/path/{{ eval `largeNumber` }}",
+            "/some/api/path/12345678912345",
+        ),
         ("\"quantity\": {{eval `quaranteDeux`}}", "\"quantity\": 42"),
-        ("\"required\": [\"{{evalCache `successField`}}\"]", "\"required\": [\"success\"]"),
+        (
+            "\"required\": [\"{{evalCache `successField`}}\"]",
+            "\"required\": [\"success\"]",
+        ),
         ("{{ eval `foo` }}", "bar"),
         ("{{ eval `rawDecoded` | b64RawEnc }}", "cmF3IG1lc3NhZ2U"),
         ("{{ eval `rawEncoded` | b64RawDec }}", "raw message"),
-        ("{{ eval \"truc\" }}{{ eval \"truc\" }}{{ evalCache \"truc\" }}", "444"),
+        (
+            "{{ eval \"truc\" }}{{ eval \"truc\" }}{{ evalCache \"truc\" }}",
+            "444",
+        ),
     ];
     for (src, want) in cases {
         assert_eq!(go_eval(src, &json!({}), Some(&ev)).unwrap(), want, "{src}");
     }
     // One hook call per distinct (name, cache) in one render.
     let ev2 = FakeEval::new(&[("a", json!("x")), ("b", json!("y"))]);
-    let out = go_eval("{{eval `a`}}{{eval `a`}}{{eval `b`}}{{eval `a`}}", &json!({}), Some(&ev2)).unwrap();
+    let out = go_eval(
+        "{{eval `a`}}{{eval `a`}}{{eval `b`}}{{eval `a`}}",
+        &json!({}),
+        Some(&ev2),
+    )
+    .unwrap();
     assert_eq!(out, "xxyx");
     assert_eq!(ev2.calls.load(Ordering::SeqCst), 2);
     // Unknown variable: µTask's message, wrapped like Go's call errors.
-    let err = go_eval("{{ eval `nope` }}", &json!({}), Some(&ev)).unwrap_err().to_string();
-    assert!(err.starts_with("Templating error: template: tmpl:1:1: executing"), "{err}");
-    assert!(err.contains("error calling eval: Var name not found in template: 'nope'"), "{err}");
+    let err = go_eval("{{ eval `nope` }}", &json!({}), Some(&ev))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("Templating error: template: tmpl:1:1: executing"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error calling eval: Var name not found in template: 'nope'"),
+        "{err}"
+    );
     // No hook at all.
-    let err = go_eval("{{ eval `x` }}", &json!({}), None).unwrap_err().to_string();
+    let err = go_eval("{{ eval `x` }}", &json!({}), None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("Var name not found in template: 'x'"), "{err}");
 }
 
@@ -284,7 +419,10 @@ fn retry_now_state_fibonacci() {
     let r = renderer();
     let fib_tpl = [
         ("tail0", "{{ default \"0\" .step.this.output.tail1 }}"),
-        ("tail1", "{{ default \"1\" (add .step.this.output.tail0 .step.this.output.tail1) }}"),
+        (
+            "tail1",
+            "{{ default \"1\" (add .step.this.output.tail0 .step.this.output.tail1) }}",
+        ),
         (
             "list",
             "{{ append (fromJson (default \"[]\" .step.this.output.list)) (default \"0\" .step.this.output.tail1) | toJson }}",
@@ -315,7 +453,10 @@ fn retry_now_state_fibonacci() {
     );
     let fib_output = output;
     let join_tpl = [
-        ("list", "{{ default .step.fibonacci.output.list .step.this.output.list | fromJson | rest | toJson }}"),
+        (
+            "list",
+            "{{ default .step.fibonacci.output.list .step.this.output.list | fromJson | rest | toJson }}",
+        ),
         (
             "str",
             "{{ default (.step.fibonacci.output.list | fromJson | first) .step.this.output.str }}{{ .input.separator }}{{ default .step.fibonacci.output.list .step.this.output.list | fromJson | rest | first }}",
@@ -349,7 +490,9 @@ fn retry_now_max_retry_counter() {
     let t = translate("{{ add (default 0 .step.this.output) 1 }}").unwrap();
     let mut output = json!({});
     for _ in 0..42 {
-        let s = r.render(&t, &json!({"step": {"this": {"output": output}}}), None).unwrap();
+        let s = r
+            .render(&t, &json!({"step": {"this": {"output": output}}}), None)
+            .unwrap();
         output = J::String(s);
     }
     assert_eq!(output, json!("42"));
@@ -363,38 +506,83 @@ fn control_flow() {
     assert_eq!(go(t, &json!({"input": {"a": "z"}})), "no");
     assert_eq!(go(t, &json!({"input": {}})), "no");
     let l = json!({"input": {"list": ["a", "b", "c"], "m": {"z": 1, "a": 2}, "e": []}});
-    assert_eq!(go("{{range $i, $e := .input.list}}{{$i}}={{$e}};{{end}}", &l), "0=a;1=b;2=c;");
+    assert_eq!(
+        go("{{range $i, $e := .input.list}}{{$i}}={{$e}};{{end}}", &l),
+        "0=a;1=b;2=c;"
+    );
     assert_eq!(go("{{range .input.list}}[{{.}}]{{end}}", &l), "[a][b][c]");
-    assert_eq!(go("{{range $k, $v := .input.m}}{{$k}}:{{$v}} {{end}}", &l), "a:2 z:1 ");
+    assert_eq!(
+        go("{{range $k, $v := .input.m}}{{$k}}:{{$v}} {{end}}", &l),
+        "a:2 z:1 "
+    );
     assert_eq!(go("{{range $e := .input.list}}{{$e}}{{end}}", &l), "abc");
     assert_eq!(go("{{range .input.e}}x{{else}}empty{{end}}", &l), "empty");
-    assert_eq!(go("{{range .input.missing}}x{{else}}none{{end}}", &l), "none");
     assert_eq!(
-        go("{{range .input.list}}{{if eq . \"b\"}}{{continue}}{{end}}{{if eq . \"c\"}}{{break}}{{end}}{{.}}{{end}}", &l),
+        go("{{range .input.missing}}x{{else}}none{{end}}", &l),
+        "none"
+    );
+    assert_eq!(
+        go(
+            "{{range .input.list}}{{if eq . \"b\"}}{{continue}}{{end}}{{if eq . \"c\"}}{{break}}{{end}}{{.}}{{end}}",
+            &l
+        ),
         "a"
     );
     assert_eq!(go("{{range $i := 3}}{{$i}}{{end}}", &l), "012");
     // $ is the root inside range; dot is the element.
     assert_eq!(go("{{range .input.list}}{{$.input.m.a}}{{end}}", &l), "222");
     // Variables: assignment inside range updates the outer variable; := shadows.
-    assert_eq!(go("{{$x := 0}}{{range .input.list}}{{$x = .}}{{end}}{{$x}}", &l), "c");
-    assert_eq!(go("{{$x := 1}}{{range .input.list}}{{$x := 2}}{{end}}{{$x}}", &l), "1");
+    assert_eq!(
+        go(
+            "{{$x := 0}}{{range .input.list}}{{$x = .}}{{end}}{{$x}}",
+            &l
+        ),
+        "c"
+    );
+    assert_eq!(
+        go(
+            "{{$x := 1}}{{range .input.list}}{{$x := 2}}{{end}}{{$x}}",
+            &l
+        ),
+        "1"
+    );
     // with.
-    assert_eq!(go("{{with .input.list}}{{index . 1}}{{else}}none{{end}}", &l), "b");
+    assert_eq!(
+        go("{{with .input.list}}{{index . 1}}{{else}}none{{end}}", &l),
+        "b"
+    );
     assert_eq!(go("{{with .input.e}}x{{else}}none{{end}}", &l), "none");
     assert_eq!(go("{{with $v := .input.m.a}}{{$v}}{{.}}{{end}}", &l), "22");
-    assert_eq!(go("{{with .input.nope}}a{{else with .input.m}}{{.a}}{{end}}", &l), "2");
+    assert_eq!(
+        go(
+            "{{with .input.nope}}a{{else with .input.m}}{{.a}}{{end}}",
+            &l
+        ),
+        "2"
+    );
     // if with a declaration.
     assert_eq!(go("{{if $n := len .input.list}}{{$n}}{{end}}", &l), "3");
     // and/or short-circuit and return the deciding operand.
-    assert_eq!(go("{{ if and .input.missing (gt (len .input.missing) 0) }}y{{else}}n{{end}}", &l), "n");
+    assert_eq!(
+        go(
+            "{{ if and .input.missing (gt (len .input.missing) 0) }}y{{else}}n{{end}}",
+            &l
+        ),
+        "n"
+    );
     assert_eq!(go("{{ or .input.missing \"fallback\" }}", &l), "fallback");
-    assert_eq!(go("{{ and 1 \"x\" }}|{{ and 0 \"x\" }}|{{ or 0 \"\" }}", &l), "x|0|");
+    assert_eq!(
+        go("{{ and 1 \"x\" }}|{{ and 0 \"x\" }}|{{ or 0 \"\" }}", &l),
+        "x|0|"
+    );
     assert_eq!(go("{{ .input.m.a | and 1 }}", &l), "2");
     assert_eq!(go("{{ and (or 0 .input.m.a) (or .input.m.z 9) }}", &l), "1");
     // not / comparisons.
     assert_eq!(go("{{ if not .input.missing }}ok{{ end }}", &l), "ok");
-    assert_eq!(go("{{ if lt 1 2 }}lt{{ end }}{{ if ge 2 2 }}ge{{ end }}", &l), "ltge");
+    assert_eq!(
+        go("{{ if lt 1 2 }}lt{{ end }}{{ if ge 2 2 }}ge{{ end }}", &l),
+        "ltge"
+    );
 }
 
 #[test]
@@ -414,38 +602,81 @@ fn text_trim_and_comments() {
     assert_eq!(go("line\n\n", &c), "line\n\n");
     // Keys that are method names in Jinja, dashes through index.
     let k = json!({"step": {"my-step": {"output": {"items": [1], "keys": "k"}}}});
-    assert_eq!(go(r#"{{ index .step "my-step" "output" "keys" }}"#, &k), "k");
-    assert_eq!(go(r#"{{ (index .step "my-step").output.items }}"#, &k), "[1]");
+    assert_eq!(
+        go(r#"{{ index .step "my-step" "output" "keys" }}"#, &k),
+        "k"
+    );
+    assert_eq!(
+        go(r#"{{ (index .step "my-step").output.items }}"#, &k),
+        "[1]"
+    );
 }
 
 #[test]
 fn literals_and_printing() {
     let c = json!({});
     assert_eq!(go(r#"{{ "a\tb\u00e9\x41" }}"#, &c), "a\tbéA");
-    assert_eq!(go("{{ 'a' }} {{ 0x1F }} {{ 1e3 }} {{ 1.50 }} {{ 010 }} {{ 1_000 }}", &c), "97 31 1000 1.5 8 1000");
-    assert_eq!(go("{{ true }} {{ false }} {{ print nil }}", &c), "true false <nil>");
+    assert_eq!(
+        go(
+            "{{ 'a' }} {{ 0x1F }} {{ 1e3 }} {{ 1.50 }} {{ 010 }} {{ 1_000 }}",
+            &c
+        ),
+        "97 31 1000 1.5 8 1000"
+    );
+    assert_eq!(
+        go("{{ true }} {{ false }} {{ print nil }}", &c),
+        "true false <nil>"
+    );
     assert_eq!(go("{{ 1000000.0 }} {{ 0.00001 }}", &c), "1e+06 1e-05");
-    assert_eq!(go("{{ printf \"%s-%03d %v\" \"a\" 7 (list 1 \"b\") }}", &c), "a-007 [1 b]");
+    assert_eq!(
+        go("{{ printf \"%s-%03d %v\" \"a\" 7 (list 1 \"b\") }}", &c),
+        "a-007 [1 b]"
+    );
     assert_eq!(go("{{ list 1 2 | len }}", &c), "2");
-    assert_eq!(go("{{ dict \"b\" 2 \"a\" (dict \"c\" nil) }}", &c), "map[a:map[c:<nil>] b:2]");
+    assert_eq!(
+        go("{{ dict \"b\" 2 \"a\" (dict \"c\" nil) }}", &c),
+        "map[a:map[c:<nil>] b:2]"
+    );
 }
 
 #[test]
 fn go_errors_are_positioned_and_utask_like() {
     // TestOutputTemplatingError's templates.
-    for src in ["{{ index .foo.unknown 3 }}", "{{ index .step.stepOne.output.foo.unknown 3 }}"] {
+    for src in [
+        "{{ index .foo.unknown 3 }}",
+        "{{ index .step.stepOne.output.foo.unknown 3 }}",
+    ] {
         let e = go_eval(src, &json!({"step": {"stepOne": {"output": {}}}}), None).unwrap_err();
         let msg = e.to_string();
         assert!(msg.starts_with("Templating error: template:"), "{msg}");
-        assert!(msg.contains("tmpl:1:1: executing \"tmpl\" at <index"), "{msg}");
-        assert!(msg.contains("error calling index: index of untyped nil"), "{msg}");
+        assert!(
+            msg.contains("tmpl:1:1: executing \"tmpl\" at <index"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("error calling index: index of untyped nil"),
+            "{msg}"
+        );
     }
-    let e = go_eval("line one\n  {{ .a.b.c }} {{ len .x }}", &json!({"a": {"b": "s"}}), None).unwrap_err();
+    let e = go_eval(
+        "line one\n  {{ .a.b.c }} {{ len .x }}",
+        &json!({"a": {"b": "s"}}),
+        None,
+    )
+    .unwrap_err();
     let msg = e.to_string();
     assert!(msg.contains("tmpl:2:3:"), "{msg}");
-    assert!(msg.contains("can't evaluate field c in type string"), "{msg}");
-    let e = go_eval("ok\n {{ len .x }}", &json!({}), None).unwrap_err().to_string();
-    assert!(e.contains("tmpl:2:2:") && e.contains("error calling len: len of nil pointer"), "{e}");
+    assert!(
+        msg.contains("can't evaluate field c in type string"),
+        "{msg}"
+    );
+    let e = go_eval("ok\n {{ len .x }}", &json!({}), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tmpl:2:2:") && e.contains("error calling len: len of nil pointer"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -466,15 +697,30 @@ fn malformed_templates_give_positioned_translate_errors() {
         ("{{ define \"x\" }}{{ end }}", 1, 1, "not supported"),
         ("{{ nil }}", 1, 4, "nil is not a command"),
         ("{{ .a 1 }}", 1, 4, "can't give argument to non-function"),
-        ("{{ .a | \"x\" }}", 1, 9, "non executable command in pipeline stage 2"),
+        (
+            "{{ .a | \"x\" }}",
+            1,
+            9,
+            "non executable command in pipeline stage 2",
+        ),
         ("{{ break }}", 1, 1, "{{break}} outside {{range}}"),
         ("{{ 1i }}", 1, 4, "complex number"),
         ("{{ 99999999999999999999 }}", 1, 4, "overflows int"),
         ("{{ /* c */ }}", 1, 4, "bad character"),
-        ("{{/* c */ x}}", 1, 1, "comment ends before closing delimiter"),
+        (
+            "{{/* c */ x}}",
+            1,
+            1,
+            "comment ends before closing delimiter",
+        ),
         ("{{ \"a\".b }}", 1, 4, "unexpected . after term"),
         ("{{ }}", 1, 4, "missing value for command"),
-        ("{{ with .a }}x{{ else if .b }}y{{ end }}", 1, 15, "not allowed in {{with}}"),
+        (
+            "{{ with .a }}x{{ else if .b }}y{{ end }}",
+            1,
+            15,
+            "not allowed in {{with}}",
+        ),
         ("é{{ .a ? }}", 1, 8, "bad character"),
     ];
     for (src, line, col, msg) in cases {
@@ -482,10 +728,18 @@ fn malformed_templates_give_positioned_translate_errors() {
         assert!(e.message.contains(msg), "{src:?}: {e}");
         assert_eq!((e.line, e.column), (*line, *col), "{src:?}: {e}");
         let shown = e.to_string();
-        assert!(shown.starts_with(&format!("template: tmpl:{line}:{col}: ")), "{shown}");
+        assert!(
+            shown.starts_with(&format!("template: tmpl:{line}:{col}: ")),
+            "{shown}"
+        );
     }
-    let e = renderer().render_dialect(Dialect::Utask, "{{ .a", &json!({}), None).unwrap_err();
-    assert!(e.to_string().starts_with("Templating error: template: tmpl:1:1: unclosed action"));
+    let e = renderer()
+        .render_dialect(Dialect::Utask, "{{ .a", &json!({}), None)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("Templating error: template: tmpl:1:1: unclosed action")
+    );
 }
 
 #[test]
@@ -496,39 +750,79 @@ fn hostile_inputs_are_stopped() {
     });
     let run = |src: &str| small.render_dialect(Dialect::Utask, src, &json!({}), None);
     // Huge repeat: refused before allocating.
-    assert_eq!(run("{{ repeat 1000000000 \"abc\" }}"), Err(RenderError::TooLarge { limit: 64 * 1024 }));
+    assert_eq!(
+        run("{{ repeat 1000000000 \"abc\" }}"),
+        Err(RenderError::TooLarge { limit: 64 * 1024 })
+    );
     // List doubling: stopped by the size cap or by fuel, never a hang.
-    let doubling = "{{ $l := list 1 2 3 4 }}{{ range until 200 }}{{ $l = concat $l $l }}{{ end }}{{ len $l }}";
-    assert!(matches!(run(doubling), Err(RenderError::TooLarge { .. } | RenderError::OutOfFuel)));
+    let doubling =
+        "{{ $l := list 1 2 3 4 }}{{ range until 200 }}{{ $l = concat $l $l }}{{ end }}{{ len $l }}";
+    assert!(matches!(
+        run(doubling),
+        Err(RenderError::TooLarge { .. } | RenderError::OutOfFuel)
+    ));
     // A shared big string printed many times: the output cap holds.
     let shared = "{{ $s := repeat 60000 \"x\" }}{{ $l := list $s $s $s $s $s }}{{ $l }}";
     assert!(matches!(run(shared), Err(RenderError::TooLarge { .. })));
     let shared_json = "{{ $s := repeat 60000 \"x\" }}{{ list $s $s | toJson }}";
-    assert!(matches!(run(shared_json), Err(RenderError::TooLarge { .. })));
+    assert!(matches!(
+        run(shared_json),
+        Err(RenderError::TooLarge { .. })
+    ));
     // Long loops run out of fuel.
-    assert_eq!(run("{{ range until 1000000 }}{{ end }}").unwrap_err(), RenderError::TooLarge { limit: 64 * 1024 });
-    assert_eq!(run("{{ range $i := 100000000 }}{{ end }}").unwrap_err(), RenderError::TooLarge { limit: 64 * 1024 });
+    assert_eq!(
+        run("{{ range until 1000000 }}{{ end }}").unwrap_err(),
+        RenderError::TooLarge { limit: 64 * 1024 }
+    );
+    assert_eq!(
+        run("{{ range $i := 100000000 }}{{ end }}").unwrap_err(),
+        RenderError::TooLarge { limit: 64 * 1024 }
+    );
     let loops = "{{ range until 3000 }}{{ range until 3000 }}{{ end }}{{ end }}";
     assert_eq!(run(loops).unwrap_err(), RenderError::OutOfFuel);
     // Output cap.
     let big = "x".repeat(70 * 1024);
-    assert_eq!(run(&big).unwrap_err(), RenderError::TooLarge { limit: 64 * 1024 });
+    assert_eq!(
+        run(&big).unwrap_err(),
+        RenderError::TooLarge { limit: 64 * 1024 }
+    );
     // Deep nesting: a clean error, no stack overflow, in both parsers.
     let deep = format!("{{{{ {}1{} }}}}", "(".repeat(5000), ")".repeat(5000));
     let e = translate(&deep).unwrap_err();
     assert!(e.message.contains("nested too deeply"), "{e}");
     let deep_if = "{{ if 1 }}".repeat(5000);
-    assert!(translate(&deep_if).unwrap_err().message.contains("nested too deeply"));
+    assert!(
+        translate(&deep_if)
+            .unwrap_err()
+            .message
+            .contains("nested too deeply")
+    );
     // The deepest accepted nesting still compiles in minijinja.
     let n = dialect::MAX_NESTING - 2;
     let ok = format!("{{{{ {}1{} }}}}", "(add ".repeat(n), ")".repeat(n));
     assert_eq!(run(&ok).unwrap(), "1");
     let ok_if = format!("{}x{}", "{{ if 1 }}".repeat(n), "{{ end }}".repeat(n));
     assert_eq!(run(&ok_if).unwrap(), "x");
-    let chain = format!("{{{{ if 0 }}}}{}{{{{ else }}}}z{{{{ end }}}}", "{{ else if 0 }}".repeat(500));
+    let chain = format!(
+        "{{{{ if 0 }}}}{}{{{{ else }}}}z{{{{ end }}}}",
+        "{{ else if 0 }}".repeat(500)
+    );
     assert_eq!(run(&chain).unwrap(), "z");
     // Garbage never panics.
-    for src in ["{{", "}}", "{{{{", "{{ ( }}", "{{ $ }}", "{{ . . }}", "{{ 'ab' }}", "{{ \"\\q\" }}", "{{ :x }}", "{{ $x := }}", "{{ range $a, $b, $c := . }}{{end}}", "\u{0}{{ \u{0} }}"] {
+    for src in [
+        "{{",
+        "}}",
+        "{{{{",
+        "{{ ( }}",
+        "{{ $ }}",
+        "{{ . . }}",
+        "{{ 'ab' }}",
+        "{{ \"\\q\" }}",
+        "{{ :x }}",
+        "{{ $x := }}",
+        "{{ range $a, $b, $c := . }}{{end}}",
+        "\u{0}{{ \u{0} }}",
+    ] {
         let _ = run(src);
     }
 }
@@ -540,23 +834,35 @@ fn native_jinja_templates() {
     let ctx = json!({"input": {"name": "Bob", "raw": "{\"a\": [1, 2]}"}, "step": {"s": {"output": {"x": 1}}}});
     let cases = [
         ("Hello {{ input.name }}!", "Hello Bob!"),
-        ("{{ eval(\"v\") }}|{{ evalCache(\"v\") }}", "from-eval|from-eval"),
+        (
+            "{{ eval(\"v\") }}|{{ evalCache(\"v\") }}",
+            "from-eval|from-eval",
+        ),
         ("{{ (input.raw | fromjson).a }}", "[1.0, 2.0]"),
-        ("{{ \"hi\" | b64encode }}|{{ \"aGk=\" | b64decode }}", "aGk=|hi"),
+        (
+            "{{ \"hi\" | b64encode }}|{{ \"aGk=\" | b64decode }}",
+            "aGk=|hi",
+        ),
         ("{{ step.s.output | tojson }}", "{\"x\": 1}"),
         ("{{ step.s.output | gotojson }}", "{\"x\":1}"),
         ("{{ step.s.output | goprint }}", "map[x:1]"),
         ("{{ step.missing.output.x }}", ""),
         ("{{ field(\"input\", \"name\") }}", "Bob"),
         ("{{ \"abc\" | regex_replace(\"b\", \"X\") }}", "aXc"),
-        ("{{ \"a1b22\" | regex_find_all(\"[0-9]+\") }}", "['1', '22']"),
+        (
+            "{{ \"a1b22\" | regex_find_all(\"[0-9]+\") }}",
+            "['1', '22']",
+        ),
         ("{{ go_add(1, \"2\") }}", "3"),
     ];
     for (src, want) in cases {
         assert_eq!(r.render(src, &ctx, Some(&ev)).unwrap(), want, "{src}");
     }
     let e = r.render("{{ 1 + }}", &ctx, None).unwrap_err().to_string();
-    assert!(e.starts_with("Templating error: template: tmpl:1: syntax error"), "{e}");
+    assert!(
+        e.starts_with("Templating error: template: tmpl:1: syntax error"),
+        "{e}"
+    );
     assert!(r.check("{{ input.name }}").is_ok());
     assert!(r.check("{% if %}").is_err());
 }
@@ -572,7 +878,9 @@ fn renders_concurrently() {
             s.spawn(move || {
                 let ev = FakeEval::new(&[("v", json!(i))]);
                 for _ in 0..50 {
-                    let out = r.render(&t, &json!({"input": {"n": i}}), Some(&ev)).unwrap();
+                    let out = r
+                        .render(&t, &json!({"input": {"n": i}}), Some(&ev))
+                        .unwrap();
                     assert_eq!(out, format!("{}-{i}", i + 1));
                 }
             });
@@ -619,4 +927,68 @@ fn detect_dialect() {
     }
     assert_eq!(detect(["{{ input.x }}", "{{.input.y}}"]), Dialect::Utask);
     assert_eq!(detect(Vec::<&str>::new()), Dialect::Jinja);
+}
+
+/// Random Go-template-ish inputs: translation never panics, every successful translation
+/// compiles in minijinja, and rendering never panics.
+#[test]
+fn fuzz_translate_and_render() {
+    const PIECES: &[&str] = &[
+        "{{", "}}", "{{- ", " -}}", "(", ")", " | ", ".a", ".b", ".", "$x", "$", " := ", " = ", ", ",
+        "\"s\"", "`r`", "'c'", "1", "-2", "2.5", " ", "\n", "if ", "else ", "end", "range ", "with ",
+        "break", "continue", "and ", "or ", "not ", "len ", "index ", "default ", "eq ", "toJson",
+        "fromJson ", "list ", "dict ", "add ", "printf ", "nil", "true", "{%", "{#", "/*", "*/", "x",
+        "$y", ".input", "eval ", "set ", "{", "}",
+    ];
+    let renderer = Renderer::new(RenderOptions {
+        fuel: 20_000,
+        max_output_bytes: 4096,
+    });
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let ctx = json!({"a": [1, 2], "b": {"c": "d"}, "input": {"x": 1}});
+    let mut translated = 0;
+    for _ in 0..50_000 {
+        let n = (next() % 12) as usize + 1;
+        let body: String = (0..n)
+            .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+            .collect();
+        // Half of the inputs are one action, to exercise the action parser.
+        let src = if next() % 2 == 0 {
+            format!("{{{{ {body} }}}}")
+        } else {
+            body
+        };
+        if let Ok(j) = translate(&src) {
+            translated += 1;
+            if let Err(e) = renderer.check(&j) {
+                panic!("{src:?} translated to invalid Jinja {j:?}: {e}");
+            }
+            let _ = renderer.render(&j, &ctx, None);
+        }
+    }
+    eprintln!("fuzz: {translated} of 50000 inputs translated");
+    assert!(translated > 1000, "only {translated} inputs translated");
+}
+
+#[test]
+fn maximum_nesting_compiles_in_every_form() {
+    let n = dialect::MAX_NESTING - 2;
+    let forms = [
+        format!("{{{{ {}.a{} }}}}", "(".repeat(n), ")".repeat(n)),
+        format!("{{{{ {}1{} }}}}", "(default 0 (index (list ".repeat(n / 3), ") 0))".repeat(n / 3)),
+        format!("{{{{ {}1{} }}}}", "(and 1 (or 0 ".repeat(n / 2), "))".repeat(n / 2)),
+        format!("{}{{{{ (((((.a).b).c).d).e) }}}}{}", "{{ with .x }}{{ range .y }}".repeat(n / 4), "{{ end }}{{ end }}".repeat(n / 4)),
+    ];
+    let r = renderer();
+    for src in forms {
+        let j = translate(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
+        r.check(&j).unwrap_or_else(|e| panic!("{src}: {e}"));
+        r.render(&j, &json!({}), None).unwrap_or_else(|e| panic!("{src}: {e}"));
+    }
 }

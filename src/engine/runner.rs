@@ -1,0 +1,147 @@
+//! The collector that feeds the engine in `mutask serve`: claims due resolutions in batches and
+//! runs their cycles, at most `max_concurrent` at a time.
+//!
+//! Wake-ups: `LISTEN mutask_resolution` is a hint (task creation, a parent woken, a retry made
+//! due) that makes the loop claim at once; polling every `poll_interval` is the correctness
+//! path, so a lost notification only delays work. The loop keeps claiming while it fills every
+//! free slot, and sleeps only when the queue is drained. On shutdown it stops claiming and waits
+//! (bounded) for running cycles.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::resolution as store_res;
+use crate::store::task::RESOLUTION_CHANNEL;
+
+use super::Engine;
+
+/// Collector settings.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    pub max_concurrent: usize,
+    pub poll_interval: Duration,
+    pub batch: i64,
+}
+
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        RunnerSettings { max_concurrent: 100, poll_interval: Duration::from_secs(1), batch: 20 }
+    }
+}
+
+/// A running collector.
+pub struct Runner {
+    cancel: CancellationToken,
+    main: JoinHandle<()>,
+    listener: JoinHandle<()>,
+    slots: Arc<Semaphore>,
+    max: usize,
+}
+
+impl Runner {
+    /// Starts claiming and running resolutions.
+    pub fn start(engine: Engine, settings: RunnerSettings) -> Runner {
+        let cancel = CancellationToken::new();
+        let notify = Arc::new(Notify::new());
+        let listener = tokio::spawn(listen(engine.clone(), notify.clone(), cancel.clone()));
+        let slots = Arc::new(Semaphore::new(settings.max_concurrent.max(1)));
+        let main = tokio::spawn(claim_loop(engine, settings.clone(), notify, slots.clone(), cancel.clone()));
+        Runner { cancel, main, listener, slots, max: settings.max_concurrent.max(1) }
+    }
+
+    /// Stops claiming, waits up to `grace` for running cycles.
+    pub async fn shutdown(self, grace: Duration) {
+        self.cancel.cancel();
+        let _ = self.main.await;
+        self.listener.abort();
+        if tokio::time::timeout(grace, self.slots.acquire_many(self.max as u32)).await.is_err() {
+            tracing::warn!("cycles still running after the shutdown grace period");
+        }
+    }
+}
+
+async fn listen(engine: Engine, notify: Arc<Notify>, cancel: CancellationToken) {
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&engine.store.pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "LISTEN connection failed; polling only until it is back");
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                }
+            }
+        };
+        if let Err(e) = listener.listen(RESOLUTION_CHANNEL).await {
+            tracing::warn!(error = %e, "LISTEN failed");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            continue;
+        }
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                n = listener.recv() => match n {
+                    Ok(_) => notify.notify_one(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN connection lost");
+                        break;
+                    }
+                },
+            }
+        }
+    }
+}
+
+async fn claim_loop(
+    engine: Engine,
+    settings: RunnerSettings,
+    notify: Arc<Notify>,
+    slots: Arc<Semaphore>,
+    cancel: CancellationToken,
+) {
+    loop {
+        if cancel.is_cancelled() {
+            return;
+        }
+        let free = slots.available_permits();
+        if free == 0 {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                p = slots.clone().acquire_owned() => drop(p),
+            }
+            continue;
+        }
+        let want = (free as i64).min(settings.batch);
+        let claims = match store_res::claim_due(&engine.store, engine.instance, want, engine.settings.lease).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming resolutions failed");
+                Vec::new()
+            }
+        };
+        let got = claims.len() as i64;
+        for (claim, previous) in claims {
+            let Ok(permit) = slots.clone().acquire_owned().await else { return };
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                match engine.run_claimed(claim, previous).await {
+                    Ok(state) => tracing::debug!(resolution = %claim.resolution, ?state, "cycle done"),
+                    Err(e) => tracing::warn!(resolution = %claim.resolution, error = %e, "cycle failed"),
+                }
+                drop(permit);
+            });
+        }
+        if got == want {
+            continue; // more may be waiting: keep draining
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = notify.notified() => {},
+            _ = tokio::time::sleep(settings.poll_interval) => {},
+        }
+    }
+}
