@@ -22,7 +22,9 @@ use tokio_util::sync::CancellationToken;
 use crate::action::{ActionEnv, Registry};
 use crate::api::{self, AppState, Auth};
 use crate::engine::runner::{Runner, RunnerSettings};
+use crate::engine::js::SandboxJs;
 use crate::engine::{Engine, EngineSettings};
+use crate::sandbox::{SandboxConfig, SandboxPool};
 use crate::config::{BasicAuthUser, Cli, Command, Config, KeysCommand, PasswordCheck, Role, TemplateCommand};
 use crate::crypto::KeyRing;
 use crate::domain::InstanceId;
@@ -318,6 +320,7 @@ pub struct Running {
     pub instance: InstanceId,
     pub engine: Engine,
     runner: Option<Runner>,
+    sandbox: SandboxPool,
     cancel: CancellationToken,
     server: JoinHandle<()>,
     heartbeat: JoinHandle<()>,
@@ -338,12 +341,24 @@ impl Running {
             server.abort();
         }
         self.heartbeat.abort();
+        self.sandbox.shutdown().await;
         if let Err(e) = store::instance::deregister(&self.state.store, self.instance).await {
             tracing::warn!(error = %e, "deregistering the instance failed");
         }
         self.db.close().await;
         Ok(())
     }
+}
+
+/// The sandbox pool for JavaScript, started at once so a broken setup shows at startup.
+async fn sandbox_pool(program: Option<&Path>) -> anyhow::Result<SandboxPool> {
+    let config = match program {
+        Some(p) => SandboxConfig::new(p.to_path_buf()),
+        None => SandboxConfig::from_current_exe().context("locating the mutask binary for the sandbox")?,
+    };
+    let pool = SandboxPool::new(config).map_err(|e| anyhow::anyhow!("sandbox: {e}"))?;
+    pool.warm_up().await.map_err(|e| anyhow::anyhow!("sandbox workers do not start: {e}"))?;
+    Ok(pool)
 }
 
 /// Starts an instance: database, migrations, keys, templates, HTTP.
@@ -387,6 +402,14 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
     };
     let addr = listener.local_addr()?;
     let renderer = Arc::new(template::render::Renderer::new(template::render::RenderOptions::default()));
+    let sandbox = match sandbox_pool(config.sandbox_program.as_deref()).await {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = store::instance::deregister(&store, instance).await;
+            db.close().await;
+            return Err(e);
+        }
+    };
     let engine = Engine {
         store: store.clone(),
         renderer: renderer.clone(),
@@ -394,7 +417,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         actions: Registry::builtin(),
         action_env: Arc::new(ActionEnv { scripts_dir: config.scripts_dir.clone() }),
         instance,
-        js: None,
+        js: Some(Arc::new(SandboxJs::new(sandbox.clone()))),
         settings: Arc::new(EngineSettings::default()),
     };
     let runner = (role != Role::Api).then(|| Runner::start(engine.clone(), RunnerSettings::default()));
@@ -427,5 +450,5 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
             }
         }
     });
-    Ok(Running { addr, state, instance, engine, runner, cancel, server, heartbeat, db })
+    Ok(Running { addr, state, instance, engine, runner, sandbox, cancel, server, heartbeat, db })
 }

@@ -280,6 +280,9 @@ pub struct Config {
     pub log_format: LogFormat,
     pub max_body_bytes: usize,
     pub pg_bin_dir: Option<PathBuf>,
+    /// The executable run as `<program> sandbox` for JavaScript workers (default: this binary;
+    /// in-process tests point it at the built `mutask`).
+    pub sandbox_program: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -462,6 +465,7 @@ impl Settings {
             log_format: s.log_format.unwrap_or(LogFormat::Text),
             max_body_bytes,
             pg_bin_dir: s.pg_bin_dir,
+            sandbox_program: None,
         })
     }
 }
@@ -492,6 +496,7 @@ impl Config {
             log_format: LogFormat::Text,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             pg_bin_dir: None,
+            sandbox_program: None,
         }
     }
 }

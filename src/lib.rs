@@ -9,6 +9,8 @@
 //! - [`crypto`]: the AES-256-GCM key ring used for every sealed column.
 //! - [`engine`]: execution cycles of resolutions (pure core in `engine::resolve`).
 //! - [`action`]: builtin actions (echo, script, …).
+//! - [`tasks`]: task creation shared by the API and the subtask/batch actions.
+//! - [`sandbox`]: child-process pool for untrusted JS (rlimits, deadline kill).
 //! - [`store`]: all SQL; migrations; the embedded PostgreSQL cluster.
 //! - [`api`]: the axum HTTP surface.
 //! - [`app`]: wiring, startup and graceful shutdown.
@@ -25,6 +27,7 @@ pub mod domain;
 pub mod engine;
 pub mod sandbox;
 pub mod store;
+pub mod tasks;
 pub mod template;
 #[doc(hidden)]
 pub mod testing;

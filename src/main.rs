@@ -1,4 +1,8 @@
 //! The `mutask` binary: parse the command line, set up logging, run.
+//!
+//! `mutask sandbox` (hidden) is the JavaScript worker of the sandbox pool: it is dispatched
+//! before any runtime or logging exists, because its stdout carries only protocol lines and its
+//! address-space limit should not pay for runtime threads.
 
 use clap::Parser;
 use mutask::config::{Cli, LogFormat};
@@ -14,14 +18,20 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     if std::env::args().nth(1).as_deref() == Some("sandbox") {
         std::process::exit(mutask::sandbox::run_worker());
     }
     let cli = Cli::parse();
     init_logging(cli.settings.log_format.unwrap_or(LogFormat::Text));
-    if let Err(e) = mutask::app::run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mutask: error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(mutask::app::run(cli)) {
         eprintln!("mutask: error: {e:#}");
         std::process::exit(1);
     }

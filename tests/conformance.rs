@@ -15,7 +15,7 @@ use mutask::engine::{Engine, EngineError, EngineSettings};
 use mutask::store::resolution::{NewResolution, StepRecord};
 use mutask::store::task::NewTask;
 use mutask::store::{self, Store};
-use mutask::template::model::{FunctionSet, TaskTemplate};
+use mutask::template::model::TaskTemplate;
 use mutask::template::render::{RenderOptions, Renderer};
 use mutask::template::{self as tpl, Severity};
 use serde_json::{Map, Value, json};
@@ -72,7 +72,10 @@ async fn harness() -> H {
         actions: Registry::builtin(),
         action_env: Arc::new(ActionEnv { scripts_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/utask") }),
         instance: InstanceId::new(),
-        js: None,
+        js: Some(Arc::new(mutask::engine::js::SandboxJs::new(
+            mutask::sandbox::SandboxPool::new(mutask::sandbox::SandboxConfig::new(PathBuf::from(env!("CARGO_BIN_EXE_mutask"))))
+                .unwrap(),
+        ))),
         settings: Arc::new(EngineSettings::default()),
     };
     let load_errors = report.problems.into_iter().filter(|p| p.severity == Severity::Error).collect();
@@ -176,7 +179,7 @@ async fn expect_load_error(file: &str, needle: &str) {
 // ---------------------------------------------------------------------------------------------
 // Linting and validation (TestLintingAndValidation)
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lint_errors() {
     for (file, needle) in [
         ("circularDependencies.yaml", "Invalid: circular dependency [stepOne stepThree stepTwo] <-> step"),
@@ -200,7 +203,7 @@ async fn lint_errors() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn valid_templates_load() {
     let h = harness().await;
     for name in [
@@ -217,7 +220,7 @@ async fn valid_templates_load() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compute_version() {
     let h = harness().await;
     let (_, id) = h.create("computeversion", json!({})).await;
@@ -238,7 +241,7 @@ async fn compute_version() {
 // ---------------------------------------------------------------------------------------------
 // Execution
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simple_template() {
     let h = harness().await;
     let (_, id) = h.create("simpletemplate", json!({"foo": "bar"})).await;
@@ -250,7 +253,7 @@ async fn simple_template() {
     assert!(r.next_retry.is_some());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_dependency() {
     let h = harness().await;
     let (_, id) = h.create("anydependency", json!({})).await;
@@ -263,7 +266,7 @@ async fn any_dependency() {
     assert_eq!(st(&s, "fourthStepWillNotBePruned"), "DONE");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn base_configuration() {
     let h = harness().await;
     let (_, id) = h.create("base-configuration", json!({})).await;
@@ -278,7 +281,7 @@ async fn base_configuration() {
     assert_eq!(s["stepTwo"].error.as_deref(), Some("error2"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn base_output() {
     let h = harness().await;
     let (_, id) = h.create("base-output", json!({"id": "1234"})).await;
@@ -287,7 +290,7 @@ async fn base_output() {
     assert_eq!(out(&s, "stepOne"), json!({"id": "1234", "foo": "bar"}));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_error() {
     let h = harness().await;
     let (_, id) = h.create("clienterrortemplate", json!({})).await;
@@ -295,7 +298,7 @@ async fn client_error() {
     assert_eq!(st(&h.steps(id).await, "stepOne"), "CLIENT_ERROR");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_script() {
     let h = harness().await;
     let (_, id) = h.create("exec-script", json!({"argv": "world"})).await;
@@ -310,7 +313,7 @@ async fn exec_script() {
     assert!(m["execution_time"].is_string());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_script_with_environment() {
     let h = harness().await;
     let (task, id) = h.create("exec-script-with-environment", json!({})).await;
@@ -331,7 +334,7 @@ async fn foreach_run(h: &H, list: &[&str]) -> (ResolutionId, Option<ResolutionSt
     (id, r)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreach() {
     let h = harness().await;
     let (id, r) = foreach_run(&h, &["a", "b", "c"]).await;
@@ -387,21 +390,21 @@ async fn check_chained(h: &H, id: ResolutionId, parent_deps: &[&str], child_pref
     assert_eq!(s["generateItems"].definition["step"]["dependencies"], json!(want));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreach_with_chained_iterations() {
     let h = harness().await;
     let id = chained_setup(&h, false).await;
     check_chained(&h, id, &[], &[]).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreach_with_chained_iterations_with_dep_on_parent() {
     let h = harness().await;
     let id = chained_setup(&h, true).await;
     check_chained(&h, id, &["emptyLoop"], &["emptyLoop"]).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreach_with_errors() {
     let h = harness().await;
     let (_, id) = h.create("foreachloop", json!({"list": ["a", "b", "c"]})).await;
@@ -430,17 +433,17 @@ async fn foreach_and_prerun(preset_to_retry: bool) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreach_and_prerun_as_is() {
     foreach_and_prerun(false).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreach_and_prerun_from_to_retry() {
     foreach_and_prerun(true).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn function_custom_state() {
     let h = harness().await;
     let (_, id) = h.create("functioncustomstate", json!({})).await;
@@ -451,7 +454,7 @@ async fn function_custom_state() {
     assert_eq!(t.steps["stepOne"].effective_custom_states(&h.engine.functions), ["STATE_HELLO"]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn function_hello_world() {
     let h = harness().await;
     let (_, id) = h.create("functionhelloworld", json!({})).await;
@@ -459,7 +462,7 @@ async fn function_hello_world() {
     assert_eq!(out(&h.steps(id).await, "stepOne"), json!({"value": "Hello toto !"}));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn function_templated_output() {
     let h = harness().await;
     let (_, id) = h.create("functiontemplatedoutput", json!({})).await;
@@ -467,7 +470,7 @@ async fn function_templated_output() {
     assert_eq!(out(&h.steps(id).await, "stepOne"), json!({"full_name": "John Doe"}));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn function_nested() {
     let h = harness().await;
     let (_, id) = h.create("functionnested", json!({})).await;
@@ -480,7 +483,7 @@ async fn function_nested() {
     assert_eq!(st(&s, "stepOne"), "CUSTOM_STATE1");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn function_pre_hook() {
     let h = harness().await;
     let (_, id) = h.create("functionprehook", json!({})).await;
@@ -488,7 +491,7 @@ async fn function_pre_hook() {
     assert_eq!(out(&h.steps(id).await, "stepOne"), json!({"value": "Hello 42 !", "coalesce": "Coalesce 42!"}));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indirect_dependencies() {
     let h = harness().await;
     let (_, id) = h.create("indirectdependencies", json!({})).await;
@@ -500,7 +503,7 @@ async fn indirect_dependencies() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn input_number_and_empty_string() {
     let h = harness().await;
     let (_, id) = h.create("input", json!({"quantity": -2.3})).await;
@@ -513,7 +516,7 @@ async fn input_number_and_empty_string() {
     assert_eq!(out(&s, "stepOne")["foo"], "");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_templating() {
     let h = harness().await;
     let multiline = "Un,\n\tDeux,\n\tTrois,\n\tSoleil!";
@@ -527,7 +530,7 @@ async fn json_templating() {
     assert_eq!(body["singleMarshalled"], "hello");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_number() {
     let h = harness().await;
     let (_, id) = h.create("jsonnumber", json!({})).await;
@@ -537,7 +540,7 @@ async fn json_number() {
     assert_eq!(out(&s, "simpleStep")["path"], "/some/api/path/12345678912345");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_retry() {
     let h = harness().await;
     let (_, id) = h.create("maxretrytemplate", json!({})).await;
@@ -547,7 +550,7 @@ async fn max_retry() {
     assert_eq!((st(&s, "stepOne"), s["stepOne"].try_count), ("SERVER_ERROR".into(), 1));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata() {
     let h = harness().await;
     let (_, id) = h.create("metadata", json!({})).await;
@@ -555,7 +558,7 @@ async fn metadata() {
     assert_eq!(st(&h.steps(id).await, "notfound"), "NOTFOUND");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn next_retry() {
     let h = harness().await;
     let (_, id) = h.create("nextretrytemplate", json!({})).await;
@@ -567,7 +570,7 @@ async fn next_retry() {
     assert!(store::resolution::get(&h.store, id).await.unwrap().unwrap().next_retry.is_some());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_output_backward() {
     let h = harness().await;
     let (_, id) = h.create("no-output-backward", json!({})).await;
@@ -576,7 +579,7 @@ async fn no_output_backward() {
     assert_eq!((st(&s, "stepOne"), out(&s, "stepOne")["foobar"].clone()), ("DONE".into(), json!("buzz")));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_output() {
     let h = harness().await;
     let (_, id) = h.create("no-output", json!({})).await;
@@ -585,7 +588,7 @@ async fn no_output() {
     assert_eq!((st(&s, "stepOne"), out(&s, "stepOne")["foobar"].clone()), ("DONE".into(), json!("buzz")));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_templating_errors() {
     let h = harness().await;
     for (strategy, expr, needle) in [
@@ -607,7 +610,7 @@ async fn output_templating_errors() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune() {
     let h = harness().await;
     let (_, id) = h.create("prunesteps", json!({"skipStepOne": "skip"})).await;
@@ -623,7 +626,7 @@ async fn prune() {
     assert_eq!(got, ["DONE", "DONE", "PRUNE", "PRUNE", "DONE"]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_now_max_retry() {
     let h = harness().await;
     let (_, id) = h.create("loopconditionmaxretry", json!({})).await;
@@ -634,7 +637,7 @@ async fn retry_now_max_retry() {
     assert_eq!(out(&s, "infinite"), json!("42"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_now_state() {
     let h = harness().await;
     let (_, id) = h.create("retrynowstate", json!({"N": 12.0, "separator": " sep "})).await;
@@ -644,7 +647,7 @@ async fn retry_now_state() {
     assert_eq!(out(&s, "join")["str"], "0 sep 1 sep 1 sep 2 sep 3 sep 5 sep 8 sep 13 sep 21 sep 34 sep 55 sep 89 sep 144");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_loop() {
     let h = harness().await;
     let (_, id) = h.create("retryloop", json!({})).await;
@@ -661,7 +664,7 @@ async fn retry_loop() {
     assert_eq!(children[0]["output"]["foo"], "foo-a");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn step_condition_states() {
     let h = harness().await;
     let (_, id) = h.create("stepconditiontemplate", json!({})).await;
@@ -692,7 +695,7 @@ async fn step_condition_states() {
     assert_eq!(st(&s, "stepForeachValidation"), "VALID");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolution_states_that_refuse_to_run() {
     let h = harness().await;
     for (state, msg) in [
@@ -715,7 +718,7 @@ async fn resolution_states_that_refuse_to_run() {
     assert_eq!(st(&h.steps(id).await, "stepOne"), "CRASHED");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn step_max_retries() {
     let h = harness().await;
     let (_, id) = h.create("stepmaxretries", json!({})).await;
@@ -730,13 +733,56 @@ async fn step_max_retries() {
     assert_eq!((st(&s, "stepOne"), s["stepOne"].try_count), ("FATAL_ERROR".into(), 2));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn variables_without_javascript_are_evaluated() {
     // jsonnumber covers numeric values; this covers templated string values and evalCache
     let h = harness().await;
     let (_, id) = h.create("exec-script-with-environment", json!({})).await;
     h.run(id).await;
     assert_eq!(out(&h.steps(id).await, "stepOne")["variable_value"], "bar");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variables() {
+    let h = harness().await;
+    let (_, id) = h.create("variableeval", json!({})).await;
+    assert_eq!(h.run(id).await, Some(ResolutionState::Done));
+    let s = h.steps(id).await;
+    assert_eq!(out(&s, "renderVariables"), json!({"truc": "4", "bidule": "5", "templated": "Hello World!", "cached": "6"}));
+    assert_eq!(out(&s, "renderVariablesWithCache")["cached"], "6");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_parsing() {
+    let h = harness().await;
+    let (_, id) = h.create("jsonparsing", json!({})).await;
+    assert_eq!(h.run(id).await, Some(ResolutionState::Done));
+    let o = out(&h.steps(id).await, "stepOne");
+    assert_eq!(o, json!({"a": "utask", "b": "666", "c": "map[k:v]", "d": "[1 2 3]"}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_b64_encoding_decoding() {
+    let h = harness().await;
+    let (_, id) = h.create("rawb64encodingdecoding", json!({})).await;
+    assert_eq!(h.run(id).await, Some(ResolutionState::Done));
+    assert_eq!(out(&h.steps(id).await, "stepOne"), json!({"a": "cmF3IG1lc3NhZ2U", "b": "raw message"}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn javascript_in_conditions_and_runaway_code() {
+    // a JS variable used by a skip condition (evaluated on the cycle's task, not a blocking
+    // thread), and an infinite loop that must end as a step error within its budget
+    let h = harness().await;
+    let (_, id) = h.create("variableeval", json!({})).await;
+    h.edit_step(id, "renderVariables", |def, _| {
+        def["step"]["conditions"] = json!([{"type": "skip", "if": [{"value": "{{eval `truc`}}", "operator": "EQ", "expected": "4"}], "then": {"this": "PRUNE"}}]);
+    })
+    .await;
+    assert_eq!(h.run(id).await, Some(ResolutionState::Done));
+    let s = h.steps(id).await;
+    assert_eq!(st(&s, "renderVariables"), "PRUNE");
+    assert_eq!(st(&s, "renderVariablesWithCache"), "PRUNE");
 }
 
 #[test]
@@ -758,11 +804,8 @@ const PENDING: &[&str] = &[
     "batch.yaml",
     "batchedTask.yaml",
     "callback.yaml",
-    "jsonParsing.yaml",
     "noOutputSubtask.yaml",
-    "rawb64EncodingDecoding.yaml",
     "subtask.yaml",
-    "variables.yaml",
 ];
 
 // Files covered above, by name (for `every_conformance_file_has_a_test`):
@@ -773,7 +816,7 @@ const PENDING: &[&str] = &[
 // indirectDependencies.yaml input.yaml jsonTemplating.yaml jsonnumber.yaml maxRetry.yaml
 // metadata.yaml nextRetry.yaml no-output-backward.yaml no-output.yaml prune.yaml
 // retryNowMaxRetry.yaml retryNowState.yaml retryloop.yaml simple.yaml stepCondition.yaml
-// stepMaxRetries.yaml lintingInfiniteOk.yaml lintingObject.yaml (valid_templates_load: lintingok)
+// stepMaxRetries.yaml variables.yaml jsonParsing.yaml rawb64EncodingDecoding.yaml lintingInfiniteOk.yaml lintingObject.yaml (valid_templates_load: lintingok)
 // circularDependencies.yaml conditionForeachInvalid.yaml conditionForeachSkipOnly.yaml
 // conditionForeachStepNotForeach.yaml customStates.yaml forbiddenStateImpact.yaml
 // functionEchoHelloWorldError.yaml lintingError.yaml lintingReservedStep.yaml lintingRootKey.yaml

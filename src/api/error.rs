@@ -10,12 +10,7 @@ use serde::Serialize;
 
 use crate::store::StoreError;
 
-/// One invalid field of a request.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
+pub use crate::domain::FieldError;
 
 /// What went wrong in a request.
 #[derive(Debug, thiserror::Error)]

@@ -8,5 +8,12 @@ pub mod duration;
 pub mod ids;
 pub mod state;
 
+/// One invalid field of a request (`input.name`, `tags.x`) and why.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
 pub use ids::{BatchId, CommentId, InstanceId, ResolutionId, TaskId};
 pub use state::{ResolutionState, StepState, TaskState, UnknownState};

@@ -11,6 +11,7 @@
 
 pub mod condition;
 pub mod cycle;
+pub mod js;
 pub mod model;
 pub mod resolve;
 pub mod retry;

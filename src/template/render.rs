@@ -79,6 +79,17 @@ pub enum RenderError {
     TooLarge { limit: usize },
 }
 
+/// A render context converted once from JSON; cheap to clone and to share between threads.
+#[derive(Debug, Clone)]
+pub struct PreparedContext(Value);
+
+impl PreparedContext {
+    /// Converts the JSON context (numbers keep their JSON type: integers stay exact).
+    pub fn new(ctx: &serde_json::Value) -> PreparedContext {
+        PreparedContext(funcs::json_to_value(ctx, false))
+    }
+}
+
 /// A configured minijinja environment with the µTask function library.
 #[derive(Clone)]
 pub struct Renderer {
@@ -159,11 +170,22 @@ impl Renderer {
         ctx: &serde_json::Value,
         eval: Option<&dyn VariableEval>,
     ) -> Result<String, RenderError> {
+        self.render_prepared(jinja_src, &PreparedContext::new(ctx), eval)
+    }
+
+    /// Like [`render`](Self::render) with a context converted once by
+    /// [`PreparedContext::new`] (rendering many strings against one large context).
+    pub fn render_prepared(
+        &self,
+        jinja_src: &str,
+        ctx: &PreparedContext,
+        eval: Option<&dyn VariableEval>,
+    ) -> Result<String, RenderError> {
         let env: &Environment<'_> = &self.env;
         let tmpl = env
             .template_from_str(jinja_src)
             .map_err(|e| self.map_error(&e, false, jinja_src))?;
-        let root = funcs::json_to_value(ctx, false);
+        let root = ctx.0.clone();
         let rctx_value = Value::from_object(RenderCtx {
             max_bytes: self.opts.max_output_bytes,
             has_eval: eval.is_some(),

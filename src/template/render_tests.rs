@@ -670,6 +670,17 @@ fn go_errors_are_positioned_and_utask_like() {
         msg.contains("can't evaluate field c in type string"),
         "{msg}"
     );
+    let e = go_eval(
+        "{{ if false }}a{{ else if len .x }}b{{ end }}",
+        &json!({}),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("tmpl:1:16: executing \"tmpl\" at <else if len .x>"),
+        "{e}"
+    );
     let e = go_eval("ok\n {{ len .x }}", &json!({}), None)
         .unwrap_err()
         .to_string();
@@ -934,11 +945,62 @@ fn detect_dialect() {
 #[test]
 fn fuzz_translate_and_render() {
     const PIECES: &[&str] = &[
-        "{{", "}}", "{{- ", " -}}", "(", ")", " | ", ".a", ".b", ".", "$x", "$", " := ", " = ", ", ",
-        "\"s\"", "`r`", "'c'", "1", "-2", "2.5", " ", "\n", "if ", "else ", "end", "range ", "with ",
-        "break", "continue", "and ", "or ", "not ", "len ", "index ", "default ", "eq ", "toJson",
-        "fromJson ", "list ", "dict ", "add ", "printf ", "nil", "true", "{%", "{#", "/*", "*/", "x",
-        "$y", ".input", "eval ", "set ", "{", "}",
+        "{{",
+        "}}",
+        "{{- ",
+        " -}}",
+        "(",
+        ")",
+        " | ",
+        ".a",
+        ".b",
+        ".",
+        "$x",
+        "$",
+        " := ",
+        " = ",
+        ", ",
+        "\"s\"",
+        "`r`",
+        "'c'",
+        "1",
+        "-2",
+        "2.5",
+        " ",
+        "\n",
+        "if ",
+        "else ",
+        "end",
+        "range ",
+        "with ",
+        "break",
+        "continue",
+        "and ",
+        "or ",
+        "not ",
+        "len ",
+        "index ",
+        "default ",
+        "eq ",
+        "toJson",
+        "fromJson ",
+        "list ",
+        "dict ",
+        "add ",
+        "printf ",
+        "nil",
+        "true",
+        "{%",
+        "{#",
+        "/*",
+        "*/",
+        "x",
+        "$y",
+        ".input",
+        "eval ",
+        "set ",
+        "{",
+        "}",
     ];
     let renderer = Renderer::new(RenderOptions {
         fuel: 20_000,
@@ -981,14 +1043,40 @@ fn maximum_nesting_compiles_in_every_form() {
     let n = dialect::MAX_NESTING - 2;
     let forms = [
         format!("{{{{ {}.a{} }}}}", "(".repeat(n), ")".repeat(n)),
-        format!("{{{{ {}1{} }}}}", "(default 0 (index (list ".repeat(n / 3), ") 0))".repeat(n / 3)),
-        format!("{{{{ {}1{} }}}}", "(and 1 (or 0 ".repeat(n / 2), "))".repeat(n / 2)),
-        format!("{}{{{{ (((((.a).b).c).d).e) }}}}{}", "{{ with .x }}{{ range .y }}".repeat(n / 4), "{{ end }}{{ end }}".repeat(n / 4)),
+        format!(
+            "{{{{ {}1{} }}}}",
+            "(default 0 (index (list ".repeat(n / 3),
+            ") 0))".repeat(n / 3)
+        ),
+        format!(
+            "{{{{ {}1{} }}}}",
+            "(and 1 (or 0 ".repeat(n / 2),
+            "))".repeat(n / 2)
+        ),
+        format!(
+            "{}{{{{ (((((.a).b).c).d).e) }}}}{}",
+            "{{ with .x }}{{ range .y }}".repeat(n / 4),
+            "{{ end }}{{ end }}".repeat(n / 4)
+        ),
     ];
     let r = renderer();
     for src in forms {
         let j = translate(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
         r.check(&j).unwrap_or_else(|e| panic!("{src}: {e}"));
-        r.render(&j, &json!({}), None).unwrap_or_else(|e| panic!("{src}: {e}"));
+        r.render(&j, &json!({}), None)
+            .unwrap_or_else(|e| panic!("{src}: {e}"));
     }
+}
+
+#[test]
+fn prepared_context_renders_like_json() {
+    let r = renderer();
+    let ctx = json!({"input": {"n": 12345678912345_i64, "f": -2.5}});
+    let prepared = PreparedContext::new(&ctx);
+    let j = translate("{{ .input.n }} {{ .input.f }}").unwrap();
+    assert_eq!(
+        r.render_prepared(&j, &prepared, None).unwrap(),
+        "12345678912345 -2.5"
+    );
+    assert_eq!(r.render(&j, &ctx, None).unwrap(), "12345678912345 -2.5");
 }

@@ -28,6 +28,7 @@ pub fn test_config(db: &TestDb, data: &std::path::Path) -> Config {
     c.templates_dir = shipped_templates();
     c.basic_auth = Some(parse_basic_auth("admin:admin-pw,alice:alice-pw,bob:bob-pw").unwrap());
     c.admin_usernames = vec!["admin".into()];
+    c.sandbox_program = Some(PathBuf::from(env!("CARGO_BIN_EXE_mutask")));
     c
 }
 

@@ -1,0 +1,259 @@
+//! Task creation, shared by `POST /task`, the `subtask` action and batches: template lookup,
+//! input validation (every field error at once), title rendering (password inputs masked), the
+//! auto-run decision (µTask: auto-runnable template and a requester who is admin, template owner,
+//! task resolver, or `allow_all_resolver_usernames`), and one transaction that stores the task,
+//! its resolution when it auto-runs, and its first comment.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::{Map, Value, json};
+
+use crate::domain::{
+    BatchId, CommentId, FieldError, ResolutionId, ResolutionState, TaskId, TaskState, duration,
+};
+use crate::store::{self, Store, StoreError, comment::NewComment, resolution::NewResolution, task::NewTask};
+use crate::template::dialect::{self, Dialect};
+use crate::template::input;
+use crate::template::model::{Dialect as ModelDialect, TaskTemplate};
+use crate::template::render::Renderer;
+
+/// Tag key reserved for the parent task of a subtask (µTask's name).
+pub const PARENT_TAG: &str = "_utask_parent_task_id";
+/// Longest accepted comment.
+pub const MAX_COMMENT_CHARS: usize = 10_000;
+
+/// Who asks for the task.
+#[derive(Debug, Clone, Default)]
+pub struct Requester {
+    pub username: String,
+    pub groups: Vec<String>,
+    pub is_admin: bool,
+}
+
+impl Requester {
+    pub fn is_in(&self, users: &[String], groups: &[String]) -> bool {
+        users.iter().any(|u| *u == self.username) || self.groups.iter().any(|g| groups.contains(g))
+    }
+}
+
+/// What to create.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub template_name: String,
+    pub input: Map<String, Value>,
+    pub comment: Option<String>,
+    pub watcher_usernames: Vec<String>,
+    pub watcher_groups: Vec<String>,
+    pub resolver_usernames: Option<Vec<String>>,
+    pub resolver_groups: Option<Vec<String>>,
+    /// Go duration before the task runs.
+    pub delay: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub parent_task_id: Option<TaskId>,
+    pub batch_id: Option<BatchId>,
+}
+
+/// Why a task was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("template `{0}` not found")]
+    TemplateNotFound(String),
+    #[error("Template not available (blocked)")]
+    Blocked,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{}", .0.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+    #[error("cannot render the task title: {0}")]
+    Title(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Loads a template's model (by normalized name) and its version.
+pub async fn load_template(store: &Store, name: &str) -> Result<(TaskTemplate, i32), CreateError> {
+    let normalized = name.trim().to_lowercase();
+    let rec = store::template::get(store, &normalized)
+        .await?
+        .filter(|r| !r.archived)
+        .ok_or_else(|| CreateError::TemplateNotFound(normalized.clone()))?;
+    let t: TaskTemplate = serde_json::from_value(rec.definition)
+        .map_err(|e| CreateError::Internal(format!("stored template {normalized} is unreadable: {e}")))?;
+    Ok((t, rec.version))
+}
+
+/// True when `who` owns the template (allowed resolver).
+pub fn is_template_owner(who: &Requester, t: &TaskTemplate) -> bool {
+    who.is_in(&t.allowed_resolver_usernames, &t.allowed_resolver_groups)
+}
+
+fn check_names(field: &str, names: &[String], errors: &mut Vec<FieldError>) {
+    for (i, n) in names.iter().enumerate() {
+        if n.trim().is_empty() || n.len() > 256 {
+            errors.push(FieldError {
+                field: format!("{field}[{i}]"),
+                message: "must be a non-empty name of at most 256 characters".into(),
+            });
+        }
+    }
+}
+
+/// Renders a template's `title_format` in the template's dialect.
+pub fn render_title(r: &Renderer, t: &TaskTemplate, ctx: &Value) -> Result<String, String> {
+    let d = match &t.dialect {
+        Some(ModelDialect::Jinja) => Dialect::Jinja,
+        Some(ModelDialect::Utask) => Dialect::Utask,
+        None => dialect::detect([t.title_format.as_str()]),
+    };
+    r.render_dialect(d, &t.title_format, ctx, None).map_err(|e| e.to_string())
+}
+
+/// Creates a task; returns it with its template.
+pub async fn create(
+    store: &Store,
+    renderer: &Renderer,
+    who: &Requester,
+    req: CreateRequest,
+) -> Result<(store::task::TaskRecord, TaskTemplate), CreateError> {
+    let (template, version) = load_template(store, &req.template_name).await?;
+    if template.blocked {
+        return Err(CreateError::Blocked);
+    }
+    let owner = who.is_admin || is_template_owner(who, &template);
+    if (req.resolver_usernames.is_some() || req.resolver_groups.is_some())
+        && !owner
+        && req.parent_task_id.is_none()
+    {
+        return Err(CreateError::Forbidden(
+            "only admins and template owners may set resolver_usernames / resolver_groups".into(),
+        ));
+    }
+    let mut fields = Vec::new();
+    let inputs = match input::validate(&template.inputs, &req.input, "input") {
+        Ok(v) => v,
+        Err(errs) => {
+            fields.extend(errs.into_iter().map(|e| FieldError { field: e.field, message: e.message }));
+            Map::new()
+        }
+    };
+    let resolver_usernames = req.resolver_usernames.clone().unwrap_or_default();
+    let resolver_groups = req.resolver_groups.clone().unwrap_or_default();
+    check_names("watcher_usernames", &req.watcher_usernames, &mut fields);
+    check_names("watcher_groups", &req.watcher_groups, &mut fields);
+    check_names("resolver_usernames", &resolver_usernames, &mut fields);
+    check_names("resolver_groups", &resolver_groups, &mut fields);
+    let delay = match &req.delay {
+        Some(d) if !d.trim().is_empty() => match duration::parse(d) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                fields.push(FieldError { field: "delay".into(), message: e.to_string() });
+                None
+            }
+        },
+        _ => None,
+    };
+    let mut tags = Map::new();
+    for (k, v) in template.tags.iter() {
+        tags.insert(k.clone(), Value::String(v.clone()));
+    }
+    for (k, v) in &req.tags {
+        if k == PARENT_TAG {
+            fields.push(FieldError {
+                field: format!("tags.{k}"),
+                message: "this tag is reserved and set by mutask".into(),
+            });
+        } else if k.is_empty() || k.len() > 256 || v.len() > 4096 {
+            fields.push(FieldError {
+                field: format!("tags.{k}"),
+                message: "tag keys must be 1-256 characters and values at most 4096".into(),
+            });
+        } else {
+            tags.insert(k.clone(), Value::String(v.clone()));
+        }
+    }
+    if let Some(parent) = req.parent_task_id {
+        tags.insert(PARENT_TAG.into(), Value::String(parent.to_string()));
+    }
+    if let Some(c) = &req.comment
+        && c.chars().count() > MAX_COMMENT_CHARS
+    {
+        fields.push(FieldError {
+            field: "comment".into(),
+            message: format!("longer than {MAX_COMMENT_CHARS} characters"),
+        });
+    }
+    if !fields.is_empty() {
+        return Err(CreateError::Invalid(fields));
+    }
+
+    let task_id = TaskId::new();
+    // titles are shown to every reader of the task: password inputs are masked in them
+    let masked = input::mask_passwords(&template.inputs, &Value::Object(inputs.clone()));
+    let ctx = json!({
+        "input": masked,
+        "task": {
+            "task_id": task_id.to_string(),
+            "requester_username": who.username,
+            "requester_groups": who.groups.join(","),
+            "created": chrono::Utc::now().to_rfc3339(),
+        },
+    });
+    let title = render_title(renderer, &template, &ctx).map_err(CreateError::Title)?;
+
+    let steps = crate::engine::initial_steps(&template).map_err(|e| CreateError::Internal(e.to_string()))?;
+    let autorun = template.auto_runnable
+        && (owner || template.allow_all_resolver_usernames || who.is_in(&resolver_usernames, &resolver_groups));
+    let now = chrono::Utc::now();
+    let resolution = autorun.then(|| {
+        let delayed = delay.filter(|d| !d.is_zero());
+        NewResolution {
+            id: ResolutionId::new(),
+            state: if delayed.is_some() { ResolutionState::ToAutorunDelayed } else { ResolutionState::ToAutorun },
+            resolver_username: None,
+            run_max: template.retry_max().clamp(0, i32::MAX as i64) as i32,
+            next_retry: delayed.and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| now + d),
+            resolver_input: Value::Object(Map::new()),
+            steps,
+        }
+    });
+    let task_state = match &resolution {
+        Some(r) if r.state == ResolutionState::ToAutorunDelayed => TaskState::Delayed,
+        _ => TaskState::Todo,
+    };
+    let new_task = NewTask {
+        id: task_id,
+        template_name: template.name.clone(),
+        template_version: version,
+        title,
+        state: task_state,
+        requester_username: who.username.clone(),
+        requester_groups: who.groups.clone(),
+        watcher_usernames: req.watcher_usernames.clone(),
+        watcher_groups: req.watcher_groups.clone(),
+        resolver_usernames,
+        resolver_groups,
+        tags: Value::Object(tags),
+        input: Value::Object(inputs),
+        batch_id: req.batch_id,
+        parent_task_id: req.parent_task_id,
+    };
+    let comment = req.comment.as_ref().filter(|c| !c.trim().is_empty()).map(|c| NewComment {
+        id: CommentId::new(),
+        task_id,
+        username: who.username.clone(),
+        body: c.clone(),
+    });
+    store::task::create(store, &new_task, resolution.as_ref(), comment.as_ref()).await?;
+    tracing::info!(task = %task_id, template = %template.name, requester = %who.username, autorun, "task created");
+    let rec = store::task::get(store, task_id)
+        .await?
+        .ok_or_else(|| CreateError::Internal("task vanished after creation".into()))?;
+    Ok((rec, template))
+}
+
+/// Admin set helper.
+pub fn is_admin(admins: &HashSet<String>, user: &str) -> bool {
+    admins.contains(user)
+}
