@@ -415,7 +415,12 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         renderer: renderer.clone(),
         functions: Arc::new(functions),
         actions: Registry::builtin(),
-        action_env: Arc::new(ActionEnv { scripts_dir: config.scripts_dir.clone() }),
+        action_env: Arc::new(ActionEnv {
+            scripts_dir: config.scripts_dir.clone(),
+            store: Some(store.clone()),
+            renderer: Some(renderer.clone()),
+            admins: auth.admins.clone(),
+        }),
         instance,
         js: Some(Arc::new(SandboxJs::new(sandbox.clone()))),
         settings: Arc::new(EngineSettings::default()),

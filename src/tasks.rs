@@ -32,7 +32,7 @@ pub struct Requester {
 
 impl Requester {
     pub fn is_in(&self, users: &[String], groups: &[String]) -> bool {
-        users.iter().any(|u| *u == self.username) || self.groups.iter().any(|g| groups.contains(g))
+        users.contains(&self.username) || self.groups.iter().any(|g| groups.contains(g))
     }
 }
 

@@ -70,7 +70,12 @@ async fn harness() -> H {
         renderer: Arc::new(Renderer::new(RenderOptions::default())),
         functions: Arc::new(functions),
         actions: Registry::builtin(),
-        action_env: Arc::new(ActionEnv { scripts_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/utask") }),
+        action_env: Arc::new(ActionEnv {
+            scripts_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/utask"),
+            store: Some(store.clone()),
+            renderer: Some(Arc::new(Renderer::new(RenderOptions::default()))),
+            admins: ["admin".to_string()].into(),
+        }),
         instance: InstanceId::new(),
         js: Some(Arc::new(mutask::engine::js::SandboxJs::new(
             mutask::sandbox::SandboxPool::new(mutask::sandbox::SandboxConfig::new(PathBuf::from(env!("CARGO_BIN_EXE_mutask"))))
@@ -122,6 +127,43 @@ impl H {
         };
         store::task::create(&self.store, &task, Some(&res), None).await.unwrap();
         (task_id, res_id)
+    }
+
+    /// µTask's `resolution.Create` for an existing task (state TODO, not auto-run).
+    async fn resolve_task(&self, task: TaskId) -> ResolutionId {
+        let rec = store::task::get(&self.store, task).await.unwrap().unwrap();
+        let t = self.template(&rec.template_name);
+        let id = ResolutionId::new();
+        let r = NewResolution {
+            id,
+            state: ResolutionState::Todo,
+            resolver_username: None,
+            run_max: t.retry_max() as i32,
+            next_retry: None,
+            resolver_input: json!({}),
+            steps: mutask::engine::initial_steps(t).unwrap(),
+        };
+        store::resolution::create(&self.store, task, &r).await.unwrap();
+        id
+    }
+
+    /// µTask's RetryCollector: runs whatever is due until `id` reaches `until` (bounded).
+    async fn collect_until(&self, id: ResolutionId, until: ResolutionState) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self.state(id).await != until {
+            assert!(std::time::Instant::now() < deadline, "{id} never reached {until}: {}", self.state(id).await);
+            let claims = store::resolution::claim_due(&self.store, self.engine.instance, 10, std::time::Duration::from_secs(60))
+                .await
+                .unwrap();
+            for (c, prev) in claims {
+                self.engine.run_claimed(c, prev).await.unwrap();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn next_retry(&self, id: ResolutionId) -> Option<chrono::DateTime<chrono::Utc>> {
+        store::resolution::get(&self.store, id).await.unwrap().unwrap().next_retry
     }
 
     async fn run(&self, id: ResolutionId) -> Option<ResolutionState> {
@@ -785,6 +827,75 @@ async fn javascript_in_conditions_and_runaway_code() {
     assert_eq!(st(&s, "renderVariablesWithCache"), "PRUNE");
 }
 
+async fn subtask_flow(paused_parent: bool) {
+    let h = harness().await;
+    let (parent_task, parent) = h.create("subtasktemplate", json!({})).await;
+    assert_eq!(h.run(parent).await, Some(ResolutionState::Waiting));
+    let s = h.steps(parent).await;
+    for (i, step) in ["subtaskCreation", "jsonInputSubtask", "templatingJsonInputSubtask"].iter().enumerate() {
+        let child: TaskId = out(&s, step)["id"].as_str().unwrap().parse().unwrap();
+        let rec = store::task::get(&h.store, child).await.unwrap().unwrap();
+        assert_eq!(rec.state, TaskState::Todo, "{step}");
+        assert!(rec.resolution_id.is_none(), "requester \"\" is not allowed to auto-run");
+        assert_eq!(rec.tags["_utask_parent_task_id"], json!(parent_task.to_string()));
+        assert_eq!(rec.parent_task_id, Some(parent_task));
+        if paused_parent && i == 0 {
+            store::resolution::force_state(&h.store, parent, ResolutionState::Paused).await.unwrap();
+        }
+        let before = chrono::Utc::now();
+        let child_res = h.resolve_task(child).await;
+        assert_eq!(h.run(child_res).await, Some(ResolutionState::Done), "{step}");
+        let cs = h.steps(child_res).await;
+        assert!(cs.values().all(|x| x.state == StepState::Done));
+        assert_eq!(store::task::get(&h.store, child).await.unwrap().unwrap().state, TaskState::Done);
+        let nr = h.next_retry(parent).await;
+        if paused_parent {
+            assert!(nr.is_none(), "a paused parent is not woken");
+            return;
+        }
+        let nr = nr.expect("parent woken");
+        assert!(nr >= before - chrono::Duration::seconds(1) && nr <= chrono::Utc::now(), "{step}: {nr}");
+    }
+    if !paused_parent {
+        h.collect_until(parent, ResolutionState::Done).await;
+        let task = store::task::get(&h.store, store::resolution::get(&h.store, parent).await.unwrap().unwrap().task_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(task.result, Some(json!({"foo": "OK"})));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subtask() {
+    subtask_flow(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subtask_parent_paused_is_not_resumed() {
+    subtask_flow(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_output_subtask_wakes_a_running_parent() {
+    let h = harness().await;
+    let (_, parent) = h.create("nooutputsubtasktemplate", json!({})).await;
+    assert_eq!(h.run(parent).await, Some(ResolutionState::Waiting));
+    assert!(h.next_retry(parent).await.is_none());
+    let s = h.steps(parent).await;
+    let child: TaskId = out(&s, "subtaskCreation")["id"].as_str().unwrap().parse().unwrap();
+    // µTask's TestWakeParent forces the parent to RUNNING before running the child
+    store::resolution::force_state(&h.store, parent, ResolutionState::Running).await.unwrap();
+    mutask::store::resolution::set_task_state_for(&h.store, parent, TaskState::Running).await.unwrap();
+    let before = chrono::Utc::now();
+    let child_res = h.resolve_task(child).await;
+    assert_eq!(h.run(child_res).await, Some(ResolutionState::Done));
+    let after = chrono::Utc::now();
+    let nr = h.next_retry(parent).await.expect("parent woken");
+    assert!(nr >= before - chrono::Duration::seconds(1) && nr <= after, "{nr}");
+    assert_eq!(h.state(parent).await, ResolutionState::Running);
+}
+
 #[test]
 fn every_conformance_file_has_a_test() {
     let covered = include_str!("conformance.rs");
@@ -804,8 +915,6 @@ const PENDING: &[&str] = &[
     "batch.yaml",
     "batchedTask.yaml",
     "callback.yaml",
-    "noOutputSubtask.yaml",
-    "subtask.yaml",
 ];
 
 // Files covered above, by name (for `every_conformance_file_has_a_test`):
@@ -816,7 +925,7 @@ const PENDING: &[&str] = &[
 // indirectDependencies.yaml input.yaml jsonTemplating.yaml jsonnumber.yaml maxRetry.yaml
 // metadata.yaml nextRetry.yaml no-output-backward.yaml no-output.yaml prune.yaml
 // retryNowMaxRetry.yaml retryNowState.yaml retryloop.yaml simple.yaml stepCondition.yaml
-// stepMaxRetries.yaml variables.yaml jsonParsing.yaml rawb64EncodingDecoding.yaml lintingInfiniteOk.yaml lintingObject.yaml (valid_templates_load: lintingok)
+// stepMaxRetries.yaml subtask.yaml noOutputSubtask.yaml variables.yaml jsonParsing.yaml rawb64EncodingDecoding.yaml lintingInfiniteOk.yaml lintingObject.yaml (valid_templates_load: lintingok)
 // circularDependencies.yaml conditionForeachInvalid.yaml conditionForeachSkipOnly.yaml
 // conditionForeachStepNotForeach.yaml customStates.yaml forbiddenStateImpact.yaml
 // functionEchoHelloWorldError.yaml lintingError.yaml lintingReservedStep.yaml lintingRootKey.yaml

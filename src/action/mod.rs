@@ -10,6 +10,7 @@
 
 pub mod echo;
 pub mod script;
+pub mod subtask;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -70,10 +71,22 @@ impl ActionResult {
     }
 }
 
-/// Process-wide settings actions need.
-#[derive(Debug, Clone, Default)]
+/// Process-wide settings and handles actions need.
+#[derive(Clone, Default)]
 pub struct ActionEnv {
     pub scripts_dir: PathBuf,
+    /// Storage, for actions that create tasks (subtask, batch) or callbacks.
+    pub store: Option<crate::store::Store>,
+    /// Renders titles of tasks created by actions.
+    pub renderer: Option<Arc<crate::template::render::Renderer>>,
+    /// Admin user names (a subtask created for an admin auto-runs).
+    pub admins: std::collections::HashSet<String>,
+}
+
+impl std::fmt::Debug for ActionEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActionEnv").field("scripts_dir", &self.scripts_dir).finish_non_exhaustive()
+    }
 }
 
 /// One execution request.
@@ -84,6 +97,8 @@ pub struct ActionRequest {
     pub resolution_id: ResolutionId,
     pub requester_username: String,
     pub config: Value,
+    /// The step's output from its previous execution (a subtask finds its child there).
+    pub previous_output: Option<Value>,
     pub env: Arc<ActionEnv>,
 }
 
@@ -107,6 +122,7 @@ impl Registry {
         let mut r = Registry::default();
         r.register(Arc::new(echo::Echo));
         r.register(Arc::new(script::Script));
+        r.register(Arc::new(subtask::Subtask));
         r
     }
 

@@ -30,7 +30,7 @@ pub struct Caller {
 impl Caller {
     /// True when the caller is named in `users` or belongs to one of `groups`.
     pub fn is_in(&self, users: &[String], groups: &[String]) -> bool {
-        users.iter().any(|u| *u == self.username) || self.groups.iter().any(|g| groups.contains(g))
+        users.contains(&self.username) || self.groups.iter().any(|g| groups.contains(g))
     }
 }
 

@@ -203,9 +203,10 @@ impl Cycle<'_> {
                 return;
             }
         };
-        let mut pos = self.next_position();
+        let first = self.next_position();
         let mut children = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
+            let pos = first + i as i32;
             let child_name = format!("{name}-{i}");
             let mut def = parent.def.step.clone();
             def.description = format!("{i} - {}", parent.def.step.description);
@@ -233,7 +234,6 @@ impl Cycle<'_> {
             self.removed.remove(&child_name);
             self.res.steps.insert(child_name.clone(), child);
             self.positions.insert(child_name.clone(), pos);
-            pos += 1;
             self.dirty.insert(child_name.clone());
             children.push(child_name);
         }

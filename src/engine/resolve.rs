@@ -75,7 +75,7 @@ fn dependency_met(res: &RunResolution, step: &str, dep: &str) -> bool {
     if let Some(s) = res.steps.get(step)
         && s.is_foreach()
         && s.state != StepState::Expanded
-        && s.def.children_steps.iter().any(|c| *c == d.step)
+        && s.def.children_steps.contains(&d.step)
         && dep_step.state != StepState::Running
     {
         return true;
@@ -202,9 +202,7 @@ mod tests {
     use crate::template::model::Step;
 
     fn step(deps: &[&str]) -> Step {
-        let mut s = Step::default();
-        s.dependencies = deps.iter().map(|d| d.to_string()).collect();
-        s
+        Step { dependencies: deps.iter().map(|d| d.to_string()).collect(), ..Default::default() }
     }
 
     fn res(steps: &[(&str, &[&str])]) -> RunResolution {
@@ -328,12 +326,12 @@ mod tests {
             let mut steps = Vec::new();
             for i in 0..n {
                 let mut deps = Vec::new();
-                for j in 0..i {
+                for prev in names.iter().take(i) {
                     if rng.below(3) == 0 {
                         let q = match rng.below(4) {
-                            0 => format!("{}:ANY", names[j]),
-                            1 => format!("{}:X", names[j]),
-                            _ => names[j].clone(),
+                            0 => format!("{prev}:ANY"),
+                            1 => format!("{prev}:X"),
+                            _ => prev.clone(),
                         };
                         deps.push(q);
                     }
@@ -349,11 +347,7 @@ mod tests {
                 next_retry: None,
                 steps: steps
                     .iter()
-                    .map(|(n, d)| {
-                        let mut s = Step::default();
-                        s.dependencies = d.clone();
-                        (n.clone(), RunStep::new(n.clone(), s))
-                    })
+                    .map(|(n, d)| (n.clone(), RunStep::new(n.clone(), Step { dependencies: d.clone(), ..Default::default() })))
                     .collect(),
             };
             let mut executed = HashSet::new();

@@ -227,6 +227,7 @@ async fn run_action(env: &StepEnv, step: &RunStep, action_type: &str, config: Va
         resolution_id: env.resolution_id,
         requester_username: env.requester.clone(),
         config,
+        previous_output: step.output.clone(),
         env: env.action_env.clone(),
     };
     match timeout {

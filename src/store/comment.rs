@@ -48,7 +48,8 @@ pub async fn insert(conn: &mut PgConnection, keys: &KeyRing, c: &NewComment) -> 
 
 /// Comments of a task, oldest first.
 pub async fn list(store: &Store, task: TaskId) -> Result<Vec<CommentRecord>, StoreError> {
-    let rows: Vec<(CommentId, TaskId, String, Vec<u8>, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+    type Row = (CommentId, TaskId, String, Vec<u8>, DateTime<Utc>, DateTime<Utc>);
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, task_id, username, body_enc, created, updated FROM task_comment
          WHERE task_id = $1 ORDER BY created, id",
     )

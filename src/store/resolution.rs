@@ -481,8 +481,42 @@ pub async fn end_cycle(
     .bind(&end.task_tags)
     .execute(&mut *tx)
     .await?;
+    if end.task_state.is_final() {
+        wake_parent(&mut tx, task_id).await?;
+    }
     tx.commit().await?;
     Ok(Ok(()))
+}
+
+/// Wakes the parent of a task that just ended (subtask or batch child): the parent
+/// resolution's `next_retry` becomes now (only ever moved earlier) when the parent task is
+/// BLOCKED, RUNNING or WAITING and its resolution is not CRASHED or PAUSED; for a batch child
+/// only once no sibling of the batch is still unfinished. Notifies the claimers.
+pub async fn wake_parent(conn: &mut PgConnection, child: TaskId) -> Result<Vec<ResolutionId>, StoreError> {
+    let woken: Vec<ResolutionId> = sqlx::query_scalar(
+        "UPDATE resolution r
+            SET next_retry = CASE WHEN r.next_retry IS NULL OR r.next_retry > now() THEN now() ELSE r.next_retry END,
+                updated = now()
+           FROM task c, task p
+          WHERE c.id = $1 AND p.id = c.parent_task_id AND r.task_id = p.id
+            AND p.state IN ('BLOCKED', 'RUNNING', 'WAITING')
+            AND r.state NOT IN ('CRASHED', 'PAUSED')
+            AND (c.batch_id IS NULL OR NOT EXISTS (
+                  SELECT 1 FROM task s WHERE s.batch_id = c.batch_id AND s.id <> c.id
+                     AND s.state NOT IN ('DONE', 'WONTFIX', 'CANCELLED')))
+         RETURNING r.id",
+    )
+    .bind(child)
+    .fetch_all(&mut *conn)
+    .await?;
+    for id in &woken {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(super::task::RESOLUTION_CHANNEL)
+            .bind(id.to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(woken)
 }
 
 /// Sets the task state (cycle start: RUNNING, or BLOCKED after a crash check).
@@ -586,4 +620,27 @@ pub async fn extend_lease(store: &super::Store, claim: &Claim, lease: std::time:
     .await?
     .rows_affected();
     Ok(n == 1)
+}
+
+/// Creates the resolution of an existing task (one per task) and notifies claimers when it is
+/// claimable at once.
+pub async fn create(store: &super::Store, task: TaskId, r: &NewResolution) -> Result<(), StoreError> {
+    let mut tx = store.pool.begin().await?;
+    let exists: Option<ResolutionId> = sqlx::query_scalar("SELECT id FROM resolution WHERE task_id = $1")
+        .bind(task)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if let Some(existing) = exists {
+        return Err(StoreError::Conflict(format!("task {task} already has resolution {existing}")));
+    }
+    insert(&mut tx, &store.keys, task, r).await?;
+    if r.state == ResolutionState::ToAutorun {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(super::task::RESOLUTION_CHANNEL)
+            .bind(r.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -25,8 +25,8 @@
 //! of what it builds against the render's byte cap before and while building it; nothing here
 //! reads the environment, the network or the filesystem (sprig's `env`/`expandenv` are not
 //! provided). Functions never keep state between calls; per-render state (the root, the
-//! variable evaluator results, the byte cap) lives in [`RenderCtx`], reached through the
-//! render's context.
+//! variable evaluator results, the byte cap) lives in a per-render `RenderCtx` object,
+//! reached through the render's context.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
