@@ -896,6 +896,78 @@ async fn no_output_subtask_wakes_a_running_parent() {
     assert_eq!(h.state(parent).await, ResolutionState::Running);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch() {
+    // batchedTask.yaml is the children's template
+    let h = harness().await;
+    let (_, parent) = h.create("batchtemplate", json!({})).await;
+    assert_eq!(h.run(parent).await, Some(ResolutionState::Waiting));
+    let s = h.steps(parent).await;
+    let mut first_batch = true;
+    for step in ["batchJsonInputs", "batchYamlInputs"] {
+        assert_eq!(s[step].output, None, "{step}");
+        let meta = s[step].metadata.clone().unwrap();
+        let text = meta.as_str().expect("metadata is a JSON string, as µTask's");
+        let parsed: Value = serde_json::from_str(text).unwrap();
+        let batch: mutask::domain::BatchId = parsed["batch_id"].as_str().unwrap().parse().unwrap();
+        let children = store::task::batch_tasks(&h.store, batch).await.unwrap();
+        assert_eq!(children.len(), 2, "{step}");
+        for (i, child) in children.iter().enumerate() {
+            let rec = store::task::get(&h.store, *child).await.unwrap().unwrap();
+            assert_eq!(rec.state, TaskState::Todo);
+            assert_eq!(rec.input["common_string"], "common");
+            assert_eq!(rec.input["specific_string"], format!("specific-{}", i + 1));
+            let r = h.resolve_task(*child).await;
+            assert_eq!(h.run(r).await, Some(ResolutionState::Done));
+            assert!(h.steps(r).await.values().all(|x| x.state == StepState::Done));
+            assert_eq!(store::task::get(&h.store, *child).await.unwrap().unwrap().state, TaskState::Done);
+            let woken = h.next_retry(parent).await.is_some();
+            if first_batch {
+                assert_eq!(woken, i == 1, "only the last child of the batch wakes the parent");
+            } else {
+                assert!(woken);
+            }
+        }
+        first_batch = false;
+    }
+    h.collect_until(parent, ResolutionState::Done).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_children_run_by_sub_batch() {
+    // sub_batch_size bounds how many children exist unfinished at once
+    let h = harness().await;
+    let (_, parent) = h.create("batchtemplate", json!({})).await;
+    h.edit_step(parent, "batchJsonInputs", |def, _| {
+        def["step"]["action"]["configuration"]["json_inputs"] =
+            json!("[{\"specific_string\": \"1\"}, {\"specific_string\": \"2\"}, {\"specific_string\": \"3\"}]");
+        def["step"]["action"]["configuration"]["sub_batch_size"] = json!("1");
+    })
+    .await;
+    assert_eq!(h.run(parent).await, Some(ResolutionState::Waiting));
+    let meta: Value = serde_json::from_str(h.steps(parent).await["batchJsonInputs"].metadata.clone().unwrap().as_str().unwrap()).unwrap();
+    let batch: mutask::domain::BatchId = meta["batch_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!((meta["tasks_started"].clone(), meta["remaining_tasks"].clone()), (json!(1), json!(3)));
+    assert_eq!(h.steps(parent).await["batchJsonInputs"].state, StepState::Waiting);
+    for round in 1..=3 {
+        let children = store::task::batch_tasks(&h.store, batch).await.unwrap();
+        assert_eq!(children.len(), round, "one more child per round");
+        let r = h.resolve_task(*children.last().unwrap()).await;
+        assert_eq!(h.run(r).await, Some(ResolutionState::Done));
+        // the woken parent creates the next child
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while round < 3 && store::task::batch_tasks(&h.store, batch).await.unwrap().len() == round {
+            assert!(std::time::Instant::now() < deadline, "no child created after round {round}");
+            for (c, prev) in store::resolution::claim_due(&h.store, h.engine.instance, 10, std::time::Duration::from_secs(60)).await.unwrap() {
+                h.engine.run_claimed(c, prev).await.unwrap();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    let meta: Value = serde_json::from_str(h.steps(parent).await["batchJsonInputs"].metadata.clone().unwrap().as_str().unwrap()).unwrap();
+    assert_eq!(meta["tasks_started"], 3);
+}
+
 #[test]
 fn every_conformance_file_has_a_test() {
     let covered = include_str!("conformance.rs");
@@ -912,8 +984,6 @@ fn every_conformance_file_has_a_test() {
 
 /// Conformance files whose test is not written yet (each is named in the README's count).
 const PENDING: &[&str] = &[
-    "batch.yaml",
-    "batchedTask.yaml",
     "callback.yaml",
 ];
 
@@ -925,7 +995,7 @@ const PENDING: &[&str] = &[
 // indirectDependencies.yaml input.yaml jsonTemplating.yaml jsonnumber.yaml maxRetry.yaml
 // metadata.yaml nextRetry.yaml no-output-backward.yaml no-output.yaml prune.yaml
 // retryNowMaxRetry.yaml retryNowState.yaml retryloop.yaml simple.yaml stepCondition.yaml
-// stepMaxRetries.yaml subtask.yaml noOutputSubtask.yaml variables.yaml jsonParsing.yaml rawb64EncodingDecoding.yaml lintingInfiniteOk.yaml lintingObject.yaml (valid_templates_load: lintingok)
+// stepMaxRetries.yaml batch.yaml batchedTask.yaml subtask.yaml noOutputSubtask.yaml variables.yaml jsonParsing.yaml rawb64EncodingDecoding.yaml lintingInfiniteOk.yaml lintingObject.yaml (valid_templates_load: lintingok)
 // circularDependencies.yaml conditionForeachInvalid.yaml conditionForeachSkipOnly.yaml
 // conditionForeachStepNotForeach.yaml customStates.yaml forbiddenStateImpact.yaml
 // functionEchoHelloWorldError.yaml lintingError.yaml lintingReservedStep.yaml lintingRootKey.yaml

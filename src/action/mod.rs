@@ -10,6 +10,7 @@
 
 pub mod echo;
 pub mod script;
+pub mod batch;
 pub mod subtask;
 
 use std::collections::HashMap;
@@ -99,6 +100,8 @@ pub struct ActionRequest {
     pub config: Value,
     /// The step's output from its previous execution (a subtask finds its child there).
     pub previous_output: Option<Value>,
+    /// The step's metadata from its previous execution (a batch finds its progress there).
+    pub previous_metadata: Option<Value>,
     pub env: Arc<ActionEnv>,
 }
 
@@ -123,6 +126,7 @@ impl Registry {
         r.register(Arc::new(echo::Echo));
         r.register(Arc::new(script::Script));
         r.register(Arc::new(subtask::Subtask));
+        r.register(Arc::new(batch::Batch));
         r
     }
 

@@ -228,6 +228,7 @@ async fn run_action(env: &StepEnv, step: &RunStep, action_type: &str, config: Va
         requester_username: env.requester.clone(),
         config,
         previous_output: step.output.clone(),
+        previous_metadata: step.metadata.clone(),
         env: env.action_env.clone(),
     };
     match timeout {

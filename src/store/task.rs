@@ -220,3 +220,29 @@ pub async fn get(store: &Store, id: TaskId) -> Result<Option<TaskRecord>, StoreE
 pub async fn count(store: &Store) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM task").fetch_one(&store.pool).await?)
 }
+
+/// Creates an empty batch.
+pub async fn create_batch(store: &Store) -> Result<BatchId, StoreError> {
+    let id = BatchId::new();
+    sqlx::query("INSERT INTO batch (id) VALUES ($1)").bind(id).execute(&store.pool).await?;
+    Ok(id)
+}
+
+/// Number of tasks of a batch, and how many are not finished (not DONE/WONTFIX/CANCELLED).
+pub async fn batch_progress(store: &Store, batch: BatchId) -> Result<(i64, i64), StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE state NOT IN ('DONE', 'WONTFIX', 'CANCELLED'))
+           FROM task WHERE batch_id = $1",
+    )
+    .bind(batch)
+    .fetch_one(&store.pool)
+    .await?)
+}
+
+/// Ids of the tasks of a batch, oldest first.
+pub async fn batch_tasks(store: &Store, batch: BatchId) -> Result<Vec<TaskId>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT id FROM task WHERE batch_id = $1 ORDER BY created, id")
+        .bind(batch)
+        .fetch_all(&store.pool)
+        .await?)
+}
