@@ -21,13 +21,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::action::{ActionEnv, Registry};
 use crate::api::{self, AppState, Auth};
-use crate::engine::runner::{Runner, RunnerSettings};
-use crate::engine::js::SandboxJs;
-use crate::engine::{Engine, EngineSettings};
-use crate::sandbox::{SandboxConfig, SandboxPool};
-use crate::config::{BasicAuthUser, Cli, Command, Config, KeysCommand, PasswordCheck, Role, TemplateCommand};
+use crate::config::{
+    BasicAuthUser, Cli, Command, Config, KeysCommand, PasswordCheck, Role, TemplateCommand,
+};
 use crate::crypto::KeyRing;
 use crate::domain::InstanceId;
+use crate::engine::js::SandboxJs;
+use crate::engine::runner::{Runner, RunnerSettings};
+use crate::engine::{Engine, EngineSettings};
+use crate::sandbox::{SandboxConfig, SandboxPool};
 use crate::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use crate::store::{self, Store};
 use crate::template::{self, Severity};
@@ -57,7 +59,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             let config = cli.settings.resolve()?;
             let db = Database::open(&config).await?;
-            store::db::migrate(&db.pool).await.context("applying migrations")?;
+            store::db::migrate(&db.pool)
+                .await
+                .context("applying migrations")?;
             tracing::info!("migrations applied");
             db.close().await;
             Ok(())
@@ -76,8 +80,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// `mutask template validate`: prints every problem; returns the exit code.
 fn validate_files(config: &Config, paths: &[PathBuf]) -> i32 {
     let (functions, fproblems) = template::load_functions_dir(&config.functions_dir);
-    let mut problems: Vec<template::Problem> =
-        fproblems.into_iter().filter(|p| p.severity == Severity::Error).collect();
+    let mut problems: Vec<template::Problem> = fproblems
+        .into_iter()
+        .filter(|p| p.severity == Severity::Error)
+        .collect();
     let mut loaded = 0;
     for path in paths {
         if path.is_dir() {
@@ -93,7 +99,10 @@ fn validate_files(config: &Config, paths: &[PathBuf]) -> i32 {
     for p in &problems {
         println!("{p}");
     }
-    let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
+    let errors = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
     let warnings = problems.len() - errors;
     println!("{loaded} template(s) valid, {errors} error(s), {warnings} warning(s)");
     if errors > 0 { 1 } else { 0 }
@@ -129,7 +138,10 @@ impl Database {
             Some(url) => {
                 let opts = store::db::options_from_url(url)?;
                 let pool = connect_retrying(opts, &settings).await?;
-                Ok(Database { pool, embedded: None })
+                Ok(Database {
+                    pool,
+                    embedded: None,
+                })
             }
             None => {
                 std::fs::create_dir_all(&config.data_dir).with_context(|| {
@@ -146,7 +158,10 @@ impl Database {
                         return Err(e.into());
                     }
                 };
-                Ok(Database { pool, embedded: Some(pg) })
+                Ok(Database {
+                    pool,
+                    embedded: Some(pg),
+                })
             }
         }
     }
@@ -190,7 +205,8 @@ fn write_secret_file(path: &Path, content: &str) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(content.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(content.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     f.sync_all().ok();
     Ok(())
 }
@@ -212,7 +228,8 @@ pub fn load_key_ring(config: &Config) -> anyhow::Result<KeyRing> {
              (back it up: without it stored inputs and outputs cannot be read)"
         );
     }
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     KeyRing::parse(&text).with_context(|| format!("key file {}", path.display()))
 }
 
@@ -226,7 +243,8 @@ fn random_password() -> anyhow::Result<String> {
 /// Authentication settings; with nothing configured, an `admin` user whose password is
 /// generated into the data dir.
 pub fn build_auth(config: &Config) -> anyhow::Result<Auth> {
-    let mut admins: std::collections::HashSet<String> = config.admin_usernames.iter().cloned().collect();
+    let mut admins: std::collections::HashSet<String> =
+        config.admin_usernames.iter().cloned().collect();
     let users = match &config.basic_auth {
         Some(users) => {
             for u in users {
@@ -255,11 +273,18 @@ pub fn build_auth(config: &Config) -> anyhow::Result<Auth> {
                 bail!("{} is empty", path.display());
             }
             admins.insert(GENERATED_ADMIN.to_string());
-            vec![BasicAuthUser { username: GENERATED_ADMIN.into(), secret: PasswordCheck::Plain(pw) }]
+            vec![BasicAuthUser {
+                username: GENERATED_ADMIN.into(),
+                secret: PasswordCheck::Plain(pw),
+            }]
         }
         None => Vec::new(),
     };
-    Ok(Auth { users, trusted_proxies: config.trusted_proxies.clone(), admins })
+    Ok(Auth {
+        users,
+        trusted_proxies: config.trusted_proxies.clone(),
+        admins,
+    })
 }
 
 /// Loads the templates directory into the database; returns the number loaded and the
@@ -272,7 +297,10 @@ pub async fn sync_templates(
     let (functions, mut problems) = template::load_functions_dir(&config.functions_dir);
     let report = template::load_templates_dir(&config.templates_dir, &functions);
     problems.extend(report.problems.iter().cloned());
-    let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
+    let errors = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
     for p in &problems {
         match p.severity {
             Severity::Error => tracing::error!("{p}"),
@@ -336,7 +364,10 @@ impl Running {
         }
         self.cancel.cancel();
         let mut server = self.server;
-        if tokio::time::timeout(Duration::from_secs(10), &mut server).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), &mut server)
+            .await
+            .is_err()
+        {
             tracing::warn!("HTTP connections still open after 10 s; closing them");
             server.abort();
         }
@@ -354,10 +385,13 @@ impl Running {
 async fn sandbox_pool(program: Option<&Path>) -> anyhow::Result<SandboxPool> {
     let config = match program {
         Some(p) => SandboxConfig::new(p.to_path_buf()),
-        None => SandboxConfig::from_current_exe().context("locating the mutask binary for the sandbox")?,
+        None => SandboxConfig::from_current_exe()
+            .context("locating the mutask binary for the sandbox")?,
     };
     let pool = SandboxPool::new(config).map_err(|e| anyhow::anyhow!("sandbox: {e}"))?;
-    pool.warm_up().await.map_err(|e| anyhow::anyhow!("sandbox workers do not start: {e}"))?;
+    pool.warm_up()
+        .await
+        .map_err(|e| anyhow::anyhow!("sandbox workers do not start: {e}"))?;
     Ok(pool)
 }
 
@@ -367,7 +401,9 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
     let auth = Arc::new(build_auth(&config)?);
     let db = Database::open(&config).await?;
     let result = async {
-        store::db::migrate(&db.pool).await.context("applying migrations")?;
+        store::db::migrate(&db.pool)
+            .await
+            .context("applying migrations")?;
         let store = Store::new(db.pool.clone(), keys.clone());
         store::keys::record_configured(&store).await?;
         let missing = store::keys::missing_in_use(&store).await?;
@@ -397,11 +433,14 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         Err(e) => {
             let _ = store::instance::deregister(&store, instance).await;
             db.close().await;
-            return Err(e).with_context(|| format!("listening on {} (MUTASK_LISTEN)", config.listen));
+            return Err(e)
+                .with_context(|| format!("listening on {} (MUTASK_LISTEN)", config.listen));
         }
     };
     let addr = listener.local_addr()?;
-    let renderer = Arc::new(template::render::Renderer::new(template::render::RenderOptions::default()));
+    let renderer = Arc::new(template::render::Renderer::new(
+        template::render::RenderOptions::default(),
+    ));
     let sandbox = match sandbox_pool(config.sandbox_program.as_deref()).await {
         Ok(p) => p,
         Err(e) => {
@@ -420,12 +459,17 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
             store: Some(store.clone()),
             renderer: Some(renderer.clone()),
             admins: auth.admins.clone(),
+            base_url: config
+                .base_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{addr}")),
         }),
         instance,
         js: Some(Arc::new(SandboxJs::new(sandbox.clone()))),
         settings: Arc::new(EngineSettings::default()),
     };
-    let runner = (role != Role::Api).then(|| Runner::start(engine.clone(), RunnerSettings::default()));
+    let runner =
+        (role != Role::Api).then(|| Runner::start(engine.clone(), RunnerSettings::default()));
     let state = AppState {
         store: store.clone(),
         config: Arc::new(config),
@@ -455,5 +499,16 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
             }
         }
     });
-    Ok(Running { addr, state, instance, engine, runner, sandbox, cancel, server, heartbeat, db })
+    Ok(Running {
+        addr,
+        state,
+        instance,
+        engine,
+        runner,
+        sandbox,
+        cancel,
+        server,
+        heartbeat,
+        db,
+    })
 }

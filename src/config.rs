@@ -116,7 +116,12 @@ pub struct Settings {
     #[serde(skip)]
     pub config: Option<PathBuf>,
     /// PostgreSQL URL shared by all instances [default: embedded PostgreSQL under the data dir].
-    #[arg(long, env = "MUTASK_DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "MUTASK_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Directory for the embedded cluster, the generated key and local state [default: ./.mutask].
     #[arg(long, env = "MUTASK_DATA_DIR", global = true)]
@@ -137,7 +142,12 @@ pub struct Settings {
     #[arg(long, env = "MUTASK_SCRIPTS_DIR", global = true)]
     pub scripts_dir: Option<PathBuf>,
     /// Encryption key ring `id:base64,…`; the last key encrypts [default: a key generated into the data dir].
-    #[arg(long, env = "MUTASK_ENCRYPTION_KEYS", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "MUTASK_ENCRYPTION_KEYS",
+        global = true,
+        hide_env_values = true
+    )]
     pub encryption_keys: Option<String>,
     /// Comma-separated admin usernames.
     #[arg(long, env = "MUTASK_ADMIN_USERNAMES", global = true)]
@@ -155,6 +165,10 @@ pub struct Settings {
     /// Maximum request body size in bytes [default: 262144].
     #[arg(long, env = "MUTASK_MAX_BODY_BYTES", global = true)]
     pub max_body_bytes: Option<usize>,
+    /// Public base URL of this service, used in links it hands out (callbacks)
+    /// [default: http://<listen address>].
+    #[arg(long, env = "MUTASK_BASE_URL", global = true)]
+    pub base_url: Option<String>,
     /// Directory holding initdb/pg_ctl/postgres for the embedded cluster [default: searched].
     #[arg(long, env = "MUTASK_PG_BIN_DIR", global = true)]
     pub pg_bin_dir: Option<PathBuf>,
@@ -167,7 +181,10 @@ impl std::fmt::Debug for Settings {
             .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
             .field("data_dir", &self.data_dir)
             .field("listen", &self.listen)
-            .field("encryption_keys", &self.encryption_keys.as_ref().map(|_| "<set>"))
+            .field(
+                "encryption_keys",
+                &self.encryption_keys.as_ref().map(|_| "<set>"),
+            )
             .field("basic_auth", &self.basic_auth.as_ref().map(|_| "<set>"))
             .finish_non_exhaustive()
     }
@@ -182,7 +199,10 @@ pub struct ConfigError {
 }
 
 fn err(setting: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError { setting: setting.to_string(), message: message.into() }
+    ConfigError {
+        setting: setting.to_string(),
+        message: message.into(),
+    }
 }
 
 /// One basic-auth user.
@@ -227,7 +247,10 @@ impl IpRange {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let addr: IpAddr = a.trim().parse().map_err(|_| format!("`{s}` is not an IP address"))?;
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IP address"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match p {
             Some(p) => p
@@ -248,11 +271,19 @@ impl IpRange {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -280,6 +311,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub max_body_bytes: usize,
     pub pg_bin_dir: Option<PathBuf>,
+    /// Public base URL (`None`: `http://<bound address>`).
+    pub base_url: Option<String>,
     /// The executable run as `<program> sandbox` for JavaScript workers (default: this binary;
     /// in-process tests point it at the built `mutask`).
     pub sandbox_program: Option<PathBuf>,
@@ -300,12 +333,18 @@ impl std::fmt::Debug for Config {
 }
 
 fn split_list(s: &str) -> Vec<String> {
-    s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn is_user_name(s: &str) -> bool {
     !s.trim().is_empty()
-        && s.trim().chars().all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
+        && s.trim()
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
 }
 
 /// Splits the `MUTASK_BASIC_AUTH` list on commas, keeping commas that belong to a password or a
@@ -322,7 +361,11 @@ fn split_entries(spec: &str) -> Vec<String> {
             _ => entries.push(seg.to_string()),
         }
     }
-    entries.into_iter().map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect()
+    entries
+        .into_iter()
+        .map(|e| e.trim().to_string())
+        .filter(|e| !e.is_empty())
+        .collect()
 }
 
 /// Parses `MUTASK_BASIC_AUTH`.
@@ -334,7 +377,10 @@ pub fn parse_basic_auth(spec: &str) -> Result<Vec<BasicAuthUser>, String> {
             .ok_or_else(|| format!("entry #{} has no `:` between user and password", i + 1))?;
         let user = user.trim();
         if !is_user_name(user) {
-            return Err(format!("entry #{}: `{user}` is not a valid user name", i + 1));
+            return Err(format!(
+                "entry #{}: `{user}` is not a valid user name",
+                i + 1
+            ));
         }
         if secret.is_empty() {
             return Err(format!("user `{user}` has an empty password"));
@@ -346,19 +392,28 @@ pub fn parse_basic_auth(spec: &str) -> Result<Vec<BasicAuthUser>, String> {
             let parsed = argon2::PasswordHash::new(secret)
                 .map_err(|e| format!("user `{user}`: invalid argon2 hash ({e})"))?;
             if parsed.hash.is_none() || parsed.salt.is_none() {
-                return Err(format!("user `{user}`: invalid argon2 hash (no salt or hash)"));
+                return Err(format!(
+                    "user `{user}`: invalid argon2 hash (no salt or hash)"
+                ));
             }
             PasswordCheck::Argon2(secret.to_string())
-        } else if secret.starts_with("$2a$") || secret.starts_with("$2b$") || secret.starts_with("$2y$")
+        } else if secret.starts_with("$2a$")
+            || secret.starts_with("$2b$")
+            || secret.starts_with("$2y$")
         {
             if secret.len() != 60 {
-                return Err(format!("user `{user}`: invalid bcrypt hash (expected 60 characters)"));
+                return Err(format!(
+                    "user `{user}`: invalid bcrypt hash (expected 60 characters)"
+                ));
             }
             PasswordCheck::Bcrypt(secret.to_string())
         } else {
             PasswordCheck::Plain(secret.to_string())
         };
-        users.push(BasicAuthUser { username: user.to_string(), secret });
+        users.push(BasicAuthUser {
+            username: user.to_string(),
+            secret,
+        });
     }
     if users.is_empty() {
         return Err("no user listed".into());
@@ -369,19 +424,40 @@ pub fn parse_basic_auth(spec: &str) -> Result<Vec<BasicAuthUser>, String> {
 impl Settings {
     /// Fills every unset setting from the config file, if one is given.
     pub fn merge_file(mut self) -> Result<Settings, ConfigError> {
-        let Some(path) = self.config.clone() else { return Ok(self) };
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| err("MUTASK_CONFIG (--config)", format!("cannot read {}: {e}", path.display())))?;
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            err(
+                "MUTASK_CONFIG (--config)",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
         let file: Settings = toml::from_str(&text).map_err(|e| {
-            err("MUTASK_CONFIG (--config)", format!("{}: {}", path.display(), e.to_string().trim()))
+            err(
+                "MUTASK_CONFIG (--config)",
+                format!("{}: {}", path.display(), e.to_string().trim()),
+            )
         })?;
         macro_rules! fill {
             ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = file.$f; } )* };
         }
         fill!(
-            database_url, data_dir, listen, templates_dir, functions_dir, plugins_dir, scripts_dir,
-            encryption_keys, admin_usernames, basic_auth, trusted_proxies, log_format,
-            max_body_bytes, pg_bin_dir
+            database_url,
+            data_dir,
+            listen,
+            templates_dir,
+            functions_dir,
+            plugins_dir,
+            scripts_dir,
+            encryption_keys,
+            admin_usernames,
+            basic_auth,
+            trusted_proxies,
+            log_format,
+            max_body_bytes,
+            pg_bin_dir,
+            base_url
         );
         Ok(self)
     }
@@ -391,7 +467,10 @@ impl Settings {
         let s = self.merge_file()?;
         let listen_text = s.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
-            err("MUTASK_LISTEN (--listen)", format!("`{listen_text}` is not an address like 127.0.0.1:8081"))
+            err(
+                "MUTASK_LISTEN (--listen)",
+                format!("`{listen_text}` is not an address like 127.0.0.1:8081"),
+            )
         })?;
         let database_url = match s.database_url.map(|u| u.trim().to_string()) {
             Some(u) if u.is_empty() => None,
@@ -406,7 +485,10 @@ impl Settings {
                 sqlx::postgres::PgConnectOptions::from_str(&u).map_err(|e| {
                     err(
                         "MUTASK_DATABASE_URL (--database-url)",
-                        format!("not a PostgreSQL URL ({})", redact_url_error(&e.to_string(), &u)),
+                        format!(
+                            "not a PostgreSQL URL ({})",
+                            redact_url_error(&e.to_string(), &u)
+                        ),
                     )
                 })?;
                 Some(u)
@@ -418,9 +500,9 @@ impl Settings {
                 .map_err(|e| err("MUTASK_ENCRYPTION_KEYS (--encryption-keys)", e.to_string()))?;
         }
         let basic_auth = match &s.basic_auth {
-            Some(b) if !b.trim().is_empty() => Some(
-                parse_basic_auth(b).map_err(|e| err("MUTASK_BASIC_AUTH (--basic-auth)", e))?,
-            ),
+            Some(b) if !b.trim().is_empty() => {
+                Some(parse_basic_auth(b).map_err(|e| err("MUTASK_BASIC_AUTH (--basic-auth)", e))?)
+            }
             _ => None,
         };
         let trusted_proxies = split_list(s.trusted_proxies.as_deref().unwrap_or(""))
@@ -443,6 +525,24 @@ impl Settings {
                 format!("{} is not a directory", dir.display()),
             ));
         }
+        let base_url = match s.base_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(u) => {
+                let parsed = url::Url::parse(u).map_err(|e| {
+                    err(
+                        "MUTASK_BASE_URL (--base-url)",
+                        format!("`{u}` is not a URL ({e})"),
+                    )
+                })?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(err(
+                        "MUTASK_BASE_URL (--base-url)",
+                        "must be an http:// or https:// URL",
+                    ));
+                }
+                Some(u.trim_end_matches('/').to_string())
+            }
+        };
         let data_dir = s.data_dir.unwrap_or_else(|| PathBuf::from(".mutask"));
         if data_dir.exists() && !data_dir.is_dir() {
             return Err(err(
@@ -454,8 +554,12 @@ impl Settings {
             database_url,
             data_dir,
             listen,
-            templates_dir: s.templates_dir.unwrap_or_else(|| PathBuf::from("templates")),
-            functions_dir: s.functions_dir.unwrap_or_else(|| PathBuf::from("functions")),
+            templates_dir: s
+                .templates_dir
+                .unwrap_or_else(|| PathBuf::from("templates")),
+            functions_dir: s
+                .functions_dir
+                .unwrap_or_else(|| PathBuf::from("functions")),
             plugins_dir: s.plugins_dir.unwrap_or_else(|| PathBuf::from("plugins")),
             scripts_dir: s.scripts_dir.unwrap_or_else(|| PathBuf::from("scripts")),
             encryption_keys: s.encryption_keys,
@@ -465,6 +569,7 @@ impl Settings {
             log_format: s.log_format.unwrap_or(LogFormat::Text),
             max_body_bytes,
             pg_bin_dir: s.pg_bin_dir,
+            base_url,
             sandbox_program: None,
         })
     }
@@ -472,7 +577,10 @@ impl Settings {
 
 /// Removes a password from an error message that might quote the URL.
 fn redact_url_error(message: &str, url: &str) -> String {
-    match url::Url::parse(url).ok().and_then(|u| u.password().map(str::to_string)) {
+    match url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_string))
+    {
         Some(pw) if !pw.is_empty() => message.replace(&pw, "***"),
         _ => message.to_string(),
     }
@@ -496,6 +604,7 @@ impl Config {
             log_format: LogFormat::Text,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             pg_bin_dir: None,
+            base_url: None,
             sandbox_program: None,
         }
     }
@@ -509,7 +618,10 @@ mod tests {
         let mut full = vec!["mutask"];
         full.extend_from_slice(args);
         full.push("migrate");
-        Cli::try_parse_from(full).expect("cli parses").settings.resolve()
+        Cli::try_parse_from(full)
+            .expect("cli parses")
+            .settings
+            .resolve()
     }
 
     #[test]
@@ -528,9 +640,13 @@ mod tests {
             (&["--database-url", "mysql://x"], "MUTASK_DATABASE_URL"),
             (&["--encryption-keys", "k:short"], "MUTASK_ENCRYPTION_KEYS"),
             (&["--basic-auth", "nocolon"], "MUTASK_BASIC_AUTH"),
-            (&["--trusted-proxies", "10.0.0.0/99"], "MUTASK_TRUSTED_PROXIES"),
+            (
+                &["--trusted-proxies", "10.0.0.0/99"],
+                "MUTASK_TRUSTED_PROXIES",
+            ),
             (&["--max-body-bytes", "10"], "MUTASK_MAX_BODY_BYTES"),
             (&["--pg-bin-dir", "/does/not/exist"], "MUTASK_PG_BIN_DIR"),
+            (&["--base-url", "ftp://x"], "MUTASK_BASE_URL"),
         ];
         for (args, setting) in cases {
             let e = parse(args).unwrap_err().to_string();
@@ -542,20 +658,35 @@ mod tests {
     fn file_fills_unset_values_and_flags_win() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("mutask.toml");
-        std::fs::write(&f, "listen = \"127.0.0.1:9000\"\nadmin_usernames = \"a,b\"\n").unwrap();
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:9000\"\nadmin_usernames = \"a,b\"\n",
+        )
+        .unwrap();
         let c = parse(&["--config", f.to_str().unwrap()]).unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.admin_usernames, ["a", "b"]);
-        let c = parse(&["--config", f.to_str().unwrap(), "--listen", "127.0.0.1:9001"]).unwrap();
+        let c = parse(&[
+            "--config",
+            f.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:9001",
+        ])
+        .unwrap();
         assert_eq!(c.listen.port(), 9001);
         std::fs::write(&f, "lisen = \"x\"\n").unwrap();
-        let e = parse(&["--config", f.to_str().unwrap()]).unwrap_err().to_string();
+        let e = parse(&["--config", f.to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("MUTASK_CONFIG") && e.contains("lisen"), "{e}");
     }
 
     #[test]
     fn basic_auth_kinds() {
-        let users = parse_basic_auth("a:pw,with,commas, b:$2b$12$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0").unwrap();
+        let users = parse_basic_auth(
+            "a:pw,with,commas, b:$2b$12$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0",
+        )
+        .unwrap();
         assert!(matches!(&users[0].secret, PasswordCheck::Plain(p) if p == "pw,with,commas"));
         assert!(matches!(users[1].secret, PasswordCheck::Bcrypt(_)));
         let argon = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$W0l4wFqYpDJ6DkEQhQ2mD1O2VpvxJ8FpZz5fQ1dTy8E";
@@ -575,6 +706,10 @@ mod tests {
         let one = IpRange::parse("127.0.0.1").unwrap();
         assert!(one.contains("127.0.0.1".parse().unwrap()));
         assert!(!one.contains("127.0.0.2".parse().unwrap()));
-        assert!(IpRange::parse("::1").unwrap().contains("::1".parse().unwrap()));
+        assert!(
+            IpRange::parse("::1")
+                .unwrap()
+                .contains("::1".parse().unwrap())
+        );
     }
 }

@@ -66,7 +66,9 @@ pub struct KeyRing {
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRing").field("key_ids", &self.key_ids()).finish()
+        f.debug_struct("KeyRing")
+            .field("key_ids", &self.key_ids())
+            .finish()
     }
 }
 
@@ -86,10 +88,12 @@ impl KeyRing {
             .enumerate()
         {
             let index = index + 1;
-            let (id, b64) = entry.split_once(':').ok_or_else(|| CryptoError::BadKeySpec {
-                index,
-                reason: "missing `:` between key id and key".into(),
-            })?;
+            let (id, b64) = entry
+                .split_once(':')
+                .ok_or_else(|| CryptoError::BadKeySpec {
+                    index,
+                    reason: "missing `:` between key id and key".into(),
+                })?;
             if id.is_empty()
                 || id.len() > 64
                 || !id
@@ -101,19 +105,26 @@ impl KeyRing {
                     reason: "key id must be 1-64 characters of [A-Za-z0-9._-]".into(),
                 });
             }
-            let raw = B64.decode(b64.trim()).map_err(|e| CryptoError::BadKeySpec {
-                index,
-                reason: format!("key is not valid base64 ({e})"),
-            })?;
-            let bytes: [u8; 32] = raw.try_into().map_err(|v: Vec<u8>| CryptoError::BadKeySpec {
-                index,
-                reason: format!("key must be 32 bytes, got {}", v.len()),
-            })?;
+            let raw = B64
+                .decode(b64.trim())
+                .map_err(|e| CryptoError::BadKeySpec {
+                    index,
+                    reason: format!("key is not valid base64 ({e})"),
+                })?;
+            let bytes: [u8; 32] = raw
+                .try_into()
+                .map_err(|v: Vec<u8>| CryptoError::BadKeySpec {
+                    index,
+                    reason: format!("key must be 32 bytes, got {}", v.len()),
+                })?;
             if keys.iter().any(|k| k.id == id) {
                 return Err(CryptoError::DuplicateId(id.to_string()));
             }
             let key = Key::<Aes256Gcm>::from(bytes);
-            keys.push(RingKey { id: id.to_string(), cipher: Aes256Gcm::new(&key) });
+            keys.push(RingKey {
+                id: id.to_string(),
+                cipher: Aes256Gcm::new(&key),
+            });
         }
         if keys.is_empty() {
             return Err(CryptoError::Empty);
@@ -153,7 +164,13 @@ impl KeyRing {
         let aad_bytes = aad.bytes();
         let ct = key
             .cipher
-            .encrypt(&nonce, Payload { msg: plaintext, aad: &aad_bytes })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: &aad_bytes,
+                },
+            )
             .map_err(|_| CryptoError::Corrupt(aad.describe()))?;
         let mut out = Vec::with_capacity(2 + key.id.len() + NONCE_LEN + ct.len());
         out.push(FORMAT_VERSION);
@@ -192,7 +209,13 @@ impl KeyRing {
         let nonce_arr: [u8; NONCE_LEN] = nonce_bytes.try_into().map_err(|_| corrupt())?;
         let aad_bytes = aad.bytes();
         key.cipher
-            .decrypt(&Nonce::from(nonce_arr), Payload { msg: ct, aad: &aad_bytes })
+            .decrypt(
+                &Nonce::from(nonce_arr),
+                Payload {
+                    msg: ct,
+                    aad: &aad_bytes,
+                },
+            )
             .map_err(|_| corrupt())
     }
 
@@ -202,13 +225,17 @@ impl KeyRing {
         aad: Aad<'_>,
         value: &T,
     ) -> Result<Vec<u8>, CryptoError> {
-        let bytes =
-            serde_json::to_vec(value).map_err(|e| CryptoError::Json(aad.describe(), e.to_string()))?;
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| CryptoError::Json(aad.describe(), e.to_string()))?;
         self.seal(aad, &bytes)
     }
 
     /// Opens a sealed JSON value.
-    pub fn open_json<T: DeserializeOwned>(&self, aad: Aad<'_>, sealed: &[u8]) -> Result<T, CryptoError> {
+    pub fn open_json<T: DeserializeOwned>(
+        &self,
+        aad: Aad<'_>,
+        sealed: &[u8],
+    ) -> Result<T, CryptoError> {
         let bytes = self.open(aad, sealed)?;
         serde_json::from_slice(&bytes).map_err(|e| CryptoError::Json(aad.describe(), e.to_string()))
     }
@@ -234,7 +261,11 @@ mod tests {
         KeyRing::parse(&spec.join(",")).unwrap()
     }
 
-    const AAD: Aad<'static> = Aad { table: "task", column: "input", row: "r1" };
+    const AAD: Aad<'static> = Aad {
+        table: "task",
+        column: "input",
+        row: "r1",
+    };
 
     #[test]
     fn round_trip_and_nonce_never_repeats() {
@@ -257,9 +288,18 @@ mod tests {
         let r = ring(1);
         let s = r.seal(AAD, b"v").unwrap();
         let other_row = Aad { row: "r2", ..AAD };
-        let other_col = Aad { column: "result", ..AAD };
-        assert!(matches!(r.open(other_row, &s), Err(CryptoError::Corrupt(_))));
-        assert!(matches!(r.open(other_col, &s), Err(CryptoError::Corrupt(_))));
+        let other_col = Aad {
+            column: "result",
+            ..AAD
+        };
+        assert!(matches!(
+            r.open(other_row, &s),
+            Err(CryptoError::Corrupt(_))
+        ));
+        assert!(matches!(
+            r.open(other_col, &s),
+            Err(CryptoError::Corrupt(_))
+        ));
     }
 
     #[test]
@@ -293,7 +333,9 @@ mod tests {
         assert_eq!(both.open(AAD, &s_old).unwrap(), b"old");
         assert!(both.needs_rotation(&s_old));
         let missing = KeyRing::parse(&format!("key9:{}", B64.encode([9u8; 32]))).unwrap();
-        assert!(matches!(missing.open(AAD, &s_old), Err(CryptoError::UnknownKey(id)) if id == "key0"));
+        assert!(
+            matches!(missing.open(AAD, &s_old), Err(CryptoError::UnknownKey(id)) if id == "key0")
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ use serde_json::{Map, Value, json};
 use crate::domain::{
     BatchId, CommentId, FieldError, ResolutionId, ResolutionState, TaskId, TaskState, duration,
 };
-use crate::store::{self, Store, StoreError, comment::NewComment, resolution::NewResolution, task::NewTask};
+use crate::store::{
+    self, Store, StoreError, comment::NewComment, resolution::NewResolution, task::NewTask,
+};
 use crate::template::dialect::{self, Dialect};
 use crate::template::input;
 use crate::template::model::{Dialect as ModelDialect, TaskTemplate};
@@ -79,8 +81,9 @@ pub async fn load_template(store: &Store, name: &str) -> Result<(TaskTemplate, i
         .await?
         .filter(|r| !r.archived)
         .ok_or_else(|| CreateError::TemplateNotFound(normalized.clone()))?;
-    let t: TaskTemplate = serde_json::from_value(rec.definition)
-        .map_err(|e| CreateError::Internal(format!("stored template {normalized} is unreadable: {e}")))?;
+    let t: TaskTemplate = serde_json::from_value(rec.definition).map_err(|e| {
+        CreateError::Internal(format!("stored template {normalized} is unreadable: {e}"))
+    })?;
     Ok((t, rec.version))
 }
 
@@ -107,7 +110,8 @@ pub fn render_title(r: &Renderer, t: &TaskTemplate, ctx: &Value) -> Result<Strin
         Some(ModelDialect::Utask) => Dialect::Utask,
         None => dialect::detect([t.title_format.as_str()]),
     };
-    r.render_dialect(d, &t.title_format, ctx, None).map_err(|e| e.to_string())
+    r.render_dialect(d, &t.title_format, ctx, None)
+        .map_err(|e| e.to_string())
 }
 
 /// Creates a task; returns it with its template.
@@ -134,7 +138,10 @@ pub async fn create(
     let inputs = match input::validate(&template.inputs, &req.input, "input") {
         Ok(v) => v,
         Err(errs) => {
-            fields.extend(errs.into_iter().map(|e| FieldError { field: e.field, message: e.message }));
+            fields.extend(errs.into_iter().map(|e| FieldError {
+                field: e.field,
+                message: e.message,
+            }));
             Map::new()
         }
     };
@@ -148,7 +155,10 @@ pub async fn create(
         Some(d) if !d.trim().is_empty() => match duration::parse(d) {
             Ok(d) => Some(d),
             Err(e) => {
-                fields.push(FieldError { field: "delay".into(), message: e.to_string() });
+                fields.push(FieldError {
+                    field: "delay".into(),
+                    message: e.to_string(),
+                });
                 None
             }
         },
@@ -202,18 +212,27 @@ pub async fn create(
     });
     let title = render_title(renderer, &template, &ctx).map_err(CreateError::Title)?;
 
-    let steps = crate::engine::initial_steps(&template).map_err(|e| CreateError::Internal(e.to_string()))?;
+    let steps = crate::engine::initial_steps(&template)
+        .map_err(|e| CreateError::Internal(e.to_string()))?;
     let autorun = template.auto_runnable
-        && (owner || template.allow_all_resolver_usernames || who.is_in(&resolver_usernames, &resolver_groups));
+        && (owner
+            || template.allow_all_resolver_usernames
+            || who.is_in(&resolver_usernames, &resolver_groups));
     let now = chrono::Utc::now();
     let resolution = autorun.then(|| {
         let delayed = delay.filter(|d| !d.is_zero());
         NewResolution {
             id: ResolutionId::new(),
-            state: if delayed.is_some() { ResolutionState::ToAutorunDelayed } else { ResolutionState::ToAutorun },
+            state: if delayed.is_some() {
+                ResolutionState::ToAutorunDelayed
+            } else {
+                ResolutionState::ToAutorun
+            },
             resolver_username: None,
             run_max: template.retry_max().clamp(0, i32::MAX as i64) as i32,
-            next_retry: delayed.and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| now + d),
+            next_retry: delayed
+                .and_then(|d| chrono::Duration::from_std(d).ok())
+                .map(|d| now + d),
             resolver_input: Value::Object(Map::new()),
             steps,
         }
@@ -239,12 +258,16 @@ pub async fn create(
         batch_id: req.batch_id,
         parent_task_id: req.parent_task_id,
     };
-    let comment = req.comment.as_ref().filter(|c| !c.trim().is_empty()).map(|c| NewComment {
-        id: CommentId::new(),
-        task_id,
-        username: who.username.clone(),
-        body: c.clone(),
-    });
+    let comment = req
+        .comment
+        .as_ref()
+        .filter(|c| !c.trim().is_empty())
+        .map(|c| NewComment {
+            id: CommentId::new(),
+            task_id,
+            username: who.username.clone(),
+            body: c.clone(),
+        });
     store::task::create(store, &new_task, resolution.as_ref(), comment.as_ref()).await?;
     tracing::info!(task = %task_id, template = %template.name, requester = %who.username, autorun, "task created");
     let rec = store::task::get(store, task_id)

@@ -8,10 +8,20 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn ping_ready_and_authentication() {
     let m = common::start().await;
-    let r = m.client.get(m.url("/unsecured/mon/ping")).send().await.unwrap();
+    let r = m
+        .client
+        .get(m.url("/unsecured/mon/ping"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "pong");
-    let r = m.client.get(m.url("/unsecured/mon/ready")).send().await.unwrap();
+    let r = m
+        .client
+        .get(m.url("/unsecured/mon/ready"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     // no credentials, wrong password, untrusted proxy header: 401 with a JSON error
     let r = m.client.get(m.url("/template")).send().await.unwrap();
@@ -19,12 +29,31 @@ async fn ping_ready_and_authentication() {
     assert!(r.headers().contains_key("www-authenticate"));
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthorized");
-    let r = m.client.get(m.url("/template")).basic_auth("alice", Some("nope")).send().await.unwrap();
+    let r = m
+        .client
+        .get(m.url("/template"))
+        .basic_auth("alice", Some("nope"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = m.client.get(m.url("/template")).header("x-remote-user", "admin").send().await.unwrap();
-    assert_eq!(r.status(), 401, "x-remote-user is only trusted from configured proxies");
+    let r = m
+        .client
+        .get(m.url("/template"))
+        .header("x-remote-user", "admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        401,
+        "x-remote-user is only trusted from configured proxies"
+    );
     let (s, body) = m.get("alice", "/no/such/route").await;
-    assert_eq!((s, body["error"]["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
     m.stop().await;
 }
 
@@ -33,9 +62,17 @@ async fn lists_and_shows_the_shipped_templates() {
     let m = common::start().await;
     let (s, list) = m.get("alice", "/template").await;
     assert_eq!(s, 200);
-    let names: Vec<&str> = list.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     for expected in ["deploy-approval", "hello-world", "retry-until-ready"] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
     assert!(list[0].get("steps").is_none(), "the list omits steps");
     let (s, t) = m.get("alice", "/template/Hello-World").await;
@@ -66,8 +103,14 @@ async fn creates_a_task_and_controls_who_reads_it() {
     assert_eq!(task["state"], "TODO");
     assert_eq!(task["requester_username"], "alice");
     assert_eq!(task["tags"]["team"], "pay");
-    assert!(task["resolution"].is_null(), "not auto-runnable: waits for a resolver");
-    assert_eq!(task["input"]["api_token"], "**__SECRET__**", "masked for a non-admin");
+    assert!(
+        task["resolution"].is_null(),
+        "not auto-runnable: waits for a resolver"
+    );
+    assert_eq!(
+        task["input"]["api_token"], "**__SECRET__**",
+        "masked for a non-admin"
+    );
     assert!(task["input"].get("undeclared").is_none());
     let id = task["id"].as_str().unwrap().to_string();
 
@@ -79,26 +122,44 @@ async fn creates_a_task_and_controls_who_reads_it() {
     assert_eq!(t["input"]["api_token"], "**__SECRET__**");
 
     // auto-runnable template: a resolution is created at once
-    let (s, t) = m.post("bob", "/task", &json!({"template_name": "hello-world", "input": {"name": "Ada"}})).await;
+    let (s, t) = m
+        .post(
+            "bob",
+            "/task",
+            &json!({"template_name": "hello-world", "input": {"name": "Ada"}}),
+        )
+        .await;
     assert_eq!(s, 201, "{t}");
     assert_eq!(t["title"], "Say hello to Ada");
     // the engine may already have picked it up
-    assert!(["TO_AUTORUN", "RUNNING", "DONE"].contains(&t["resolution_state"].as_str().unwrap()), "{t}");
+    assert!(
+        ["TO_AUTORUN", "RUNNING", "DONE"].contains(&t["resolution_state"].as_str().unwrap()),
+        "{t}"
+    );
     assert_eq!(t["steps_total"], 1);
     let other = t["id"].as_str().unwrap().to_string();
     let (s, e) = m.get("alice", &format!("/task/{other}")).await;
     assert_eq!(s, 403, "{e}");
     let (s, _) = m.get("alice", "/task/not-a-uuid").await;
     assert_eq!(s, 400);
-    let (s, _) = m.get("alice", &format!("/task/{}", uuid::Uuid::now_v7())).await;
+    let (s, _) = m
+        .get("alice", &format!("/task/{}", uuid::Uuid::now_v7()))
+        .await;
     assert_eq!(s, 404);
 
     // delayed creation
     let (s, t) = m
-        .post("bob", "/task", &json!({"template_name": "hello-world", "input": {"name": "Bo"}, "delay": "10m"}))
+        .post(
+            "bob",
+            "/task",
+            &json!({"template_name": "hello-world", "input": {"name": "Bo"}, "delay": "10m"}),
+        )
         .await;
     assert_eq!(s, 201);
-    assert_eq!((t["state"].as_str(), t["resolution_state"].as_str()), (Some("DELAYED"), Some("TO_AUTORUN_DELAYED")));
+    assert_eq!(
+        (t["state"].as_str(), t["resolution_state"].as_str()),
+        (Some("DELAYED"), Some("TO_AUTORUN_DELAYED"))
+    );
     m.stop().await;
 }
 
@@ -106,7 +167,9 @@ async fn creates_a_task_and_controls_who_reads_it() {
 async fn yaml_bodies_are_accepted() {
     let m = common::start().await;
     let body = b"template_name: hello-world\ninput:\n  name: Yaml\n".to_vec();
-    let (s, t) = m.post_raw("alice", "/task", "application/x-yaml", body).await;
+    let (s, t) = m
+        .post_raw("alice", "/task", "application/x-yaml", body)
+        .await;
     assert_eq!(s, 201, "{t}");
     assert_eq!(t["title"], "Say hello to Yaml");
     m.stop().await;
@@ -167,7 +230,12 @@ async fn rejected_requests_say_why_and_store_nothing() {
     ];
     for (body, ct, status, needle) in cases {
         let (s, e) = m.post_raw("alice", "/task", ct, body.clone()).await;
-        assert_eq!(s, status, "{} -> {e}", String::from_utf8_lossy(&body[..body.len().min(80)]));
+        assert_eq!(
+            s,
+            status,
+            "{} -> {e}",
+            String::from_utf8_lossy(&body[..body.len().min(80)])
+        );
         let msg = e["error"]["message"].as_str().unwrap_or_default();
         assert!(msg.contains(needle), "expected {needle:?} in {msg:?}");
     }
@@ -176,9 +244,18 @@ async fn rejected_requests_say_why_and_store_nothing() {
         .post("alice", "/task", &json!({"template_name": "deploy-approval", "input": {"service": "Bad Name!", "environment": "moon"}}))
         .await;
     assert_eq!(s, 422);
-    let fields: Vec<&str> = e["error"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = e["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["input.service", "input.environment"]);
-    assert_eq!(mutask::store::task::count(&store).await.unwrap(), before, "nothing stored");
+    assert_eq!(
+        mutask::store::task::count(&store).await.unwrap(),
+        before,
+        "nothing stored"
+    );
     m.stop().await;
 }
 
@@ -216,11 +293,18 @@ async fn a_canary_input_is_in_no_table_but_in_the_answer() {
     let hits = common::find_in_all_tables(pool, &token).await;
     assert!(hits.is_empty(), "password input found in clear in {hits:?}");
     let hits = common::find_in_all_tables(pool, &canary).await;
-    assert!(hits.is_empty(), "canary input found in clear in {hits:?} (the title prints it: titles are sealed too)");
+    assert!(
+        hits.is_empty(),
+        "canary input found in clear in {hits:?} (the title prints it: titles are sealed too)"
+    );
     // the answer to an entitled caller has them
-    let (_, got) = m.get("admin", &format!("/task/{}", t3["id"].as_str().unwrap())).await;
+    let (_, got) = m
+        .get("admin", &format!("/task/{}", t3["id"].as_str().unwrap()))
+        .await;
     assert_eq!(got["input"]["api_token"], token.as_str());
-    let (_, got) = m.get("admin", &format!("/task/{}", t2["id"].as_str().unwrap())).await;
+    let (_, got) = m
+        .get("admin", &format!("/task/{}", t2["id"].as_str().unwrap()))
+        .await;
     assert_eq!(got["input"]["target"], canary.as_str());
     let _ = t;
     m.stop().await;
@@ -241,7 +325,13 @@ async fn wait_for_state(m: &common::Instance, id: &str, states: &[&str]) -> Valu
 #[tokio::test]
 async fn auto_runnable_tasks_run_to_done_through_the_api() {
     let m = common::start().await;
-    let (s, t) = m.post("alice", "/task", &json!({"template_name": "hello-world", "input": {"name": "Ada"}})).await;
+    let (s, t) = m
+        .post(
+            "alice",
+            "/task",
+            &json!({"template_name": "hello-world", "input": {"name": "Ada"}}),
+        )
+        .await;
     assert_eq!(s, 201);
     let done = wait_for_state(&m, t["id"].as_str().unwrap(), &["DONE"]).await;
     assert_eq!(done["result"]["greeting"], "Hello Ada!");
@@ -255,8 +345,13 @@ async fn auto_runnable_tasks_run_to_done_through_the_api() {
     let done = wait_for_state(&m, t["id"].as_str().unwrap(), &["DONE", "BLOCKED"]).await;
     assert_eq!(done["state"], "DONE", "{done}");
     let rid: mutask::domain::ResolutionId = done["resolution"].as_str().unwrap().parse().unwrap();
-    let steps = mutask::store::resolution::steps(&m.running.state.store, rid).await.unwrap();
-    let by: std::collections::HashMap<_, _> = steps.iter().map(|s| (s.name.as_str(), s.state.as_str().to_string())).collect();
+    let steps = mutask::store::resolution::steps(&m.running.state.store, rid)
+        .await
+        .unwrap();
+    let by: std::collections::HashMap<_, _> = steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.state.as_str().to_string()))
+        .collect();
     assert_eq!(by["check"], "NOT_READY");
     assert_eq!(by["remediate"], "DONE");
     assert_eq!(by["proceed"], "PRUNE");
@@ -266,8 +361,75 @@ async fn auto_runnable_tasks_run_to_done_through_the_api() {
         .post("alice", "/task", &json!({"template_name": "deploy-approval", "input": {"service": "svc", "environment": "staging"}}))
         .await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let (_, got) = m.get("admin", &format!("/task/{}", t["id"].as_str().unwrap())).await;
+    let (_, got) = m
+        .get("admin", &format!("/task/{}", t["id"].as_str().unwrap()))
+        .await;
     assert_eq!(got["state"], "TODO");
     assert!(got["resolution"].is_null());
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_url_resumes_the_task() {
+    let m = common::start().await;
+    let (s, t) = m
+        .post(
+            "alice",
+            "/task",
+            &json!({"template_name": "wait-for-callback", "input": {"system": "ci"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let id = t["id"].as_str().unwrap().to_string();
+    let waiting = wait_for_state(&m, &id, &["WAITING"]).await;
+    let rid: mutask::domain::ResolutionId =
+        waiting["resolution"].as_str().unwrap().parse().unwrap();
+    let steps = mutask::store::resolution::steps(&m.running.state.store, rid)
+        .await
+        .unwrap();
+    let create = steps.iter().find(|s| s.name == "createCallback").unwrap();
+    let url = create.output.as_ref().unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(url.starts_with(&m.base), "{url}");
+    let bad_token = url.split("?t=").next().unwrap().to_string() + "?t=wrong";
+    let r = m
+        .client
+        .post(&bad_token)
+        .json(&json!({"success": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = m
+        .client
+        .post(&url)
+        .json(&json!({"success": "yes"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422, "schema violation");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["fields"][0]["field"], "body/success");
+    let r = m
+        .client
+        .post(&url)
+        .json(&json!({"success": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = m
+        .client
+        .post(&url)
+        .json(&json!({"success": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let done = wait_for_state(&m, &id, &["DONE"]).await;
+    // native (Jinja) templates print booleans the Jinja way
+    assert_eq!(done["result"]["success"], "True");
     m.stop().await;
 }

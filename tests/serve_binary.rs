@@ -13,7 +13,11 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_mutask");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn mutask(data: &Path, port: u16) -> Command {
@@ -39,7 +43,10 @@ fn spawn(mut cmd: Command, log: &Path) -> Proc {
     cmd.arg("serve");
     let f = std::fs::File::create(log).unwrap();
     cmd.stdout(f.try_clone().unwrap()).stderr(f);
-    Proc { child: cmd.spawn().unwrap(), log: log.to_path_buf() }
+    Proc {
+        child: cmd.spawn().unwrap(),
+        log: log.to_path_buf(),
+    }
 }
 
 impl Proc {
@@ -49,15 +56,26 @@ impl Proc {
 
     /// SIGTERM, then wait for a clean exit.
     fn stop(mut self) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM)
-            .unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "mutask exited with {status}:\n{}", self.log());
+                assert!(
+                    status.success(),
+                    "mutask exited with {status}:\n{}",
+                    self.log()
+                );
                 return;
             }
-            assert!(Instant::now() < deadline, "mutask did not stop:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "mutask did not stop:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -70,12 +88,19 @@ async fn wait_ready(p: &mut Proc, port: u16) {
         if let Some(status) = p.child.try_wait().unwrap() {
             panic!("mutask exited early ({status}):\n{}", p.log());
         }
-        if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/unsecured/mon/ready")).send().await
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/unsecured/mon/ready"))
+            .send()
+            .await
             && r.status() == 200
         {
             return;
         }
-        assert!(Instant::now() < deadline, "mutask not ready in time:\n{}", p.log());
+        assert!(
+            Instant::now() < deadline,
+            "mutask not ready in time:\n{}",
+            p.log()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -88,16 +113,36 @@ async fn embedded_database_first_run_and_restart() {
     let mut p = spawn(mutask(&data, port), &dir.path().join("run1.log"));
     wait_ready(&mut p, port).await;
     let client = reqwest::Client::new();
-    let r = client.get(format!("http://127.0.0.1:{port}/unsecured/mon/ping")).send().await.unwrap();
+    let r = client
+        .get(format!("http://127.0.0.1:{port}/unsecured/mon/ping"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.text().await.unwrap(), "pong");
 
     // no auth configured: an admin whose password was generated into the data dir (mode 0600)
     let pw_path = data.join("admin-password");
-    let password = std::fs::read_to_string(&pw_path).unwrap().trim().to_string();
+    let password = std::fs::read_to_string(&pw_path)
+        .unwrap()
+        .trim()
+        .to_string();
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&pw_path).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(std::fs::metadata(data.join("encryption.key")).unwrap().permissions().mode() & 0o777, 0o600);
-    assert!(!p.log().contains(&password), "the generated password must not be logged");
+    assert_eq!(
+        std::fs::metadata(&pw_path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(data.join("encryption.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert!(
+        !p.log().contains(&password),
+        "the generated password must not be logged"
+    );
 
     let list: Value = client
         .get(format!("http://127.0.0.1:{port}/template"))
@@ -108,7 +153,13 @@ async fn embedded_database_first_run_and_restart() {
         .json()
         .await
         .unwrap();
-    assert!(list.as_array().unwrap().iter().any(|t| t["name"] == "hello-world"), "{list}");
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "hello-world"),
+        "{list}"
+    );
     let r = client
         .post(format!("http://127.0.0.1:{port}/task"))
         .basic_auth("admin", Some(&password))
@@ -158,7 +209,9 @@ async fn two_instances_starting_at_once_on_one_database() {
     }
     let alive = mutask::store::instance::count_alive(
         &mutask::store::Store::new(
-            sqlx::PgPool::connect_with(db.options.clone()).await.unwrap(),
+            sqlx::PgPool::connect_with(db.options.clone())
+                .await
+                .unwrap(),
             std::sync::Arc::new(mutask::crypto::KeyRing::parse(&key).unwrap()),
         ),
         60,
@@ -185,7 +238,11 @@ fn invalid_configuration_names_the_setting() {
         ("MUTASK_DATABASE_URL", "mysql://localhost/x"),
         ("MUTASK_BASIC_AUTH", "nopassword"),
     ] {
-        let out = mutask(dir.path(), 1).env(var, value).arg("serve").output().unwrap();
+        let out = mutask(dir.path(), 1)
+            .env(var, value)
+            .arg("serve")
+            .output()
+            .unwrap();
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(var), "{var}: {err}");
@@ -206,19 +263,34 @@ fn no_postgresql_binaries_explains_the_ways_out() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("MUTASK_DATABASE_URL") && err.contains("docker-compose"), "{err}");
+    assert!(
+        err.contains("MUTASK_DATABASE_URL") && err.contains("docker-compose"),
+        "{err}"
+    );
 }
 
 #[test]
 fn help_and_version() {
-    for args in [&["--help"][..], &["serve", "--help"], &["migrate", "--help"], &["template", "validate", "--help"], &["keys", "generate", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["migrate", "--help"],
+        &["template", "validate", "--help"],
+        &["keys", "generate", "--help"],
+    ] {
         let out = Command::new(BIN).args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
     }
     let out = Command::new(BIN).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
-    let out = Command::new(BIN).args(["keys", "generate"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["keys", "generate"])
+        .output()
+        .unwrap();
     let entry = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(mutask::crypto::KeyRing::parse(&entry).is_ok(), "{entry}");
 }
@@ -228,7 +300,11 @@ fn template_validate_reports_every_problem_with_lines() {
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().join("templates");
     std::fs::create_dir_all(&t).unwrap();
-    std::fs::copy(common::shipped_templates().join("hello-world.yaml"), t.join("hello-world.yaml")).unwrap();
+    std::fs::copy(
+        common::shipped_templates().join("hello-world.yaml"),
+        t.join("hello-world.yaml"),
+    )
+    .unwrap();
     std::fs::write(
         t.join("broken.yaml"),
         "name: broken\n\
@@ -247,19 +323,46 @@ fn template_validate_reports_every_problem_with_lines() {
          \x20     type: no-such-action\n",
     )
     .unwrap();
-    let out = mutask(dir.path(), 1).args(["template", "validate"]).arg(&t).output().unwrap();
+    let out = mutask(dir.path(), 1)
+        .args(["template", "validate"])
+        .arg(&t)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    let errors: Vec<&str> = stdout.lines().filter(|l| l.contains("error")).filter(|l| l.contains("broken.yaml")).collect();
+    let errors: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("error"))
+        .filter(|l| l.contains("broken.yaml"))
+        .collect();
     assert_eq!(errors.len(), 3, "{stdout}");
-    assert!(errors.iter().any(|l| l.contains("broken.yaml:8:") && l.contains("nope")), "{stdout}");
-    assert!(errors.iter().any(|l| l.contains("broken.yaml:9:") && l.contains("reserved")), "{stdout}");
-    assert!(errors.iter().any(|l| l.contains("broken.yaml:14:") && l.contains("no-such-action")), "{stdout}");
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.contains("broken.yaml:8:") && l.contains("nope")),
+        "{stdout}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.contains("broken.yaml:9:") && l.contains("reserved")),
+        "{stdout}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.contains("broken.yaml:14:") && l.contains("no-such-action")),
+        "{stdout}"
+    );
     assert!(stdout.contains("1 template(s) valid"), "{stdout}");
     let out = mutask(dir.path(), 1)
         .args(["template", "validate"])
         .arg(t.join("hello-world.yaml"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -48,9 +48,8 @@ fn object_list(v: Option<&Value>, field: &str) -> Result<Vec<Map<String, Value>>
     let parsed = match v {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::String(s)) if s.trim().is_empty() => return Ok(Vec::new()),
-        Some(Value::String(s)) => {
-            serde_json::from_str::<Value>(s).map_err(|e| format!("`{field}` is not valid JSON: {e}"))?
-        }
+        Some(Value::String(s)) => serde_json::from_str::<Value>(s)
+            .map_err(|e| format!("`{field}` is not valid JSON: {e}"))?,
         Some(other) => other.clone(),
     };
     match parsed {
@@ -87,12 +86,17 @@ pub fn children_inputs(c: &Value) -> Result<Vec<Map<String, Value>>, String> {
     let mut common = object(c.get("common_inputs"), "common_inputs")?;
     common.extend(object(c.get("common_json_inputs"), "common_json_inputs")?);
     if items.len() > MAX_CHILDREN {
-        return Err(format!("at most {MAX_CHILDREN} inputs per batch, got {}", items.len()));
+        return Err(format!(
+            "at most {MAX_CHILDREN} inputs per batch, got {}",
+            items.len()
+        ));
     }
     for (i, item) in items.iter_mut().enumerate() {
         for (k, v) in &common {
             if item.contains_key(k) {
-                return Err(format!("input `{k}` of element #{i} is also a common input"));
+                return Err(format!(
+                    "input `{k}` of element #{i} is also a common input"
+                ));
             }
             item.insert(k.clone(), v.clone());
         }
@@ -103,9 +107,15 @@ pub fn children_inputs(c: &Value) -> Result<Vec<Map<String, Value>>, String> {
 fn sub_batch_size(c: &Value) -> Result<usize, String> {
     match c.get("sub_batch_size") {
         None | Some(Value::Null) => Ok(0),
-        Some(Value::Number(n)) => n.as_u64().map(|n| n as usize).ok_or_else(|| format!("`sub_batch_size` must be ≥ 0, got {n}")),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(|n| n as usize)
+            .ok_or_else(|| format!("`sub_batch_size` must be ≥ 0, got {n}")),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(0),
-        Some(Value::String(s)) => s.trim().parse::<usize>().map_err(|_| format!("`sub_batch_size` must be a number ≥ 0, got `{s}`")),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| format!("`sub_batch_size` must be a number ≥ 0, got `{s}`")),
         Some(other) => Err(format!("`sub_batch_size` must be a number, got {other}")),
     }
 }
@@ -147,7 +157,12 @@ async fn run(req: ActionRequest) -> ActionResult {
     let mut tags = BTreeMap::new();
     if let Some(Value::Object(m)) = c.get("tags") {
         for (k, v) in m {
-            tags.insert(k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+            tags.insert(
+                k.clone(),
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string()),
+            );
         }
     }
     let (batch, mut started) = match previous_progress(req.previous_metadata.as_ref()) {
@@ -162,7 +177,11 @@ async fn run(req: ActionRequest) -> ActionResult {
         Err(e) => return server(e.to_string()),
     };
     let _ = total;
-    let room = if size == 0 { usize::MAX } else { size.saturating_sub(unfinished as usize) };
+    let room = if size == 0 {
+        usize::MAX
+    } else {
+        size.saturating_sub(unfinished as usize)
+    };
     let who = Requester {
         username: req.requester_username.clone(),
         groups: Vec::new(),
@@ -200,7 +219,9 @@ async fn run(req: ActionRequest) -> ActionResult {
     let metadata = json!({"batch_id": batch.to_string(), "remaining_tasks": remaining, "tasks_started": started});
     let mut result = ActionResult::ok(None, Some(Value::String(metadata.to_string())));
     if remaining > 0 {
-        result.error = Some(ActionError::Waiting(format!("batch {batch}: {remaining} task(s) remaining")));
+        result.error = Some(ActionError::Waiting(format!(
+            "batch {batch}: {remaining} task(s) remaining"
+        )));
     }
     result
 }
@@ -227,12 +248,27 @@ mod tests {
         });
         let items = children_inputs(&c).unwrap();
         assert_eq!(items.len(), 2);
-        assert_eq!(items[1], json!({"a": 2, "c": "x", "d": true}).as_object().unwrap().clone());
-        assert!(children_inputs(&json!({"inputs": [{"c": 1}], "common_inputs": {"c": 2}})).unwrap_err().contains("common"));
-        assert!(children_inputs(&json!({"json_inputs": "[1]"})).unwrap_err().contains("json_inputs[0]"));
+        assert_eq!(
+            items[1],
+            json!({"a": 2, "c": "x", "d": true})
+                .as_object()
+                .unwrap()
+                .clone()
+        );
+        assert!(
+            children_inputs(&json!({"inputs": [{"c": 1}], "common_inputs": {"c": 2}}))
+                .unwrap_err()
+                .contains("common")
+        );
+        assert!(
+            children_inputs(&json!({"json_inputs": "[1]"}))
+                .unwrap_err()
+                .contains("json_inputs[0]")
+        );
         assert_eq!(sub_batch_size(&json!({"sub_batch_size": "2"})).unwrap(), 2);
         assert!(sub_batch_size(&json!({"sub_batch_size": "-1"})).is_err());
-        let meta = json!(json!({"batch_id": BatchId::new().to_string(), "tasks_started": 3}).to_string());
+        let meta =
+            json!(json!({"batch_id": BatchId::new().to_string(), "tasks_started": 3}).to_string());
         assert_eq!(previous_progress(Some(&meta)).unwrap().1, 3);
     }
 }

@@ -44,7 +44,9 @@ fn run(config: &Value) -> ActionResult {
     let metadata = config.get("metadata").cloned().filter(|v| !v.is_null());
     let mut result = ActionResult::ok(output, metadata);
     if let Some(msg) = config_str(config, "error_message").filter(|m| !m.is_empty()) {
-        let kind = config_str(config, "error_type").unwrap_or_default().to_ascii_lowercase();
+        let kind = config_str(config, "error_type")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         result.error = Some(match kind.as_str() {
             "client" => ActionError::Client(msg.into_owned()),
             _ => ActionError::Server(msg.into_owned()),
@@ -71,7 +73,10 @@ mod tests {
     #[test]
     fn echoes_and_fails_on_purpose() {
         let r = run(&json!({"output": {"a": 1}, "metadata": {"m": true}}));
-        assert_eq!(r, ActionResult::ok(Some(json!({"a": 1})), Some(json!({"m": true}))));
+        assert_eq!(
+            r,
+            ActionResult::ok(Some(json!({"a": 1})), Some(json!({"m": true})))
+        );
         let r = run(&json!({"output": "x", "error_message": "FAIL!"}));
         assert_eq!(r.error, Some(ActionError::Server("FAIL!".into())));
         assert_eq!(r.output, Some(json!("x")));

@@ -8,9 +8,10 @@
 //! waiting → WAITING (resumed later: subtask, batch, callback), retry → TO_RETRY. An action
 //! never panics on bad configuration: it answers a client error naming the field.
 
+pub mod batch;
+pub mod callback;
 pub mod echo;
 pub mod script;
-pub mod batch;
 pub mod subtask;
 
 use std::collections::HashMap;
@@ -65,10 +66,18 @@ pub struct ActionResult {
 
 impl ActionResult {
     pub fn ok(output: Option<Value>, metadata: Option<Value>) -> ActionResult {
-        ActionResult { output, metadata, tags: None, error: None }
+        ActionResult {
+            output,
+            metadata,
+            tags: None,
+            error: None,
+        }
     }
     pub fn err(error: ActionError) -> ActionResult {
-        ActionResult { error: Some(error), ..Default::default() }
+        ActionResult {
+            error: Some(error),
+            ..Default::default()
+        }
     }
 }
 
@@ -82,11 +91,15 @@ pub struct ActionEnv {
     pub renderer: Option<Arc<crate::template::render::Renderer>>,
     /// Admin user names (a subtask created for an admin auto-runs).
     pub admins: std::collections::HashSet<String>,
+    /// Public base URL of the API (callback links).
+    pub base_url: String,
 }
 
 impl std::fmt::Debug for ActionEnv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ActionEnv").field("scripts_dir", &self.scripts_dir).finish_non_exhaustive()
+        f.debug_struct("ActionEnv")
+            .field("scripts_dir", &self.scripts_dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -127,6 +140,7 @@ impl Registry {
         r.register(Arc::new(script::Script));
         r.register(Arc::new(subtask::Subtask));
         r.register(Arc::new(batch::Batch));
+        r.register(Arc::new(callback::Callback));
         r
     }
 

@@ -51,17 +51,24 @@ const MAX_OUTPUT: usize = 1024 * 1024;
 pub fn resolve_in(dir: &Path, file: &str) -> Result<PathBuf, String> {
     let rel = Path::new(file);
     if rel.is_absolute() {
-        return Err(format!("script: file_path `{file}` must be relative to the scripts directory"));
+        return Err(format!(
+            "script: file_path `{file}` must be relative to the scripts directory"
+        ));
     }
-    let base = dir
-        .canonicalize()
-        .map_err(|e| format!("script: scripts directory {} is not usable: {e}", dir.display()))?;
+    let base = dir.canonicalize().map_err(|e| {
+        format!(
+            "script: scripts directory {} is not usable: {e}",
+            dir.display()
+        )
+    })?;
     let full = base
         .join(rel)
         .canonicalize()
         .map_err(|_| format!("script: `{file}` not found in the scripts directory"))?;
     if !full.starts_with(&base) {
-        return Err(format!("script: file_path `{file}` escapes the scripts directory"));
+        return Err(format!(
+            "script: file_path `{file}` escapes the scripts directory"
+        ));
     }
     if !full.is_file() {
         return Err(format!("script: `{file}` is not a file"));
@@ -78,7 +85,9 @@ fn string_list(v: Option<&Value>, field: &str) -> Result<Vec<String>, String> {
                 Value::String(s) => Ok(s.clone()),
                 Value::Number(n) => Ok(n.to_string()),
                 Value::Bool(b) => Ok(b.to_string()),
-                other => Err(format!("script: `{field}` items must be strings, got {other}")),
+                other => Err(format!(
+                    "script: `{field}` items must be strings, got {other}"
+                )),
             })
             .collect(),
         Some(other) => Err(format!("script: `{field}` must be a list, got {other}")),
@@ -109,7 +118,9 @@ fn parse_output(out: &str, mode: &str, delimiters: &[String]) -> Option<Value> {
             if !line.contains('{') {
                 return None;
             }
-            serde_json::from_str::<Value>(line.trim()).ok().filter(|v| v.is_object())
+            serde_json::from_str::<Value>(line.trim())
+                .ok()
+                .filter(|v| v.is_object())
         }
     }
 }
@@ -128,11 +139,17 @@ async fn run(req: ActionRequest) -> ActionResult {
         Ok(a) => a,
         Err(e) => return client(e),
     };
-    let codes = match string_list(c.get("exit_codes_unrecoverable"), "exit_codes_unrecoverable") {
+    let codes = match string_list(
+        c.get("exit_codes_unrecoverable"),
+        "exit_codes_unrecoverable",
+    ) {
         Ok(a) => a,
         Err(e) => return client(e),
     };
-    let delimiters = match string_list(c.get("output_manual_delimiters"), "output_manual_delimiters") {
+    let delimiters = match string_list(
+        c.get("output_manual_delimiters"),
+        "output_manual_delimiters",
+    ) {
         Ok(a) => a,
         Err(e) => return client(e),
     };
@@ -146,9 +163,15 @@ async fn run(req: ActionRequest) -> ActionResult {
     let mut cmd = tokio::process::Command::new(&path);
     cmd.args(&argv)
         .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()))
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
+        )
         .env("LANG", "C.UTF-8")
-        .env("HOME", std::env::var_os("HOME").unwrap_or_else(|| "/".into()))
+        .env(
+            "HOME",
+            std::env::var_os("HOME").unwrap_or_else(|| "/".into()),
+        )
         .current_dir(path.parent().unwrap_or(Path::new("/")))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -170,7 +193,10 @@ async fn run(req: ActionRequest) -> ActionResult {
         cmd.env(format!("{prefix}_{name}"), req.task_id.to_string());
     }
     for prefix in ["MUTASK", "UTASK"] {
-        cmd.env(format!("{prefix}_RESOLUTION_ID"), req.resolution_id.to_string());
+        cmd.env(
+            format!("{prefix}_RESOLUTION_ID"),
+            req.resolution_id.to_string(),
+        );
         cmd.env(format!("{prefix}_STEP_NAME"), &req.step_name);
     }
     let started = Instant::now();
@@ -178,7 +204,9 @@ async fn run(req: ActionRequest) -> ActionResult {
         Ok(ch) => ch,
         Err(e) => return client(format!("script: cannot run `{file}`: {e}")),
     };
-    let stdin_data = config_str(c, "stdin").map(|s| s.into_owned()).unwrap_or_default();
+    let stdin_data = config_str(c, "stdin")
+        .map(|s| s.into_owned())
+        .unwrap_or_default();
     let mut stdin = child.stdin.take();
     let writer = tokio::spawn(async move {
         if let Some(si) = stdin.as_mut() {
@@ -188,10 +216,18 @@ async fn run(req: ActionRequest) -> ActionResult {
     });
     // interleave stdout and stderr into one buffer, as µTask's CombinedOutput
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
-    for pipe in [child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-                 child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>)]
-        .into_iter()
-        .flatten()
+    for pipe in [
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+    ]
+    .into_iter()
+    .flatten()
     {
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -237,7 +273,9 @@ async fn run(req: ActionRequest) -> ActionResult {
                     "execution_time": format!("{:?}", elapsed),
                     "error": format!("timeout after {timeout:?}"),
                 })),
-                ..ActionResult::err(ActionError::Server(format!("script: `{file}` timed out after {timeout:?}")))
+                ..ActionResult::err(ActionError::Server(format!(
+                    "script: `{file}` timed out after {timeout:?}"
+                )))
             };
         }
     };
@@ -246,14 +284,28 @@ async fn run(req: ActionRequest) -> ActionResult {
         Ok(s) => {
             use std::os::unix::process::ExitStatusExt;
             match (s.code(), s.signal()) {
-                (Some(c), _) => (c, format!("exit status {c}"), if c == 0 { String::new() } else { format!("exit status {c}") }),
-                (None, Some(sig)) => (-1, format!("signal: {sig}"), format!("killed by signal {sig}")),
+                (Some(c), _) => (
+                    c,
+                    format!("exit status {c}"),
+                    if c == 0 {
+                        String::new()
+                    } else {
+                        format!("exit status {c}")
+                    },
+                ),
+                (None, Some(sig)) => (
+                    -1,
+                    format!("signal: {sig}"),
+                    format!("killed by signal {sig}"),
+                ),
                 _ => (-1, "unknown".into(), "unknown exit status".into()),
             }
         }
         Err(e) => (-1, "unknown".into(), e.to_string()),
     };
-    let mode = config_str(c, "output_mode").map(|m| m.into_owned()).unwrap_or_default();
+    let mode = config_str(c, "output_mode")
+        .map(|m| m.into_owned())
+        .unwrap_or_default();
     let output = parse_output(&out, &mode, &delimiters);
     let metadata = json!({
         "exit_code": code.to_string(),
@@ -298,7 +350,13 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("outside.sh"), scripts.join("link.sh")).unwrap();
         assert!(resolve_in(&scripts, "sub/ok.sh").is_ok());
         assert!(resolve_in(&scripts, "./sub/../sub/ok.sh").is_ok());
-        for bad in ["../outside.sh", "/etc/passwd", "link.sh", "missing.sh", "sub"] {
+        for bad in [
+            "../outside.sh",
+            "/etc/passwd",
+            "link.sh",
+            "missing.sh",
+            "sub",
+        ] {
             assert!(resolve_in(&scripts, bad).is_err(), "{bad}");
         }
     }
@@ -306,11 +364,19 @@ mod tests {
     #[test]
     fn exit_code_ranges_and_output_modes() {
         let codes = vec!["3".to_string(), "10-20".to_string()];
-        assert!(unrecoverable(&codes, 3) && unrecoverable(&codes, 15) && !unrecoverable(&codes, 21));
-        assert_eq!(parse_output("a\n{\"x\":1}\n", "", &[]), Some(json!({"x": 1})));
+        assert!(
+            unrecoverable(&codes, 3) && unrecoverable(&codes, 15) && !unrecoverable(&codes, 21)
+        );
+        assert_eq!(
+            parse_output("a\n{\"x\":1}\n", "", &[]),
+            Some(json!({"x": 1}))
+        );
         assert_eq!(parse_output("a\nnot json\n", "", &[]), None);
         assert_eq!(parse_output("{\"x\":1}", "disabled", &[]), None);
         let d = vec!["BEGIN".to_string(), "END".to_string()];
-        assert_eq!(parse_output("x BEGIN {\"y\": 2} END z", "manual-delimiters", &d), Some(json!({"y": 2})));
+        assert_eq!(
+            parse_output("x BEGIN {\"y\": 2} END z", "manual-delimiters", &d),
+            Some(json!({"y": 2}))
+        );
     }
 }

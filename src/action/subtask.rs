@@ -88,10 +88,16 @@ fn outcome(t: &store::task::TaskRecord) -> ActionResult {
 async fn run(req: ActionRequest) -> ActionResult {
     let client = |m: String| ActionResult::err(ActionError::Client(format!("subtask: {m}")));
     let (Some(store), Some(renderer)) = (req.env.store.clone(), req.env.renderer.clone()) else {
-        return ActionResult::err(ActionError::Fatal("subtask: no task store available".into()));
+        return ActionResult::err(ActionError::Fatal(
+            "subtask: no task store available".into(),
+        ));
     };
     // already created: follow the child
-    if let Some(id) = req.previous_output.as_ref().and_then(|o| o.get("id")).and_then(Value::as_str)
+    if let Some(id) = req
+        .previous_output
+        .as_ref()
+        .and_then(|o| o.get("id"))
+        .and_then(Value::as_str)
         && let Ok(id) = id.parse::<TaskId>()
     {
         return match store::task::get(&store, id).await {
@@ -158,8 +164,12 @@ async fn run(req: ActionRequest) -> ActionResult {
     };
     match tasks::create(&store, &renderer, &who, request).await {
         Ok((child, _)) => outcome(&child),
-        Err(CreateError::Store(e)) => ActionResult::err(ActionError::Server(format!("subtask: {e}"))),
-        Err(CreateError::Internal(e)) => ActionResult::err(ActionError::Server(format!("subtask: {e}"))),
+        Err(CreateError::Store(e)) => {
+            ActionResult::err(ActionError::Server(format!("subtask: {e}")))
+        }
+        Err(CreateError::Internal(e)) => {
+            ActionResult::err(ActionError::Server(format!("subtask: {e}")))
+        }
         Err(e) => client(e.to_string()),
     }
 }
@@ -180,8 +190,14 @@ mod tests {
 
     #[test]
     fn lists_as_json_strings_or_lists() {
-        assert_eq!(name_list(Some(&json!("[\"a\",\"b\"]")), "x").unwrap(), Some(vec!["a".into(), "b".into()]));
-        assert_eq!(name_list(Some(&json!(["a"])), "x").unwrap(), Some(vec!["a".into()]));
+        assert_eq!(
+            name_list(Some(&json!("[\"a\",\"b\"]")), "x").unwrap(),
+            Some(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(
+            name_list(Some(&json!(["a"])), "x").unwrap(),
+            Some(vec!["a".into()])
+        );
         assert_eq!(name_list(Some(&json!("")), "x").unwrap(), None);
         assert!(name_list(Some(&json!("{")), "x").is_err());
         assert!(name_list(Some(&json!([1])), "x").is_err());

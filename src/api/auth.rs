@@ -43,7 +43,12 @@ pub struct Auth {
 }
 
 fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+    parts
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
 }
 
 impl Auth {
@@ -53,17 +58,28 @@ impl Auth {
 
     fn caller(&self, username: String, groups: Vec<String>) -> Caller {
         let is_admin = self.admins.contains(&username);
-        Caller { username, groups, is_admin }
+        Caller {
+            username,
+            groups,
+            is_admin,
+        }
     }
 
     /// Authenticates a request.
     pub async fn authenticate(&self, parts: &Parts) -> Result<Caller, ApiError> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
         if let Some(user) = header(parts, "x-remote-user") {
             if self.peer_trusted(peer) {
                 let groups = header(parts, "x-remote-groups")
                     .map(|g| {
-                        g.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+                        g.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(String::from)
+                            .collect()
                     })
                     .unwrap_or_default();
                 return Ok(self.caller(user.to_string(), groups));
@@ -73,7 +89,10 @@ impl Auth {
         let Some(authz) = header(parts, "authorization") else {
             return Err(ApiError::Unauthorized);
         };
-        let Some(b64) = authz.strip_prefix("Basic ").or_else(|| authz.strip_prefix("basic ")) else {
+        let Some(b64) = authz
+            .strip_prefix("Basic ")
+            .or_else(|| authz.strip_prefix("basic "))
+        else {
             return Err(ApiError::Unauthorized);
         };
         let decoded = base64::engine::general_purpose::STANDARD
@@ -106,7 +125,11 @@ pub async fn verify(check: &PasswordCheck, password: &str) -> bool {
             tokio::task::spawn_blocking(move || {
                 use argon2::PasswordVerifier;
                 argon2::PasswordHash::new(&hash)
-                    .map(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+                    .map(|h| {
+                        argon2::Argon2::default()
+                            .verify_password(password.as_bytes(), &h)
+                            .is_ok()
+                    })
                     .unwrap_or(false)
             })
             .await
@@ -146,24 +169,33 @@ mod tests {
         }
         let (mut parts, _) = b.body(()).unwrap().into_parts();
         if let Some(p) = peer {
-            parts.extensions.insert(ConnectInfo(p.parse::<SocketAddr>().unwrap()));
+            parts
+                .extensions
+                .insert(ConnectInfo(p.parse::<SocketAddr>().unwrap()));
         }
         parts
     }
 
     fn basic(user: &str, pw: &str) -> String {
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}")))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
+        )
     }
 
     fn auth() -> Auth {
         let argon = {
             use argon2::password_hash::{PasswordHasher, SaltString};
             let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
-            argon2::Argon2::default().hash_password(b"s3cret", &salt).unwrap().to_string()
+            argon2::Argon2::default()
+                .hash_password(b"s3cret", &salt)
+                .unwrap()
+                .to_string()
         };
         let bc = bcrypt::hash("b-pass", 4).unwrap();
         Auth {
-            users: crate::config::parse_basic_auth(&format!("alice:pw,bob:{argon},carol:{bc}")).unwrap(),
+            users: crate::config::parse_basic_auth(&format!("alice:pw,bob:{argon},carol:{bc}"))
+                .unwrap(),
             trusted_proxies: vec![IpRange::parse("10.0.0.1").unwrap()],
             admins: ["alice".to_string()].into_iter().collect(),
         }
@@ -172,30 +204,72 @@ mod tests {
     #[tokio::test]
     async fn basic_auth_plain_argon2_bcrypt() {
         let a = auth();
-        let c = a.authenticate(&parts(&[("authorization", &basic("alice", "pw"))], None)).await.unwrap();
+        let c = a
+            .authenticate(&parts(&[("authorization", &basic("alice", "pw"))], None))
+            .await
+            .unwrap();
         assert!(c.is_admin && c.username == "alice");
-        assert!(a.authenticate(&parts(&[("authorization", &basic("alice", "pw2"))], None)).await.is_err());
-        assert!(a.authenticate(&parts(&[("authorization", &basic("alice", "p"))], None)).await.is_err());
-        let c = a.authenticate(&parts(&[("authorization", &basic("bob", "s3cret"))], None)).await.unwrap();
+        assert!(
+            a.authenticate(&parts(&[("authorization", &basic("alice", "pw2"))], None))
+                .await
+                .is_err()
+        );
+        assert!(
+            a.authenticate(&parts(&[("authorization", &basic("alice", "p"))], None))
+                .await
+                .is_err()
+        );
+        let c = a
+            .authenticate(&parts(&[("authorization", &basic("bob", "s3cret"))], None))
+            .await
+            .unwrap();
         assert!(!c.is_admin);
-        assert!(a.authenticate(&parts(&[("authorization", &basic("bob", "nope"))], None)).await.is_err());
-        assert!(a.authenticate(&parts(&[("authorization", &basic("carol", "b-pass"))], None)).await.is_ok());
-        assert!(a.authenticate(&parts(&[("authorization", &basic("dave", "pw"))], None)).await.is_err());
-        assert!(a.authenticate(&parts(&[("authorization", "Basic !!!")], None)).await.is_err());
+        assert!(
+            a.authenticate(&parts(&[("authorization", &basic("bob", "nope"))], None))
+                .await
+                .is_err()
+        );
+        assert!(
+            a.authenticate(&parts(
+                &[("authorization", &basic("carol", "b-pass"))],
+                None
+            ))
+            .await
+            .is_ok()
+        );
+        assert!(
+            a.authenticate(&parts(&[("authorization", &basic("dave", "pw"))], None))
+                .await
+                .is_err()
+        );
+        assert!(
+            a.authenticate(&parts(&[("authorization", "Basic !!!")], None))
+                .await
+                .is_err()
+        );
         assert!(a.authenticate(&parts(&[], None)).await.is_err());
     }
 
     #[tokio::test]
     async fn proxy_headers_only_from_trusted_peers() {
         let a = auth();
-        let h = [("x-remote-user", "mallory"), ("x-remote-groups", "ops, dev")];
-        let c = a.authenticate(&parts(&h, Some("10.0.0.1:5555"))).await.unwrap();
+        let h = [
+            ("x-remote-user", "mallory"),
+            ("x-remote-groups", "ops, dev"),
+        ];
+        let c = a
+            .authenticate(&parts(&h, Some("10.0.0.1:5555")))
+            .await
+            .unwrap();
         assert_eq!(c.username, "mallory");
         assert_eq!(c.groups, ["ops", "dev"]);
         assert!(matches!(
             a.authenticate(&parts(&h, Some("10.0.0.2:5555"))).await,
             Err(ApiError::Unauthorized)
         ));
-        assert!(matches!(a.authenticate(&parts(&h, None)).await, Err(ApiError::Unauthorized)));
+        assert!(matches!(
+            a.authenticate(&parts(&h, None)).await,
+            Err(ApiError::Unauthorized)
+        ));
     }
 }

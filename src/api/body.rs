@@ -12,12 +12,25 @@ use super::error::ApiError;
 pub struct Body<T>(pub T);
 
 fn is_yaml(content_type: &str) -> bool {
-    let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    matches!(ct.as_str(), "application/x-yaml" | "application/yaml" | "text/yaml" | "text/x-yaml")
+    let ct = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    matches!(
+        ct.as_str(),
+        "application/x-yaml" | "application/yaml" | "text/yaml" | "text/x-yaml"
+    )
 }
 
 fn is_json(content_type: &str) -> bool {
-    let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ct = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     ct.is_empty() || ct == "application/json" || ct.ends_with("+json") || ct == "text/plain"
 }
 
@@ -36,7 +49,9 @@ pub fn parse_body<T: DeserializeOwned>(content_type: &str, bytes: &[u8]) -> Resu
         return Err(ApiError::UnsupportedMediaType(content_type.to_string()));
     }
     serde_json::from_slice::<T>(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::BadRequest(format!("invalid request body: {e}")),
+        serde_json::error::Category::Data => {
+            ApiError::BadRequest(format!("invalid request body: {e}"))
+        }
         _ => ApiError::BadRequest(format!("malformed JSON body: {e}")),
     })
 }
@@ -55,7 +70,11 @@ where
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let limit = req.extensions().get::<BodyLimit>().map(|l| l.0).unwrap_or(0);
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map(|l| l.0)
+            .unwrap_or(0);
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge(limit)

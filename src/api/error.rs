@@ -30,7 +30,10 @@ pub enum ApiError {
     #[error("unsupported content type `{0}`: send application/json or application/x-yaml")]
     UnsupportedMediaType(String),
     #[error("{message}")]
-    Invalid { message: String, fields: Vec<FieldError> },
+    Invalid {
+        message: String,
+        fields: Vec<FieldError>,
+    },
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -94,11 +97,19 @@ impl IntoResponse for ApiError {
             ApiError::Invalid { fields, .. } => Some(fields.as_slice()),
             _ => None,
         };
-        let body = ErrorBody { error: ErrorDetail { code, message: self.to_string(), fields } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: self.to_string(),
+                fields,
+            },
+        };
         let mut resp = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"mutask\""));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"mutask\""),
+            );
         }
         resp
     }

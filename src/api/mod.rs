@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod callback;
 pub mod error;
 pub mod health;
 pub mod task;
@@ -64,9 +65,15 @@ pub fn router(state: AppState) -> Router {
         .route("/template/{name}", get(template::get))
         .route("/task", axum::routing::post(task::create))
         .route("/task/{id}", get(task::get))
+        .route(
+            "/unsecured/callback/{id}",
+            axum::routing::post(callback::call),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn(move |req, next| body_limit_ext(limit, req, next)))
+        .layer(middleware::from_fn(move |req, next| {
+            body_limit_ext(limit, req, next)
+        }))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

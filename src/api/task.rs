@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::body::Body;
-use super::{AppState, ApiError, Caller};
+use super::{ApiError, AppState, Caller};
 use crate::domain::TaskId;
 use crate::store;
 use crate::tasks::{self, CreateError, CreateRequest, Requester};
@@ -50,7 +50,11 @@ pub async fn create(
     caller: Caller,
     Body(req): Body<CreateTask>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let who = Requester { username: caller.username.clone(), groups: caller.groups.clone(), is_admin: caller.is_admin };
+    let who = Requester {
+        username: caller.username.clone(),
+        groups: caller.groups.clone(),
+        is_admin: caller.is_admin,
+    };
     let request = CreateRequest {
         template_name: req.template_name,
         input: req.input.unwrap_or_default(),
@@ -64,8 +68,13 @@ pub async fn create(
         parent_task_id: None,
         batch_id: None,
     };
-    let (rec, template) = tasks::create(&state.store, &state.renderer, &who, request).await.map_err(create_error)?;
-    Ok((StatusCode::CREATED, Json(task_json(&rec, &template, &caller))))
+    let (rec, template) = tasks::create(&state.store, &state.renderer, &who, request)
+        .await
+        .map_err(create_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(task_json(&rec, &template, &caller)),
+    ))
 }
 
 /// Maps a task creation failure to its HTTP answer.
@@ -75,7 +84,11 @@ pub fn create_error(e: CreateError) -> ApiError {
         CreateError::Blocked | CreateError::Title(_) => ApiError::BadRequest(e.to_string()),
         CreateError::Forbidden(m) => ApiError::Forbidden(m),
         CreateError::Invalid(fields) => {
-            let message = fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ");
+            let message = fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; ");
             ApiError::Invalid { message, fields }
         }
         CreateError::Store(s) => ApiError::from(s),
@@ -95,7 +108,11 @@ pub fn can_read(caller: &Caller, rec: &store::task::TaskRecord, t: &TaskTemplate
 
 /// The API view of a task.
 pub fn task_json(rec: &store::task::TaskRecord, t: &TaskTemplate, caller: &Caller) -> Value {
-    let input = if caller.is_admin { rec.input.clone() } else { input::mask_passwords(&t.inputs, &rec.input) };
+    let input = if caller.is_admin {
+        rec.input.clone()
+    } else {
+        input::mask_passwords(&t.inputs, &rec.input)
+    };
     json!({
         "id": rec.id,
         "title": rec.title,
@@ -135,9 +152,10 @@ pub async fn get(
     let rec = store::task::get(&state.store, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("task {id} not found")))?;
-    let (def, _) = store::template::get_version(&state.store, &rec.template_name, rec.template_version)
-        .await?
-        .ok_or_else(|| ApiError::internal(format!("template version of task {id} missing")))?;
+    let (def, _) =
+        store::template::get_version(&state.store, &rec.template_name, rec.template_version)
+            .await?
+            .ok_or_else(|| ApiError::internal(format!("template version of task {id} missing")))?;
     let t: TaskTemplate = serde_json::from_value(def)
         .map_err(|e| ApiError::internal(format!("stored template is unreadable: {e}")))?;
     if !can_read(&caller, &rec, &t) {

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Map, Value};
 
-use super::{AppState, ApiError, Caller};
+use super::{ApiError, AppState, Caller};
 use crate::store;
 
 fn summary(rec: &store::template::TemplateRecord) -> Value {
@@ -23,7 +23,10 @@ fn summary(rec: &store::template::TemplateRecord) -> Value {
     Value::Object(m)
 }
 
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Value>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<Value>>, ApiError> {
     let rows = store::template::list(&state.store, caller.is_admin).await?;
     Ok(Json(rows.iter().map(summary).collect()))
 }

@@ -12,7 +12,10 @@ pub struct DurationError {
 
 /// Parses a non-negative Go duration. A bare `0` is accepted, as in Go.
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
-    let err = |reason| DurationError { input: input.to_string(), reason };
+    let err = |reason| DurationError {
+        input: input.to_string(),
+        reason,
+    };
     let s = input.trim();
     if s == "0" {
         return Ok(Duration::ZERO);
@@ -27,13 +30,17 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
     let mut total: f64 = 0.0;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_end == 0 {
             return Err(err("expected a number"));
         }
         let value: f64 = rest[..num_end].parse().map_err(|_| err("bad number"))?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_end];
         rest = &rest[unit_end..];
         let nanos_per = match unit {

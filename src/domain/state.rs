@@ -97,7 +97,10 @@ state_enum!(
 impl TaskState {
     /// Final task states: nothing will change them without an operator.
     pub fn is_final(self) -> bool {
-        matches!(self, TaskState::Done | TaskState::Cancelled | TaskState::WontFix)
+        matches!(
+            self,
+            TaskState::Done | TaskState::Cancelled | TaskState::WontFix
+        )
     }
 }
 
@@ -229,7 +232,10 @@ mod tests {
         for s in StepState::BUILTIN {
             assert_eq!(StepState::parse(s.as_str()), *s);
         }
-        assert_eq!(StepState::parse("NOT_FOUND"), StepState::Custom("NOT_FOUND".into()));
+        assert_eq!(
+            StepState::parse("NOT_FOUND"),
+            StepState::Custom("NOT_FOUND".into())
+        );
         let e = "NOPE".parse::<TaskState>().unwrap_err();
         assert_eq!(e.to_string(), "unknown task state `NOPE`");
     }
@@ -244,8 +250,16 @@ mod tests {
         assert_eq!(
             runnable,
             [
-                "TODO", "CLIENT_ERROR", "SERVER_ERROR", "FATAL_ERROR", "CRASHED", "TO_RETRY",
-                "RETRY_NOW", "AFTERRUN_ERROR", "WAITING", "EXPANDED"
+                "TODO",
+                "CLIENT_ERROR",
+                "SERVER_ERROR",
+                "FATAL_ERROR",
+                "CRASHED",
+                "TO_RETRY",
+                "RETRY_NOW",
+                "AFTERRUN_ERROR",
+                "WAITING",
+                "EXPANDED"
             ]
         );
         assert!(StepState::Custom("X".into()).is_final());

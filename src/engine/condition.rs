@@ -72,7 +72,10 @@ pub fn evaluate(t: &Templater, c: &Condition, ctx: &Value) -> Eval {
             Ok(true) => {}
             Ok(false) => {
                 let why = if a.message.is_empty() {
-                    format!("condition not met: `{value}` {} `{expected}`", a.operator.raw)
+                    format!(
+                        "condition not met: `{value}` {} `{expected}`",
+                        a.operator.raw
+                    )
                 } else {
                     a.message.clone()
                 };
@@ -90,7 +93,10 @@ mod tests {
     use crate::template::model::Operator;
 
     fn a(op: &str) -> Assert {
-        Assert { operator: Operator::new(op), ..Default::default() }
+        Assert {
+            operator: Operator::new(op),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -100,8 +106,14 @@ mod tests {
         assert!(compare(&a("GT"), "10", "9").unwrap());
         assert!(!compare(&a("LE"), "10", "9").unwrap());
         assert!(compare(&a("GE"), "abc", "1").is_err());
-        assert!(compare(&a("GT"), "99999999999", "1").is_err(), "32-bit like Go");
-        assert!(compare(&a("gt"), "1", "5").unwrap(), "lower-case quirk: always met");
+        assert!(
+            compare(&a("GT"), "99999999999", "1").is_err(),
+            "32-bit like Go"
+        );
+        assert!(
+            compare(&a("gt"), "1", "5").unwrap(),
+            "lower-case quirk: always met"
+        );
         assert!(compare(&a("regexp"), "john@example.com", r"[a-z]+@example\.com$").unwrap());
         assert!(compare(&a("NOTREGEXP"), "foobar", r"@example").unwrap());
         assert!(compare(&a("REGEXP"), "x", "(").is_err());

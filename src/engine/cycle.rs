@@ -17,8 +17,8 @@ use crate::store::resolution::{self as store_res, CycleEnd, StartRefused, StepWr
 use crate::store::{self};
 use crate::template::dialect::{self, Dialect};
 use crate::template::model::{
-    Condition, ConditionForeach, ConditionType, Dialect as ModelDialect, ForeachStrategy, STATE_ANY,
-    TaskTemplate, THIS_STEP, dependency_parts,
+    Condition, ConditionForeach, ConditionType, Dialect as ModelDialect, ForeachStrategy,
+    STATE_ANY, THIS_STEP, TaskTemplate, dependency_parts,
 };
 
 use super::condition::{self, Eval};
@@ -77,11 +77,21 @@ impl Cycle<'_> {
         values::context(
             &self.env.base,
             &self.res,
-            &Scope { this: Some(this), iterator: item, ..Default::default() },
+            &Scope {
+                this: Some(this),
+                iterator: item,
+                ..Default::default()
+            },
         )
     }
 
-    fn set_state(&mut self, step: &str, state: StepState, message: Option<String>, modified: &mut HashSet<String>) {
+    fn set_state(
+        &mut self,
+        step: &str,
+        state: StepState,
+        message: Option<String>,
+        modified: &mut HashSet<String>,
+    ) {
         if let Some(s) = self.res.steps.get_mut(step) {
             s.state = state;
             if let Some(m) = message {
@@ -99,17 +109,27 @@ impl Cycle<'_> {
             let item = self.res.steps.get(this).and_then(|s| s.def.item.clone());
             let ctx = self.ctx(this, item.as_ref());
             let ev = self.templater().evaluator(&ctx);
-            Some(self.templater().render_str(&c.message, &ctx, &ev).unwrap_or_else(|e| e))
+            Some(
+                self.templater()
+                    .render_str(&c.message, &ctx, &ev)
+                    .unwrap_or_else(|e| e),
+            )
         };
         for (target, state) in &c.then {
-            let target = if target == THIS_STEP { this.to_string() } else { target.clone() };
+            let target = if target == THIS_STEP {
+                this.to_string()
+            } else {
+                target.clone()
+            };
             self.set_state(&target, StepState::parse(state), message.clone(), modified);
         }
     }
 
     /// Conditions of a step for the given phase.
     fn conditions(&self, name: &str, kind: ConditionType) -> Vec<Condition> {
-        let Some(s) = self.res.steps.get(name) else { return Vec::new() };
+        let Some(s) = self.res.steps.get(name) else {
+            return Vec::new();
+        };
         s.def
             .step
             .effective_conditions(&self.env.functions)
@@ -158,9 +178,14 @@ impl Cycle<'_> {
 
     /// Check conditions (µTask AfterRun).
     fn after_run(&mut self, name: &str, modified: &mut HashSet<String>) {
-        let Some(s) = self.res.steps.get(name) else { return };
+        let Some(s) = self.res.steps.get(name) else {
+            return;
+        };
         if s.is_foreach()
-            || !matches!(s.state, StepState::Done | StepState::ClientError | StepState::AfterrunError)
+            || !matches!(
+                s.state,
+                StepState::Done | StepState::ClientError | StepState::AfterrunError
+            )
         {
             return;
         }
@@ -189,13 +214,16 @@ impl Cycle<'_> {
 
     /// Expands a foreach parent into its children.
     fn expand(&mut self, name: &str, modified: &mut HashSet<String>) {
-        let Some(parent) = self.res.steps.get(name).cloned() else { return };
+        let Some(parent) = self.res.steps.get(name).cloned() else {
+            return;
+        };
         let foreach = parent.def.step.foreach.clone().unwrap_or_default();
         let ctx = self.ctx(name, None);
         let ev = self.templater().evaluator(&ctx);
         let rendered = self.templater().render_str(&foreach, &ctx, &ev);
         let items: Vec<Value> = match rendered.and_then(|r| {
-            serde_json::from_str::<Vec<Value>>(&r).map_err(|e| format!("foreach is not a JSON list: {e}"))
+            serde_json::from_str::<Vec<Value>>(&r)
+                .map_err(|e| format!("foreach is not a JSON list: {e}"))
         }) {
             Ok(items) => items,
             Err(e) => {
@@ -214,14 +242,20 @@ impl Cycle<'_> {
             def.foreach_strategy = None;
             def.conditions.retain(|c| {
                 c.condition_type == ConditionType::Check
-                    || (c.condition_type == ConditionType::Skip && c.foreach != Some(ConditionForeach::Parent))
+                    || (c.condition_type == ConditionType::Skip
+                        && c.foreach != Some(ConditionForeach::Parent))
             });
             if parent.def.step.foreach_strategy() == ForeachStrategy::Sequence && i > 0 {
                 def.dependencies.push(format!("{name}-{}", i - 1));
             }
             let child = RunStep {
                 name: child_name.clone(),
-                def: StepDef { step: def, item: Some(item), parent: Some(name.to_string()), children_steps: Vec::new() },
+                def: StepDef {
+                    step: def,
+                    item: Some(item),
+                    parent: Some(name.to_string()),
+                    children_steps: Vec::new(),
+                },
                 state: StepState::Todo,
                 try_count: 0,
                 last_run: None,
@@ -249,7 +283,9 @@ impl Cycle<'_> {
 
     /// Collects the children's results into the parent and removes the children.
     fn contract(&mut self, name: &str) {
-        let Some(parent) = self.res.steps.get(name).cloned() else { return };
+        let Some(parent) = self.res.steps.get(name).cloned() else {
+            return;
+        };
         let mut collected = Vec::new();
         for child in &parent.def.children_steps {
             self.contracted.insert(child.clone());
@@ -280,7 +316,10 @@ impl Cycle<'_> {
         }
         let children: HashSet<&String> = parent.def.children_steps.iter().collect();
         if let Some(p) = self.res.steps.get_mut(name) {
-            p.def.step.dependencies.retain(|d| !children.contains(&dependency_parts(d).step));
+            p.def
+                .step
+                .dependencies
+                .retain(|d| !children.contains(&dependency_parts(d).step));
             p.def.children_steps.clear();
             p.children = Some(Value::Array(collected));
             p.error = None;
@@ -302,7 +341,9 @@ impl Cycle<'_> {
             let mut modified = HashSet::new();
             let mut again = false;
             for name in available {
-                let Some(s) = self.res.steps.get(&name) else { continue };
+                let Some(s) = self.res.steps.get(&name) else {
+                    continue;
+                };
                 if s.is_foreach() {
                     match s.state {
                         StepState::Todo | StepState::ToRetry => {
@@ -348,7 +389,9 @@ impl Cycle<'_> {
                 let snapshot = Arc::new(self.res.clone());
                 self.in_flight.insert(name.clone());
                 let n = name.clone();
-                let handle = self.join.spawn(async move { (n, step::execute(env, snapshot, step).await) });
+                let handle = self
+                    .join
+                    .spawn(async move { (n, step::execute(env, snapshot, step).await) });
                 self.task_names.insert(handle.id(), name.clone());
             }
             if !modified.is_empty() {
@@ -400,7 +443,9 @@ impl Cycle<'_> {
         let mut names: Vec<String> = self.dirty.drain().collect();
         names.sort();
         for name in names {
-            let Some(s) = self.res.steps.get(&name) else { continue };
+            let Some(s) = self.res.steps.get(&name) else {
+                continue;
+            };
             let position = match self.positions.get(&name) {
                 Some(p) => *p,
                 None => {
@@ -433,19 +478,35 @@ impl Cycle<'_> {
             return Ok(());
         }
         let done = self.steps_done();
-        store_res::write_steps(&self.engine.store, &self.claim, &writes, &removed, Some(done)).await??;
+        store_res::write_steps(
+            &self.engine.store,
+            &self.claim,
+            &writes,
+            &removed,
+            Some(done),
+        )
+        .await??;
         Ok(())
     }
 
     fn steps_done(&self) -> i32 {
-        self.res.steps.values().filter(|s| s.state.is_final() && !s.is_child()).count() as i32
+        self.res
+            .steps
+            .values()
+            .filter(|s| s.state.is_final() && !s.is_child())
+            .count() as i32
     }
 }
 
 /// Renders `result_format`: map keys and string values, recursively in maps (arrays as is).
 fn render_result(t: &Templater, format: &Map<String, Value>, ctx: &Value) -> Result<Value, String> {
     let ev = t.evaluator(ctx);
-    fn walk(t: &Templater, v: &Value, ctx: &Value, ev: &super::templating::Evaluator<'_>) -> Result<Value, String> {
+    fn walk(
+        t: &Templater,
+        v: &Value,
+        ctx: &Value,
+        ev: &super::templating::Evaluator<'_>,
+    ) -> Result<Value, String> {
         Ok(match v {
             Value::String(s) => Value::String(t.render_str(s, ctx, ev)?),
             Value::Object(m) => {
@@ -464,15 +525,21 @@ fn render_result(t: &Templater, format: &Map<String, Value>, ctx: &Value) -> Res
 impl Engine {
     /// Runs one synchronous cycle of a resolution. `Ok(None)` when crash recovery blocked it for
     /// a human check; otherwise the resolution state at the end of the cycle.
-    pub async fn run_cycle(&self, id: ResolutionId) -> Result<Option<ResolutionState>, EngineError> {
+    pub async fn run_cycle(
+        &self,
+        id: ResolutionId,
+    ) -> Result<Option<ResolutionState>, EngineError> {
         let store = &self.store;
-        let (claim, previous) = match store_res::start_cycle(store, id, self.instance, self.settings.lease).await? {
-            Ok(v) => v,
-            Err(StartRefused::NotFound) => return Err(EngineError::NotFound(id)),
-            Err(StartRefused::Cancelled) => return Err(EngineError::Refused("cancelled")),
-            Err(StartRefused::AlreadyRunning) => return Err(EngineError::Refused("already running")),
-            Err(StartRefused::AlreadyDone) => return Err(EngineError::Refused("already done")),
-        };
+        let (claim, previous) =
+            match store_res::start_cycle(store, id, self.instance, self.settings.lease).await? {
+                Ok(v) => v,
+                Err(StartRefused::NotFound) => return Err(EngineError::NotFound(id)),
+                Err(StartRefused::Cancelled) => return Err(EngineError::Refused("cancelled")),
+                Err(StartRefused::AlreadyRunning) => {
+                    return Err(EngineError::Refused("already running"));
+                }
+                Err(StartRefused::AlreadyDone) => return Err(EngineError::Refused("already done")),
+            };
         self.run_claimed(claim, previous).await
     }
 
@@ -495,7 +562,9 @@ impl Engine {
                 match store_res::extend_lease(&hb_store, &claim, lease).await {
                     Ok(true) => {}
                     Ok(false) => break,
-                    Err(e) => tracing::warn!(resolution = %claim.resolution, error = %e, "lease extension failed"),
+                    Err(e) => {
+                        tracing::warn!(resolution = %claim.resolution, error = %e, "lease extension failed")
+                    }
                 }
             }
         });
@@ -528,13 +597,18 @@ impl Engine {
     ) -> Result<Option<ResolutionState>, EngineError> {
         let store = &self.store;
         let id = claim.resolution;
-        let rec = store_res::get(store, id).await?.ok_or(EngineError::NotFound(id))?;
+        let rec = store_res::get(store, id)
+            .await?
+            .ok_or(EngineError::NotFound(id))?;
         let task = store::task::get(store, rec.task_id)
             .await?
             .ok_or_else(|| EngineError::Invalid(id, "its task is missing".into()))?;
-        let (definition, _) = store::template::get_version(store, &task.template_name, task.template_version)
-            .await?
-            .ok_or_else(|| EngineError::Invalid(id, "its template version is missing".into()))?;
+        let (definition, _) =
+            store::template::get_version(store, &task.template_name, task.template_version)
+                .await?
+                .ok_or_else(|| {
+                    EngineError::Invalid(id, "its template version is missing".into())
+                })?;
         let template: TaskTemplate = serde_json::from_value(definition)
             .map_err(|e| EngineError::Invalid(id, format!("stored template is unreadable: {e}")))?;
         let records = store_res::steps(store, id).await?;
@@ -629,7 +703,9 @@ impl Engine {
         let env = StepEnv {
             templater: templater.clone(),
             base: Arc::new(base),
-            base_configurations: Arc::new(template.base_configurations.clone().into_iter().collect()),
+            base_configurations: Arc::new(
+                template.base_configurations.clone().into_iter().collect(),
+            ),
             functions: self.functions.clone(),
             actions: self.actions.clone(),
             action_env: self.action_env.clone(),
@@ -655,7 +731,10 @@ impl Engine {
                         .res
                         .steps
                         .values()
-                        .filter(|s| s.state == StepState::Waiting && s.def.step.action.action_type != "batch")
+                        .filter(|s| {
+                            s.state == StepState::Waiting
+                                && s.def.step.action.action_type != "batch"
+                        })
                         .filter(|s| c.executed.contains(&s.name))
                         .map(|s| s.name.clone())
                         .collect();
@@ -668,16 +747,23 @@ impl Engine {
                 }
                 break;
             }
-            let Some(joined) = c.join.join_next_with_id().await else { break };
+            let Some(joined) = c.join.join_next_with_id().await else {
+                break;
+            };
             let executed = match joined {
                 Ok((_, (_, e))) => e,
                 Err(err) => {
                     let name = c.task_names.get(&err.id()).cloned().unwrap_or_default();
-                    let Some(mut s) = c.res.steps.get(&name).cloned() else { continue };
+                    let Some(mut s) = c.res.steps.get(&name).cloned() else {
+                        continue;
+                    };
                     s.state = StepState::ServerError;
                     s.error = Some("internal error while running the step".into());
                     tracing::error!(resolution = %id, step = %name, error = %err, "step task failed");
-                    Executed { step: s, tags: None }
+                    Executed {
+                        step: s,
+                        tags: None,
+                    }
                 }
             };
             c.apply(executed);
@@ -696,7 +782,9 @@ impl Engine {
                     let ctx = values::context(&c.env.base, &c.res, &Scope::default());
                     let t = c.env.templater.clone();
                     let f = format.clone();
-                    result = match tokio::task::spawn_blocking(move || render_result(&t, &f, &ctx)).await {
+                    result = match tokio::task::spawn_blocking(move || render_result(&t, &f, &ctx))
+                        .await
+                    {
                         Ok(Ok(r)) => Some(r),
                         Ok(Err(e)) => {
                             tracing::warn!(resolution = %id, error = %e, "result_format failed");
@@ -712,13 +800,14 @@ impl Engine {
                     task_state = TaskState::Blocked;
                 } else {
                     let delay = super::retry::next_retry_delay(&c.res);
-                    next_retry = Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
+                    next_retry =
+                        Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
                 }
             }
             ResolutionState::Waiting => task_state = TaskState::Waiting,
-            ResolutionState::BlockedBadRequest | ResolutionState::BlockedFatal | ResolutionState::BlockedDeadlock => {
-                task_state = TaskState::Blocked
-            }
+            ResolutionState::BlockedBadRequest
+            | ResolutionState::BlockedFatal
+            | ResolutionState::BlockedDeadlock => task_state = TaskState::Blocked,
             _ => {}
         }
         let writes = c.step_writes()?;
@@ -738,8 +827,18 @@ impl Engine {
 }
 
 impl<'a> Cycle<'a> {
-    fn bare(engine: &'a Engine, claim: store_res::Claim, res: RunResolution, positions: HashMap<String, i32>) -> Cycle<'a> {
-        let templater = Arc::new(Templater::new(engine.renderer.clone(), Dialect::Jinja, Vec::new(), None));
+    fn bare(
+        engine: &'a Engine,
+        claim: store_res::Claim,
+        res: RunResolution,
+        positions: HashMap<String, i32>,
+    ) -> Cycle<'a> {
+        let templater = Arc::new(Templater::new(
+            engine.renderer.clone(),
+            Dialect::Jinja,
+            Vec::new(),
+            None,
+        ));
         Cycle {
             engine,
             claim,

@@ -26,7 +26,8 @@ impl SandboxJs {
 
 impl JsEval for SandboxJs {
     fn eval_js(&self, code: &str, timeout: Duration) -> Result<String, String> {
-        let handle = Handle::try_current().map_err(|_| "JavaScript evaluation needs the engine runtime".to_string())?;
+        let handle = Handle::try_current()
+            .map_err(|_| "JavaScript evaluation needs the engine runtime".to_string())?;
         let fut = self.pool.eval_js(code, timeout);
         match handle.runtime_flavor() {
             RuntimeFlavor::CurrentThread => {

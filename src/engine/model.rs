@@ -29,7 +29,12 @@ pub struct StepDef {
 
 impl StepDef {
     pub fn new(step: Step) -> StepDef {
-        StepDef { step, item: None, parent: None, children_steps: Vec::new() }
+        StepDef {
+            step,
+            item: None,
+            parent: None,
+            children_steps: Vec::new(),
+        }
     }
 }
 

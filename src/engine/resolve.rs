@@ -40,7 +40,9 @@ fn ancestors_final(res: &RunResolution, step: &str) -> bool {
     let mut seen: HashSet<&str> = HashSet::new();
     let mut stack: Vec<&str> = vec![step];
     while let Some(name) = stack.pop() {
-        let Some(s) = res.steps.get(name) else { continue };
+        let Some(s) = res.steps.get(name) else {
+            continue;
+        };
         for dep in &s.def.step.dependencies {
             let parent = dep.split_once(':').map_or(dep.as_str(), |(p, _)| p);
             if !seen.insert(parent) {
@@ -91,7 +93,12 @@ pub fn available_steps(res: &RunResolution, executed: &HashSet<String>) -> Vec<S
         if !s.state.is_runnable() || executed.contains(name) {
             continue;
         }
-        if s.def.step.dependencies.iter().all(|d| dependency_met(res, name, d)) {
+        if s.def
+            .step
+            .dependencies
+            .iter()
+            .all(|d| dependency_met(res, name, d))
+        {
             available.push(name.clone());
             if s.is_foreach() {
                 loops.push(name);
@@ -116,13 +123,19 @@ pub fn prune_steps(res: &mut RunResolution, modified: &mut HashSet<String>) {
     let mut queue: Vec<String> = modified.iter().cloned().collect();
     queue.sort();
     while let Some(name) = queue.pop() {
-        let Some(state) = res.state_of(&name).cloned() else { continue };
+        let Some(state) = res.state_of(&name).cloned() else {
+            continue;
+        };
         if !state.is_final() {
             continue;
         }
-        let Some(children) = index.get(&name) else { continue };
+        let Some(children) = index.get(&name) else {
+            continue;
+        };
         for child in children {
-            let Some(c) = res.steps.get(child) else { continue };
+            let Some(c) = res.steps.get(child) else {
+                continue;
+            };
             if c.state == StepState::Prune {
                 continue;
             }
@@ -159,9 +172,10 @@ pub fn end_state(res: &RunResolution, shutting_down: bool) -> ResolutionState {
         let candidate = match &s.state {
             StepState::ClientError => Some(ResolutionState::BlockedBadRequest),
             StepState::FatalError => Some(ResolutionState::BlockedFatal),
-            StepState::ServerError | StepState::ToRetry | StepState::AfterrunError | StepState::RetryNow => {
-                Some(ResolutionState::Error)
-            }
+            StepState::ServerError
+            | StepState::ToRetry
+            | StepState::AfterrunError
+            | StepState::RetryNow => Some(ResolutionState::Error),
             StepState::Running | StepState::Crashed => Some(ResolutionState::Crashed),
             StepState::Waiting => Some(ResolutionState::Waiting),
             StepState::Todo | StepState::Expanded => Some(if shutting_down {
@@ -202,7 +216,10 @@ mod tests {
     use crate::template::model::Step;
 
     fn step(deps: &[&str]) -> Step {
-        Step { dependencies: deps.iter().map(|d| d.to_string()).collect(), ..Default::default() }
+        Step {
+            dependencies: deps.iter().map(|d| d.to_string()).collect(),
+            ..Default::default()
+        }
     }
 
     fn res(steps: &[(&str, &[&str])]) -> RunResolution {
@@ -213,13 +230,21 @@ mod tests {
             run_count: 1,
             run_max: 100,
             next_retry: None,
-            steps: steps.iter().map(|(n, d)| (n.to_string(), RunStep::new(*n, step(d)))).collect(),
+            steps: steps
+                .iter()
+                .map(|(n, d)| (n.to_string(), RunStep::new(*n, step(d))))
+                .collect(),
         }
     }
 
     #[test]
     fn only_steps_with_met_dependencies_are_available() {
-        let mut r = res(&[("a", &[]), ("b", &["a"]), ("c", &["a:ANY"]), ("d", &["b", "c"])]);
+        let mut r = res(&[
+            ("a", &[]),
+            ("b", &["a"]),
+            ("c", &["a:ANY"]),
+            ("d", &["b", "c"]),
+        ]);
         let none = HashSet::new();
         assert_eq!(available_steps(&r, &none), ["a"]);
         r.set_state("a", StepState::Done);
@@ -255,7 +280,11 @@ mod tests {
         prune_steps(&mut r, &mut modified);
         assert_eq!(r.state_of("b"), Some(&StepState::Prune));
         assert_eq!(r.state_of("c"), Some(&StepState::Prune));
-        assert_eq!(r.state_of("d"), Some(&StepState::Todo), "ANY dependents are never pruned");
+        assert_eq!(
+            r.state_of("d"),
+            Some(&StepState::Todo),
+            "ANY dependents are never pruned"
+        );
         assert_eq!(r.state_of("e"), Some(&StepState::Todo));
         assert!(modified.contains("b") && modified.contains("c"));
         assert_eq!(available_steps(&r, &HashSet::new()), ["d", "e"]);
@@ -347,7 +376,18 @@ mod tests {
                 next_retry: None,
                 steps: steps
                     .iter()
-                    .map(|(n, d)| (n.clone(), RunStep::new(n.clone(), Step { dependencies: d.clone(), ..Default::default() })))
+                    .map(|(n, d)| {
+                        (
+                            n.clone(),
+                            RunStep::new(
+                                n.clone(),
+                                Step {
+                                    dependencies: d.clone(),
+                                    ..Default::default()
+                                },
+                            ),
+                        )
+                    })
                     .collect(),
             };
             let mut executed = HashSet::new();
@@ -379,7 +419,11 @@ mod tests {
             for (name, s) in &r.steps {
                 if s.state == StepState::Todo {
                     assert!(
-                        !s.def.step.dependencies.iter().all(|d| dependency_met(&r, name, d)),
+                        !s.def
+                            .step
+                            .dependencies
+                            .iter()
+                            .all(|d| dependency_met(&r, name, d)),
                         "{name} left TODO with its dependencies met"
                     );
                 }

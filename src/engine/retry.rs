@@ -38,7 +38,10 @@ pub fn delay(pattern: &RetryPattern, try_count: i32) -> Duration {
 
 /// True for the states that make a resolution retry automatically.
 pub fn is_retriable(state: &StepState) -> bool {
-    matches!(state, StepState::ServerError | StepState::ToRetry | StepState::AfterrunError)
+    matches!(
+        state,
+        StepState::ServerError | StepState::ToRetry | StepState::AfterrunError
+    )
 }
 
 /// The delay before the next automatic run of `res`.
@@ -58,7 +61,10 @@ mod tests {
     #[test]
     fn utask_delays() {
         assert_eq!(delay(&RetryPattern::Seconds, 1), Duration::from_secs(10));
-        assert_eq!(delay(&RetryPattern::Seconds, 2), Duration::from_secs_f64(12.5));
+        assert_eq!(
+            delay(&RetryPattern::Seconds, 2),
+            Duration::from_secs_f64(12.5)
+        );
         assert_eq!(delay(&RetryPattern::Seconds, 40), SECONDS_CAP);
         assert_eq!(delay(&RetryPattern::Minutes, 1), Duration::from_secs(96));
         assert_eq!(delay(&RetryPattern::Minutes, 100), MINUTES_CAP);

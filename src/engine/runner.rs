@@ -29,7 +29,11 @@ pub struct RunnerSettings {
 
 impl Default for RunnerSettings {
     fn default() -> Self {
-        RunnerSettings { max_concurrent: 100, poll_interval: Duration::from_secs(1), batch: 20 }
+        RunnerSettings {
+            max_concurrent: 100,
+            poll_interval: Duration::from_secs(1),
+            batch: 20,
+        }
     }
 }
 
@@ -49,8 +53,20 @@ impl Runner {
         let notify = Arc::new(Notify::new());
         let listener = tokio::spawn(listen(engine.clone(), notify.clone(), cancel.clone()));
         let slots = Arc::new(Semaphore::new(settings.max_concurrent.max(1)));
-        let main = tokio::spawn(claim_loop(engine, settings.clone(), notify, slots.clone(), cancel.clone()));
-        Runner { cancel, main, listener, slots, max: settings.max_concurrent.max(1) }
+        let main = tokio::spawn(claim_loop(
+            engine,
+            settings.clone(),
+            notify,
+            slots.clone(),
+            cancel.clone(),
+        ));
+        Runner {
+            cancel,
+            main,
+            listener,
+            slots,
+            max: settings.max_concurrent.max(1),
+        }
     }
 
     /// Stops claiming, waits up to `grace` for running cycles.
@@ -58,7 +74,10 @@ impl Runner {
         self.cancel.cancel();
         let _ = self.main.await;
         self.listener.abort();
-        if tokio::time::timeout(grace, self.slots.acquire_many(self.max as u32)).await.is_err() {
+        if tokio::time::timeout(grace, self.slots.acquire_many(self.max as u32))
+            .await
+            .is_err()
+        {
             tracing::warn!("cycles still running after the shutdown grace period");
         }
     }
@@ -66,7 +85,8 @@ impl Runner {
 
 async fn listen(engine: Engine, notify: Arc<Notify>, cancel: CancellationToken) {
     loop {
-        let mut listener = match sqlx::postgres::PgListener::connect_with(&engine.store.pool).await {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&engine.store.pool).await
+        {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(error = %e, "LISTEN connection failed; polling only until it is back");
@@ -116,21 +136,30 @@ async fn claim_loop(
             continue;
         }
         let want = (free as i64).min(settings.batch);
-        let claims = match store_res::claim_due(&engine.store, engine.instance, want, engine.settings.lease).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "claiming resolutions failed");
-                Vec::new()
-            }
-        };
+        let claims =
+            match store_res::claim_due(&engine.store, engine.instance, want, engine.settings.lease)
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming resolutions failed");
+                    Vec::new()
+                }
+            };
         let got = claims.len() as i64;
         for (claim, previous) in claims {
-            let Ok(permit) = slots.clone().acquire_owned().await else { return };
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
             let engine = engine.clone();
             tokio::spawn(async move {
                 match engine.run_claimed(claim, previous).await {
-                    Ok(state) => tracing::debug!(resolution = %claim.resolution, ?state, "cycle done"),
-                    Err(e) => tracing::warn!(resolution = %claim.resolution, error = %e, "cycle failed"),
+                    Ok(state) => {
+                        tracing::debug!(resolution = %claim.resolution, ?state, "cycle done")
+                    }
+                    Err(e) => {
+                        tracing::warn!(resolution = %claim.resolution, error = %e, "cycle failed")
+                    }
                 }
                 drop(permit);
             });

@@ -105,7 +105,12 @@ pub fn function_dialect(f: &Function) -> Dialect {
 }
 
 /// Renders everything that happens before the action (blocking: may evaluate JS).
-fn prepare(env: &StepEnv, res: &RunResolution, step: &RunStep, hook: Option<Value>) -> Result<Prepared, String> {
+fn prepare(
+    env: &StepEnv,
+    res: &RunResolution,
+    step: &RunStep,
+    hook: Option<Value>,
+) -> Result<Prepared, String> {
     let t = &env.templater;
     fn scope<'a>(step: &'a RunStep, hook: Option<&'a Value>, args: Option<&'a Value>) -> Scope<'a> {
         Scope {
@@ -136,7 +141,11 @@ fn prepare(env: &StepEnv, res: &RunResolution, step: &RunStep, hook: Option<Valu
     if let Some(c) = &chain.cycle {
         return Err(format!("function `{c}` calls itself"));
     }
-    let mut layers = vec![Layer { exec: &step.def.step.action, args: None, dialect: t.dialect() }];
+    let mut layers = vec![Layer {
+        exec: &step.def.step.action,
+        args: None,
+        dialect: t.dialect(),
+    }];
     for f in &chain.functions {
         let args = config.clone();
         let dialect = function_dialect(f);
@@ -144,16 +153,31 @@ fn prepare(env: &StepEnv, res: &RunResolution, step: &RunStep, hook: Option<Valu
         let ev = t.evaluator(&ctx);
         config = t
             .render_value_in(dialect, &f.action.configuration, &ctx, &ev, false)
-            .map_err(|e| format!("failed to template configuration of function {}: {e}", f.name))?;
-        layers.push(Layer { exec: &f.action, args: Some(args), dialect });
+            .map_err(|e| {
+                format!(
+                    "failed to template configuration of function {}: {e}",
+                    f.name
+                )
+            })?;
+        layers.push(Layer {
+            exec: &f.action,
+            args: Some(args),
+            dialect,
+        });
     }
     // merge formats are rendered before the action, template formats after it
     let mut outputs = Vec::new();
     for layer in layers.iter().rev() {
-        let Some(spec) = &layer.exec.output else { continue };
+        let Some(spec) = &layer.exec.output else {
+            continue;
+        };
         let format = match spec.strategy {
             OutputStrategy::Merge => {
-                let ctx = values::context(&env.base, res, &scope(step, hook.as_ref(), layer.args.as_ref()));
+                let ctx = values::context(
+                    &env.base,
+                    res,
+                    &scope(step, hook.as_ref(), layer.args.as_ref()),
+                );
                 let ev = t.evaluator(&ctx);
                 let f = t
                     .render_value_in(layer.dialect, &spec.format, &ctx, &ev, false)
@@ -165,9 +189,19 @@ fn prepare(env: &StepEnv, res: &RunResolution, step: &RunStep, hook: Option<Valu
             }
             _ => spec.format.clone(),
         };
-        outputs.push((spec.strategy.clone(), format, layer.args.clone(), layer.dialect));
+        outputs.push((
+            spec.strategy.clone(),
+            format,
+            layer.args.clone(),
+            layer.dialect,
+        ));
     }
-    Ok(Prepared { final_type: chain.final_type, config, outputs, pre_hook: hook })
+    Ok(Prepared {
+        final_type: chain.final_type,
+        config,
+        outputs,
+        pre_hook: hook,
+    })
 }
 
 /// Applies the output strategies (innermost first); template formats render here.
@@ -182,7 +216,11 @@ fn post_process(
     for (strategy, format, args, dialect) in &prepared.outputs {
         match strategy {
             OutputStrategy::Merge => {
-                let base = if format.is_null() { Value::Object(Map::new()) } else { format.clone() };
+                let base = if format.is_null() {
+                    Value::Object(Map::new())
+                } else {
+                    format.clone()
+                };
                 result.output = Some(match &result.output {
                     Some(o) => merge(&base, o),
                     None => base,
@@ -214,12 +252,22 @@ fn post_process(
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| format!("internal error while rendering: {e}"))
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("internal error while rendering: {e}"))
 }
 
-async fn run_action(env: &StepEnv, step: &RunStep, action_type: &str, config: Value, timeout: Option<Duration>) -> ActionResult {
+async fn run_action(
+    env: &StepEnv,
+    step: &RunStep,
+    action_type: &str,
+    config: Value,
+    timeout: Option<Duration>,
+) -> ActionResult {
     let Some(action) = env.actions.get(action_type) else {
-        return ActionResult::err(ActionError::Fatal(format!("unknown action type `{action_type}`")));
+        return ActionResult::err(ActionError::Fatal(format!(
+            "unknown action type `{action_type}`"
+        )));
     };
     let req = ActionRequest {
         step_name: step.name.clone(),
@@ -270,7 +318,11 @@ pub async fn execute(env: StepEnv, res: Arc<RunResolution>, mut step: RunStep) -
             let ctx = values::context(
                 &e.base,
                 &r,
-                &Scope { this: Some(s.name.as_str()), iterator: s.def.item.as_ref(), ..Default::default() },
+                &Scope {
+                    this: Some(s.name.as_str()),
+                    iterator: s.def.item.as_ref(),
+                    ..Default::default()
+                },
             );
             let ev = e.templater.evaluator(&ctx);
             e.templater
@@ -293,19 +345,32 @@ pub async fn execute(env: StepEnv, res: Arc<RunResolution>, mut step: RunStep) -
         hook_value = Some(Value::Object(m));
     }
     let (e, r, s) = (env.clone(), res.clone(), step.clone());
-    let prepared = match blocking(move || prepare(&e, &r, &s, hook_value)).await.and_then(|p| p) {
+    let prepared = match blocking(move || prepare(&e, &r, &s, hook_value))
+        .await
+        .and_then(|p| p)
+    {
         Ok(p) => Arc::new(p),
         Err(msg) => return fatal(step, msg),
     };
     let timeout = step.def.step.timeout().or(env.default_timeout);
-    let mut result = run_action(&env, &step, &prepared.final_type, prepared.config.clone(), timeout).await;
+    let mut result = run_action(
+        &env,
+        &step,
+        &prepared.final_type,
+        prepared.config.clone(),
+        timeout,
+    )
+    .await;
     let timed_out = matches!(&result.error, Some(ActionError::Server(m)) if m.starts_with("step timed out after"));
     step.try_count += 1;
     step.last_run = Some(chrono::Utc::now());
     if !prepared.outputs.is_empty() {
         let (e, r, s, p) = (env.clone(), res.clone(), step.clone(), prepared.clone());
         let taken = std::mem::take(&mut result);
-        match blocking(move || post_process(&e, &r, &s, &p, taken)).await.and_then(|x| x) {
+        match blocking(move || post_process(&e, &r, &s, &p, taken))
+            .await
+            .and_then(|x| x)
+        {
             Ok(r) => result = r,
             Err(msg) => return fatal(step, msg),
         }
@@ -352,7 +417,10 @@ mod tests {
     fn merge_is_deep_and_over_wins() {
         let base = json!({"a": 1, "n": {"x": 1, "y": 2}, "l": [1]});
         let over = json!({"a": 2, "n": {"y": 3}, "l": [2, 3], "z": null});
-        assert_eq!(merge(&base, &over), json!({"a": 2, "n": {"x": 1, "y": 3}, "l": [2, 3], "z": null}));
+        assert_eq!(
+            merge(&base, &over),
+            json!({"a": 2, "n": {"x": 1, "y": 3}, "l": [2, 3], "z": null})
+        );
         assert_eq!(merge(&json!({"a": 1}), &Value::Null), json!({"a": 1}));
     }
 }

@@ -76,7 +76,12 @@ impl Templater {
     }
 
     /// Renders one string in the template's dialect (plain text is returned as is).
-    pub fn render_str(&self, src: &str, ctx: &Value, evaluator: &Evaluator<'_>) -> Result<String, String> {
+    pub fn render_str(
+        &self,
+        src: &str,
+        ctx: &Value,
+        evaluator: &Evaluator<'_>,
+    ) -> Result<String, String> {
         self.render_str_in(self.dialect, src, ctx, evaluator)
     }
 
@@ -92,14 +97,26 @@ impl Templater {
             return Ok(src.to_string());
         }
         let jinja = self.jinja_source(dialect, src)?;
-        self.renderer.render(&jinja, ctx, Some(evaluator)).map_err(|e| {
-            let m = e.to_string();
-            if m.starts_with("Templating error") { m } else { format!("Templating error: template: {m}") }
-        })
+        self.renderer
+            .render(&jinja, ctx, Some(evaluator))
+            .map_err(|e| {
+                let m = e.to_string();
+                if m.starts_with("Templating error") {
+                    m
+                } else {
+                    format!("Templating error: template: {m}")
+                }
+            })
     }
 
     /// Renders every string leaf of `v` in the template's dialect (map keys too when `keys`).
-    pub fn render_value(&self, v: &Value, ctx: &Value, evaluator: &Evaluator<'_>, keys: bool) -> Result<Value, String> {
+    pub fn render_value(
+        &self,
+        v: &Value,
+        ctx: &Value,
+        evaluator: &Evaluator<'_>,
+        keys: bool,
+    ) -> Result<Value, String> {
         self.render_value_in(self.dialect, v, ctx, evaluator, keys)
     }
 
@@ -122,7 +139,11 @@ impl Templater {
             Value::Object(m) => {
                 let mut out = Map::new();
                 for (k, x) in m {
-                    let k = if keys { self.render_str_in(dialect, k, ctx, evaluator)? } else { k.clone() };
+                    let k = if keys {
+                        self.render_str_in(dialect, k, ctx, evaluator)?
+                    } else {
+                        k.clone()
+                    };
                     out.insert(k, self.render_value_in(dialect, x, ctx, evaluator, keys)?);
                 }
                 Value::Object(out)
@@ -133,7 +154,11 @@ impl Templater {
 
     /// An evaluator bound to one render context.
     pub fn evaluator<'a>(&'a self, ctx: &'a Value) -> Evaluator<'a> {
-        Evaluator { templater: self, ctx, depth: Mutex::new(0) }
+        Evaluator {
+            templater: self,
+            ctx,
+            depth: Mutex::new(0),
+        }
     }
 }
 
@@ -153,7 +178,10 @@ impl Evaluator<'_> {
             .find(|v| v.name == name)
             .ok_or_else(|| format!("unknown variable `{name}`"))?;
         {
-            let mut d = self.depth.lock().map_err(|_| "variable evaluation poisoned".to_string())?;
+            let mut d = self
+                .depth
+                .lock()
+                .map_err(|_| "variable evaluation poisoned".to_string())?;
             if *d >= MAX_EVAL_DEPTH {
                 return Err(format!("variable `{name}`: evaluation nested too deeply"));
             }
@@ -162,18 +190,18 @@ impl Evaluator<'_> {
         let result = (|| {
             if let Some(expr) = var.expression() {
                 let code = self.templater.render_str(expr, self.ctx, self)?;
-                let js = self
-                    .templater
-                    .js
-                    .as_ref()
-                    .ok_or_else(|| format!("variable `{name}`: JavaScript evaluation is not available"))?;
+                let js = self.templater.js.as_ref().ok_or_else(|| {
+                    format!("variable `{name}`: JavaScript evaluation is not available")
+                })?;
                 let out = js
                     .eval_js(&code, var.expression_timeout())
                     .map_err(|e| format!("variable `{name}`: {e}"))?;
                 return Ok(Value::String(out));
             }
             match &var.value {
-                Some(Value::String(s)) => Ok(Value::String(self.templater.render_str(s, self.ctx, self)?)),
+                Some(Value::String(s)) => {
+                    Ok(Value::String(self.templater.render_str(s, self.ctx, self)?))
+                }
                 Some(v) => Ok(v.clone()),
                 None => Ok(Value::Null),
             }

@@ -82,8 +82,16 @@ pub fn context(base: &BaseValues, res: &RunResolution, scope: &Scope<'_>) -> Val
 pub fn this_with_output(s: &RunStep, output: &Option<Value>, metadata: &Option<Value>) -> Value {
     let mut e = step_entry(s);
     if let Value::Object(m) = &mut e {
-        m.insert("output".into(), output.clone().unwrap_or_else(|| Value::Object(Map::new())));
-        m.insert("metadata".into(), metadata.clone().unwrap_or_else(|| Value::Object(Map::new())));
+        m.insert(
+            "output".into(),
+            output.clone().unwrap_or_else(|| Value::Object(Map::new())),
+        );
+        m.insert(
+            "metadata".into(),
+            metadata
+                .clone()
+                .unwrap_or_else(|| Value::Object(Map::new())),
+        );
     }
     e
 }

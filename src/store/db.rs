@@ -27,7 +27,10 @@ pub struct PoolSettings {
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        PoolSettings { max_connections: 20, acquire_timeout: Duration::from_secs(10) }
+        PoolSettings {
+            max_connections: 20,
+            acquire_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -38,7 +41,10 @@ pub fn options_from_url(url: &str) -> Result<PgConnectOptions, StoreError> {
 
 /// Opens a pool. Every connection sets `application_name` and a statement timeout guard for
 /// idle transactions, so a stuck client can never hold row locks for long.
-pub async fn connect(options: PgConnectOptions, settings: &PoolSettings) -> Result<PgPool, StoreError> {
+pub async fn connect(
+    options: PgConnectOptions,
+    settings: &PoolSettings,
+) -> Result<PgPool, StoreError> {
     let options = options.application_name("mutask").options([
         ("idle_in_transaction_session_timeout", "60s"),
         ("lock_timeout", "30s"),
@@ -54,7 +60,10 @@ pub async fn connect(options: PgConnectOptions, settings: &PoolSettings) -> Resu
 /// Applies pending migrations, serialized across instances by an advisory lock.
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     let mut conn = pool.acquire().await?;
-    sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *conn)
+        .await?;
     let result = MIGRATOR.run(&mut *conn).await;
     let unlock = sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(MIGRATION_LOCK)
@@ -68,11 +77,10 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 /// True when every embedded migration is applied (readiness).
 pub async fn migrations_applied(pool: &PgPool) -> Result<bool, StoreError> {
     let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    let applied: Option<i64> = sqlx::query_scalar(
-        "SELECT max(version) FROM _sqlx_migrations WHERE success",
-    )
-    .fetch_one(pool)
-    .await?;
+    let applied: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await?;
     Ok(applied.unwrap_or(0) >= latest)
 }
 

@@ -1230,10 +1230,17 @@ mod tests {
         );
         if pg15.join("initdb").exists() {
             let message = explicit.unwrap_err().to_string();
-            assert!(message.contains("/nonexistent/pg/bin (MUTASK_PG_BIN_DIR)"), "{message}");
+            assert!(
+                message.contains("/nonexistent/pg/bin (MUTASK_PG_BIN_DIR)"),
+                "{message}"
+            );
         }
-        let err = find_binaries_in(None, Some(OsStr::new("")), &["/nonexistent/lib/postgresql/*/bin"])
-            .unwrap_err();
+        let err = find_binaries_in(
+            None,
+            Some(OsStr::new("")),
+            &["/nonexistent/lib/postgresql/*/bin"],
+        )
+        .unwrap_err();
         assert!(matches!(err, EmbeddedError::NoBinaries { .. }), "{err:?}");
         let message = err.to_string();
         for needle in [

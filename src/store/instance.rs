@@ -10,15 +10,19 @@ use super::{Store, StoreError};
 
 /// Registers this process.
 pub async fn register(store: &Store, id: InstanceId, role: &str) -> Result<(), StoreError> {
-    let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
-    sqlx::query("INSERT INTO instance (id, hostname, pid, version, role) VALUES ($1, $2, $3, $4, $5)")
-        .bind(id)
-        .bind(host)
-        .bind(std::process::id() as i32)
-        .bind(env!("CARGO_PKG_VERSION"))
-        .bind(role)
-        .execute(&store.pool)
-        .await?;
+    let host = hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO instance (id, hostname, pid, version, role) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(host)
+    .bind(std::process::id() as i32)
+    .bind(env!("CARGO_PKG_VERSION"))
+    .bind(role)
+    .execute(&store.pool)
+    .await?;
     Ok(())
 }
 
@@ -37,7 +41,10 @@ pub async fn heartbeat(store: &Store, id: InstanceId, role: &str) -> Result<(), 
 
 /// Removes this instance's row (clean shutdown).
 pub async fn deregister(store: &Store, id: InstanceId) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM instance WHERE id = $1").bind(id).execute(&store.pool).await?;
+    sqlx::query("DELETE FROM instance WHERE id = $1")
+        .bind(id)
+        .execute(&store.pool)
+        .await?;
     Ok(())
 }
 

@@ -8,7 +8,12 @@ use super::{Store, StoreError};
 
 /// Records the configured key ids as seen now.
 pub async fn record_configured(store: &Store) -> Result<(), StoreError> {
-    let ids: Vec<String> = store.keys.key_ids().into_iter().map(str::to_string).collect();
+    let ids: Vec<String> = store
+        .keys
+        .key_ids()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     sqlx::query(
         "INSERT INTO encryption_key (id) SELECT unnest($1::text[])
          ON CONFLICT (id) DO UPDATE SET last_seen = now()",
@@ -21,7 +26,12 @@ pub async fn record_configured(store: &Store) -> Result<(), StoreError> {
 
 /// Key ids that sealed at least one stored task input but are not configured.
 pub async fn missing_in_use(store: &Store) -> Result<Vec<String>, StoreError> {
-    let ids: Vec<String> = store.keys.key_ids().into_iter().map(str::to_string).collect();
+    let ids: Vec<String> = store
+        .keys
+        .key_ids()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     // header: [version][id length][id bytes]…
     let rows: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT convert_from(substring(input_enc FROM 3 FOR get_byte(input_enc, 1)), 'UTF8')

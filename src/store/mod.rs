@@ -6,6 +6,7 @@
 //! transactions are short and never span an action's execution; state changes are guarded
 //! UPDATEs that name the expected state (house rule 1).
 
+pub mod callback;
 pub mod comment;
 pub mod db;
 pub mod embedded;

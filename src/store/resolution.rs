@@ -48,7 +48,11 @@ pub async fn insert(
 ) -> Result<(), StoreError> {
     let row = r.id.to_string();
     let resolver_input_enc = keys.seal_json(
-        Aad { table: "resolution", column: "resolver_input_enc", row: &row },
+        Aad {
+            table: "resolution",
+            column: "resolver_input_enc",
+            row: &row,
+        },
         &r.resolver_input,
     )?;
     sqlx::query(
@@ -74,7 +78,11 @@ pub async fn insert(
     for (i, s) in r.steps.iter().enumerate() {
         let srow = step_row(r.id, &s.name);
         defs.push(keys.seal_json(
-            Aad { table: "step", column: "definition_enc", row: &srow },
+            Aad {
+                table: "step",
+                column: "definition_enc",
+                row: &srow,
+            },
             &s.definition,
         )?);
         names.push(s.name.clone());
@@ -152,14 +160,21 @@ type ResolutionRow = (
 fn open_resolution(keys: &KeyRing, r: ResolutionRow) -> Result<ResolutionRecord, StoreError> {
     let row = r.0.to_string();
     let resolver_input = keys.open_json(
-        Aad { table: "resolution", column: "resolver_input_enc", row: &row },
+        Aad {
+            table: "resolution",
+            column: "resolver_input_enc",
+            row: &row,
+        },
         &r.12,
     )?;
     Ok(ResolutionRecord {
         id: r.0,
         task_id: r.1,
         resolver_username: r.2,
-        state: r.3.parse().map_err(|e| StoreError::Corrupt(format!("resolution {row}: {e}")))?,
+        state: r
+            .3
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("resolution {row}: {e}")))?,
         owner_instance: r.4,
         claim_attempt: r.5,
         created: r.6,
@@ -180,28 +195,52 @@ macro_rules! resolution_columns {
 }
 
 /// One resolution by id.
-pub async fn get(store: &super::Store, id: ResolutionId) -> Result<Option<ResolutionRecord>, StoreError> {
-    let row: Option<ResolutionRow> =
-        sqlx::query_as(concat!("SELECT ", resolution_columns!(), " FROM resolution WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&store.pool)
-            .await?;
+pub async fn get(
+    store: &super::Store,
+    id: ResolutionId,
+) -> Result<Option<ResolutionRecord>, StoreError> {
+    let row: Option<ResolutionRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        resolution_columns!(),
+        " FROM resolution WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&store.pool)
+    .await?;
     row.map(|r| open_resolution(&store.keys, r)).transpose()
 }
 
 /// The resolution of a task.
-pub async fn get_by_task(store: &super::Store, task: TaskId) -> Result<Option<ResolutionRecord>, StoreError> {
-    let row: Option<ResolutionRow> =
-        sqlx::query_as(concat!("SELECT ", resolution_columns!(), " FROM resolution WHERE task_id = $1"))
-            .bind(task)
-            .fetch_optional(&store.pool)
-            .await?;
+pub async fn get_by_task(
+    store: &super::Store,
+    task: TaskId,
+) -> Result<Option<ResolutionRecord>, StoreError> {
+    let row: Option<ResolutionRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        resolution_columns!(),
+        " FROM resolution WHERE task_id = $1"
+    ))
+    .bind(task)
+    .fetch_optional(&store.pool)
+    .await?;
     row.map(|r| open_resolution(&store.keys, r)).transpose()
 }
 
-fn open_opt(keys: &KeyRing, column: &str, row: &str, v: Option<Vec<u8>>) -> Result<Option<Value>, StoreError> {
+fn open_opt(
+    keys: &KeyRing,
+    column: &str,
+    row: &str,
+    v: Option<Vec<u8>>,
+) -> Result<Option<Value>, StoreError> {
     match v {
-        Some(b) => Ok(Some(keys.open_json(Aad { table: "step", column, row }, &b)?)),
+        Some(b) => Ok(Some(keys.open_json(
+            Aad {
+                table: "step",
+                column,
+                row,
+            },
+            &b,
+        )?)),
         None => Ok(None),
     }
 }
@@ -233,8 +272,14 @@ pub async fn steps(store: &super::Store, id: ResolutionId) -> Result<Vec<StepRec
     rows.into_iter()
         .map(|r| {
             let srow = step_row(id, &r.0);
-            let definition =
-                keys.open_json(Aad { table: "step", column: "definition_enc", row: &srow }, &r.5)?;
+            let definition = keys.open_json(
+                Aad {
+                    table: "step",
+                    column: "definition_enc",
+                    row: &srow,
+                },
+                &r.5,
+            )?;
             let error = match open_opt(keys, "error_enc", &srow, r.8)? {
                 Some(Value::String(s)) => Some(s),
                 Some(other) => Some(other.to_string()),
@@ -298,7 +343,14 @@ pub async fn start_cycle(
         let previous = previous
             .parse()
             .map_err(|e| StoreError::Corrupt(format!("resolution {id}: {e}")))?;
-        return Ok(Ok((Claim { resolution: id, owner, attempt }, previous)));
+        return Ok(Ok((
+            Claim {
+                resolution: id,
+                owner,
+                attempt,
+            },
+            previous,
+        )));
     }
     let state: Option<String> = sqlx::query_scalar("SELECT state FROM resolution WHERE id = $1")
         .bind(id)
@@ -345,9 +397,21 @@ async fn check_claim(conn: &mut PgConnection, claim: &Claim) -> Result<bool, Sto
     Ok(ok.is_some())
 }
 
-fn seal_opt(keys: &KeyRing, column: &str, row: &str, v: &Option<Value>) -> Result<Option<Vec<u8>>, StoreError> {
+fn seal_opt(
+    keys: &KeyRing,
+    column: &str,
+    row: &str,
+    v: &Option<Value>,
+) -> Result<Option<Vec<u8>>, StoreError> {
     match v {
-        Some(v) => Ok(Some(keys.seal_json(Aad { table: "step", column, row }, v)?)),
+        Some(v) => Ok(Some(keys.seal_json(
+            Aad {
+                table: "step",
+                column,
+                row,
+            },
+            v,
+        )?)),
         None => Ok(None),
     }
 }
@@ -395,7 +459,14 @@ async fn write_steps_in(
     }
     for s in steps {
         let row = step_row(id, &s.name);
-        let def = keys.seal_json(Aad { table: "step", column: "definition_enc", row: &row }, &s.definition)?;
+        let def = keys.seal_json(
+            Aad {
+                table: "step",
+                column: "definition_enc",
+                row: &row,
+            },
+            &s.definition,
+        )?;
         let error = s.error.as_ref().map(|e| Value::String(e.clone()));
         sqlx::query(
             "INSERT INTO step (resolution_id, name, position, state, try_count, last_run, definition_enc,
@@ -464,7 +535,11 @@ pub async fn end_cycle(
         .await?;
     let result_enc = match &end.task_result {
         Some(r) => Some(store.keys.seal_json(
-            Aad { table: "task", column: "result_enc", row: &task_id.to_string() },
+            Aad {
+                table: "task",
+                column: "result_enc",
+                row: &task_id.to_string(),
+            },
             r,
         )?),
         None => None,
@@ -492,7 +567,10 @@ pub async fn end_cycle(
 /// resolution's `next_retry` becomes now (only ever moved earlier) when the parent task is
 /// BLOCKED, RUNNING or WAITING and its resolution is not CRASHED or PAUSED; for a batch child
 /// only once no sibling of the batch is still unfinished. Notifies the claimers.
-pub async fn wake_parent(conn: &mut PgConnection, child: TaskId) -> Result<Vec<ResolutionId>, StoreError> {
+pub async fn wake_parent(
+    conn: &mut PgConnection,
+    child: TaskId,
+) -> Result<Vec<ResolutionId>, StoreError> {
     let woken: Vec<ResolutionId> = sqlx::query_scalar(
         "UPDATE resolution r
             SET next_retry = CASE WHEN r.next_retry IS NULL OR r.next_retry > now() THEN now() ELSE r.next_retry END,
@@ -536,12 +614,18 @@ pub async fn set_task_state_for(
 }
 
 /// Test and operator helper: forces a resolution state (no ownership check).
-pub async fn force_state(store: &super::Store, id: ResolutionId, state: ResolutionState) -> Result<(), StoreError> {
-    sqlx::query("UPDATE resolution SET state = $2, owner_instance = NULL, updated = now() WHERE id = $1")
-        .bind(id)
-        .bind(state.as_str())
-        .execute(&store.pool)
-        .await?;
+pub async fn force_state(
+    store: &super::Store,
+    id: ResolutionId,
+    state: ResolutionState,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE resolution SET state = $2, owner_instance = NULL, updated = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(state.as_str())
+    .execute(&store.pool)
+    .await?;
     Ok(())
 }
 
@@ -553,10 +637,11 @@ pub async fn replace_steps(
     removed: &[String],
 ) -> Result<(), StoreError> {
     let mut tx = store.pool.begin().await?;
-    let state: Option<String> = sqlx::query_scalar("SELECT state FROM resolution WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM resolution WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
     match state.as_deref() {
         None => return Err(StoreError::NotFound(format!("resolution {id}"))),
         Some("RUNNING") => return Err(StoreError::Conflict(format!("resolution {id} is running"))),
@@ -600,14 +685,27 @@ pub async fn claim_due(
     .await?;
     rows.into_iter()
         .map(|(id, attempt, prev)| {
-            let prev = prev.parse().map_err(|e| StoreError::Corrupt(format!("resolution {id}: {e}")))?;
-            Ok((Claim { resolution: id, owner, attempt }, prev))
+            let prev = prev
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("resolution {id}: {e}")))?;
+            Ok((
+                Claim {
+                    resolution: id,
+                    owner,
+                    attempt,
+                },
+                prev,
+            ))
         })
         .collect()
 }
 
 /// Extends the lease of a claim; false when the claim was lost.
-pub async fn extend_lease(store: &super::Store, claim: &Claim, lease: std::time::Duration) -> Result<bool, StoreError> {
+pub async fn extend_lease(
+    store: &super::Store,
+    claim: &Claim,
+    lease: std::time::Duration,
+) -> Result<bool, StoreError> {
     let n = sqlx::query(
         "UPDATE resolution SET lease_expires = now() + make_interval(secs => $4)
          WHERE id = $1 AND owner_instance = $2 AND claim_attempt = $3 AND state = 'RUNNING'",
@@ -624,14 +722,21 @@ pub async fn extend_lease(store: &super::Store, claim: &Claim, lease: std::time:
 
 /// Creates the resolution of an existing task (one per task) and notifies claimers when it is
 /// claimable at once.
-pub async fn create(store: &super::Store, task: TaskId, r: &NewResolution) -> Result<(), StoreError> {
+pub async fn create(
+    store: &super::Store,
+    task: TaskId,
+    r: &NewResolution,
+) -> Result<(), StoreError> {
     let mut tx = store.pool.begin().await?;
-    let exists: Option<ResolutionId> = sqlx::query_scalar("SELECT id FROM resolution WHERE task_id = $1")
-        .bind(task)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let exists: Option<ResolutionId> =
+        sqlx::query_scalar("SELECT id FROM resolution WHERE task_id = $1")
+            .bind(task)
+            .fetch_optional(&mut *tx)
+            .await?;
     if let Some(existing) = exists {
-        return Err(StoreError::Conflict(format!("task {task} already has resolution {existing}")));
+        return Err(StoreError::Conflict(format!(
+            "task {task} already has resolution {existing}"
+        )));
     }
     insert(&mut tx, &store.keys, task, r).await?;
     if r.state == ResolutionState::ToAutorun {

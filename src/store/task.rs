@@ -18,7 +18,11 @@ use super::{Store, StoreError, comment, resolution};
 pub const RESOLUTION_CHANNEL: &str = "mutask_resolution";
 
 fn aad<'a>(column: &'a str, row: &'a str) -> Aad<'a> {
-    Aad { table: "task", column, row }
+    Aad {
+        table: "task",
+        column,
+        row,
+    }
 }
 
 /// A task to insert.
@@ -106,11 +110,15 @@ impl TaskRow {
             Some(r) => Some(keys.open_json(aad("result_enc", &row), r)?),
             None => None,
         };
-        let state = self.state.parse().map_err(|e| StoreError::Corrupt(format!("task {row}: {e}")))?;
+        let state = self
+            .state
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("task {row}: {e}")))?;
         let resolution_state = match self.resolution_state {
-            Some(s) => {
-                Some(s.parse().map_err(|e| StoreError::Corrupt(format!("task {row}: {e}")))?)
-            }
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|e| StoreError::Corrupt(format!("task {row}: {e}")))?,
+            ),
             None => None,
         };
         Ok(TaskRecord {
@@ -142,7 +150,11 @@ impl TaskRow {
 }
 
 /// Inserts a task inside an open transaction.
-pub async fn insert(conn: &mut PgConnection, keys: &KeyRing, t: &NewTask) -> Result<(), StoreError> {
+pub async fn insert(
+    conn: &mut PgConnection,
+    keys: &KeyRing,
+    t: &NewTask,
+) -> Result<(), StoreError> {
     let row = t.id.to_string();
     let input_enc = keys.seal_json(aad("input_enc", &row), &t.input)?;
     let title_enc = keys.seal(aad("title_enc", &row), t.title.as_bytes())?;
@@ -212,19 +224,27 @@ macro_rules! select_task {
 
 /// One task by id.
 pub async fn get(store: &Store, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
-    let row: Option<TaskRow> = sqlx::query_as(concat!(select_task!(), " WHERE t.id = $1")).bind(id).fetch_optional(&store.pool).await?;
+    let row: Option<TaskRow> = sqlx::query_as(concat!(select_task!(), " WHERE t.id = $1"))
+        .bind(id)
+        .fetch_optional(&store.pool)
+        .await?;
     row.map(|r| r.open(&store.keys)).transpose()
 }
 
 /// Number of tasks (all states).
 pub async fn count(store: &Store) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM task").fetch_one(&store.pool).await?)
+    Ok(sqlx::query_scalar("SELECT count(*) FROM task")
+        .fetch_one(&store.pool)
+        .await?)
 }
 
 /// Creates an empty batch.
 pub async fn create_batch(store: &Store) -> Result<BatchId, StoreError> {
     let id = BatchId::new();
-    sqlx::query("INSERT INTO batch (id) VALUES ($1)").bind(id).execute(&store.pool).await?;
+    sqlx::query("INSERT INTO batch (id) VALUES ($1)")
+        .bind(id)
+        .execute(&store.pool)
+        .await?;
     Ok(id)
 }
 
@@ -241,8 +261,10 @@ pub async fn batch_progress(store: &Store, batch: BatchId) -> Result<(i64, i64),
 
 /// Ids of the tasks of a batch, oldest first.
 pub async fn batch_tasks(store: &Store, batch: BatchId) -> Result<Vec<TaskId>, StoreError> {
-    Ok(sqlx::query_scalar("SELECT id FROM task WHERE batch_id = $1 ORDER BY created, id")
-        .bind(batch)
-        .fetch_all(&store.pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT id FROM task WHERE batch_id = $1 ORDER BY created, id")
+            .bind(batch)
+            .fetch_all(&store.pool)
+            .await?,
+    )
 }

@@ -163,13 +163,19 @@ pub async fn list(store: &Store, include_hidden: bool) -> Result<Vec<TemplateRec
         columns!(),
         " FROM template WHERE ($1 OR NOT hidden) AND NOT archived ORDER BY name"
     );
-    Ok(sqlx::query_as(sql).bind(include_hidden).fetch_all(&store.pool).await?)
+    Ok(sqlx::query_as(sql)
+        .bind(include_hidden)
+        .fetch_all(&store.pool)
+        .await?)
 }
 
 /// One template by (normalized) name.
 pub async fn get(store: &Store, name: &str) -> Result<Option<TemplateRecord>, StoreError> {
     let sql = concat!("SELECT ", columns!(), " FROM template WHERE name = $1");
-    Ok(sqlx::query_as(sql).bind(name).fetch_optional(&store.pool).await?)
+    Ok(sqlx::query_as(sql)
+        .bind(name)
+        .fetch_optional(&store.pool)
+        .await?)
 }
 
 /// One past version of a template.
@@ -178,9 +184,11 @@ pub async fn get_version(
     name: &str,
     version: i32,
 ) -> Result<Option<(Value, String)>, StoreError> {
-    Ok(sqlx::query_as("SELECT definition, source FROM template_version WHERE name = $1 AND version = $2")
-        .bind(name)
-        .bind(version)
-        .fetch_optional(&store.pool)
-        .await?)
+    Ok(sqlx::query_as(
+        "SELECT definition, source FROM template_version WHERE name = $1 AND version = $2",
+    )
+    .bind(name)
+    .bind(version)
+    .fetch_optional(&store.pool)
+    .await?)
 }

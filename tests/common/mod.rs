@@ -42,9 +42,17 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Instance {
     let data = tempfile::tempdir().unwrap();
     let mut config = test_config(&db, data.path());
     tweak(&mut config);
-    let running = app::start(config, Role::All, false).await.expect("mutask starts");
+    let running = app::start(config, Role::All, false)
+        .await
+        .expect("mutask starts");
     let base = format!("http://{}", running.addr);
-    Instance { running, base, db, data, client: reqwest::Client::new() }
+    Instance {
+        running,
+        base,
+        db,
+        data,
+        client: reqwest::Client::new(),
+    }
 }
 
 impl Instance {
@@ -62,10 +70,19 @@ impl Instance {
             .unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
-    pub async fn post_raw(&self, user: &str, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+    pub async fn post_raw(
+        &self,
+        user: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
         let r = self
             .client
             .post(self.url(path))
@@ -77,11 +94,20 @@ impl Instance {
             .unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn post(&self, user: &str, path: &str, body: &Value) -> (u16, Value) {
-        self.post_raw(user, path, "application/json", serde_json::to_vec(body).unwrap()).await
+        self.post_raw(
+            user,
+            path,
+            "application/json",
+            serde_json::to_vec(body).unwrap(),
+        )
+        .await
     }
 
     pub async fn stop(self) {
@@ -97,7 +123,10 @@ pub async fn find_in_all_tables(pool: &sqlx::PgPool, needle: &str) -> Vec<String
     .fetch_all(pool)
     .await
     .unwrap();
-    assert!(tables.len() >= 8, "expected the mutask tables, got {tables:?}");
+    assert!(
+        tables.len() >= 8,
+        "expected the mutask tables, got {tables:?}"
+    );
     let mut hits = Vec::new();
     for t in tables {
         let cols: Vec<(String, String)> = sqlx::query_as(
@@ -110,11 +139,17 @@ pub async fn find_in_all_tables(pool: &sqlx::PgPool, needle: &str) -> Vec<String
         for (c, ty) in cols {
             // bytea: search the raw bytes; everything else: its text form
             let sql = if ty == "bytea" {
-                format!("SELECT count(*) FROM \"{t}\" WHERE position(convert_to($1, 'UTF8') in \"{c}\") > 0")
+                format!(
+                    "SELECT count(*) FROM \"{t}\" WHERE position(convert_to($1, 'UTF8') in \"{c}\") > 0"
+                )
             } else {
                 format!("SELECT count(*) FROM \"{t}\" WHERE position($1 in \"{c}\"::text) > 0")
             };
-            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(needle).fetch_one(pool).await.unwrap();
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(needle)
+                .fetch_one(pool)
+                .await
+                .unwrap();
             if n > 0 {
                 hits.push(format!("{t}.{c}"));
             }

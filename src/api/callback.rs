@@ -1,0 +1,68 @@
+//! `POST /unsecured/callback/{id}?t=<token>` — the URL handed out by the `callback` action.
+//!
+//! Unauthenticated by design (the token is the credential, compared in constant time). The JSON
+//! body must match the schema given at creation (400 lists every violation); a callback is
+//! accepted once (409 afterwards); the waiting resolution is woken in the same transaction.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use super::body::Body;
+use super::{ApiError, AppState, FieldError};
+use crate::store;
+
+pub async fn call(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    Body(body): Body<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let id: uuid::Uuid = id
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("`{id}` is not a valid callback id")))?;
+    let cb = store::callback::get(&state.store, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("callback {id} not found")))?;
+    let token = query.get("t").map(String::as_str).unwrap_or_default();
+    let ok =
+        token.len() == cb.secret.len() && bool::from(token.as_bytes().ct_eq(cb.secret.as_bytes()));
+    if !ok {
+        return Err(ApiError::Unauthorized);
+    }
+    if cb.called.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "callback {id} was already called"
+        )));
+    }
+    if let Some(schema) = &cb.schema {
+        let validator = jsonschema::validator_for(schema)
+            .map_err(|e| ApiError::internal(format!("stored callback schema is invalid: {e}")))?;
+        let fields: Vec<FieldError> = validator
+            .iter_errors(&body)
+            .take(50)
+            .map(|e| FieldError {
+                field: format!("body{}", e.instance_path()),
+                message: e.to_string(),
+            })
+            .collect();
+        if !fields.is_empty() {
+            let message = fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(ApiError::Invalid { message, fields });
+        }
+    }
+    if !store::callback::record_call(&state.store, id, &body).await? {
+        return Err(ApiError::Conflict(format!(
+            "callback {id} was already called"
+        )));
+    }
+    tracing::info!(callback = %id, task = %cb.task_id, "callback called");
+    Ok(Json(json!({"id": id.to_string(), "called": true})))
+}
