@@ -1,0 +1,118 @@
+//! Runaway template code ends as a step error within its budget, through `mutask serve`'s
+//! engine, while other tasks keep running: a JavaScript infinite loop in a variable, and a
+//! template render that exhausts its fuel.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const RUNAWAY: &str = r#"
+name: runaway
+dialect: jinja
+description: JavaScript and template limits
+title_format: runaway
+auto_runnable: true
+allow_all_resolver_usernames: true
+variables:
+  - name: spin
+    expression: "while(true){}"
+    expression_timeout: 2s
+steps:
+  js:
+    action: {type: echo, configuration: {output: "{{ eval('spin') }}"}}
+  fuel:
+    action:
+      type: echo
+      configuration:
+        output: "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"
+  fine:
+    action: {type: echo, configuration: {output: ok}}
+"#;
+
+async fn wait(m: &common::Instance, id: &str, states: &[&str], limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (_, t) = m.get("admin", &format!("/task/{id}")).await;
+        if states.contains(&t["state"].as_str().unwrap_or_default()) {
+            return t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "task {id} not in {states:?} in time: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runaway_javascript_and_templates_end_as_step_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(templates.join("runaway.yaml"), RUNAWAY).unwrap();
+    std::fs::copy(
+        common::shipped_templates().join("hello-world.yaml"),
+        templates.join("hello-world.yaml"),
+    )
+    .unwrap();
+    let m = common::start_with(|c| c.templates_dir = templates.clone()).await;
+
+    let started = Instant::now();
+    let (s, runaway) = m
+        .post("admin", "/task", &json!({"template_name": "runaway"}))
+        .await;
+    assert_eq!(s, 201, "{runaway}");
+    // another task created meanwhile finishes while the runaway one is still busy
+    let (_, hello) = m
+        .post(
+            "admin",
+            "/task",
+            &json!({"template_name": "hello-world", "input": {"name": "Ada"}}),
+        )
+        .await;
+    wait(
+        &m,
+        hello["id"].as_str().unwrap(),
+        &["DONE"],
+        Duration::from_secs(10),
+    )
+    .await;
+
+    let t = wait(
+        &m,
+        runaway["id"].as_str().unwrap(),
+        &["BLOCKED"],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "budgets respected: {:?}",
+        started.elapsed()
+    );
+    let rid: mutask::domain::ResolutionId = t["resolution"].as_str().unwrap().parse().unwrap();
+    let steps = mutask::store::resolution::steps(&m.running.state.store, rid)
+        .await
+        .unwrap();
+    let get = |n: &str| steps.iter().find(|s| s.name == n).unwrap().clone();
+    assert_eq!(get("fine").state.as_str(), "DONE");
+    let js = get("js");
+    assert_eq!(js.state.as_str(), "FATAL_ERROR");
+    let err = js.error.unwrap_or_default();
+    assert!(
+        err.contains("spin") && (err.contains("loop") || err.contains("time")),
+        "{err}"
+    );
+    let fuel = get("fuel");
+    assert_eq!(fuel.state.as_str(), "FATAL_ERROR");
+    assert!(
+        fuel.error
+            .unwrap_or_default()
+            .to_lowercase()
+            .contains("fuel")
+    );
+    assert_eq!(t["resolution_state"], "BLOCKED_FATAL");
+    m.stop().await;
+}
