@@ -366,3 +366,90 @@ fn template_validate_reports_every_problem_with_lines() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn install_sh_writes_a_working_env_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
+    let run = || {
+        Command::new("bash")
+            .arg(&script)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env_path = dir.path().join(".env");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&env_path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let first = std::fs::read_to_string(&env_path).unwrap();
+    let value = |k: &str| {
+        first
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("{k} missing"))
+            .to_string()
+    };
+    assert!(mutask::crypto::KeyRing::parse(&value("MUTASK_ENCRYPTION_KEYS")).is_ok());
+    assert!(mutask::config::parse_basic_auth(&value("MUTASK_BASIC_AUTH")).is_ok());
+    assert!(!value("POSTGRES_PASSWORD").is_empty());
+    let again = run();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("keeping it"));
+    assert_eq!(
+        std::fs::read_to_string(&env_path).unwrap(),
+        first,
+        "an existing key is never overwritten"
+    );
+    let help = Command::new("bash")
+        .arg(&script)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--no-docker"));
+    let bad = Command::new("bash")
+        .arg(&script)
+        .arg("--nope")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn compose_file_runs_two_instances_on_one_postgres() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yaml"),
+    )
+    .unwrap();
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    doc.apply_merge().unwrap(); // `<<: *mutask`, as docker-compose resolves it
+    let services = doc["services"].as_mapping().unwrap();
+    assert!(services.contains_key("postgres"));
+    assert!(doc["services"]["postgres"]["healthcheck"].is_mapping());
+    let mutasks: Vec<_> = services
+        .keys()
+        .filter_map(|k| k.as_str())
+        .filter(|k| k.starts_with("mutask"))
+        .collect();
+    assert_eq!(mutasks.len(), 2);
+    for m in mutasks {
+        let url = doc["services"][m]["environment"]["MUTASK_DATABASE_URL"]
+            .as_str()
+            .unwrap();
+        assert!(url.contains("@postgres:5432/"), "{m}: {url}");
+        let port = doc["services"][m]["ports"][0].as_str().unwrap();
+        assert!(
+            port.starts_with("127.0.0.1:"),
+            "{m} must listen on localhost only: {port}"
+        );
+    }
+}
