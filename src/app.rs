@@ -466,10 +466,17 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         }),
         instance,
         js: Some(Arc::new(SandboxJs::new(sandbox.clone()))),
-        settings: Arc::new(EngineSettings::default()),
+        settings: Arc::new(EngineSettings {
+            lease: config.lease,
+            ..EngineSettings::default()
+        }),
+        shutdown: Default::default(),
     };
-    let runner =
-        (role != Role::Api).then(|| Runner::start(engine.clone(), RunnerSettings::default()));
+    let runner_settings = RunnerSettings {
+        recovery_interval: (config.lease / 2).min(Duration::from_secs(5)),
+        ..RunnerSettings::default()
+    };
+    let runner = (role != Role::Api).then(|| Runner::start(engine.clone(), runner_settings));
     let state = AppState {
         store: store.clone(),
         config: Arc::new(config),

@@ -169,6 +169,10 @@ pub struct Settings {
     /// [default: http://<listen address>].
     #[arg(long, env = "MUTASK_BASE_URL", global = true)]
     pub base_url: Option<String>,
+    /// Seconds a running resolution stays owned without a heartbeat; past it another instance
+    /// recovers it [default: 60].
+    #[arg(long, env = "MUTASK_LEASE_SECONDS", global = true)]
+    pub lease_seconds: Option<u64>,
     /// Directory holding initdb/pg_ctl/postgres for the embedded cluster [default: searched].
     #[arg(long, env = "MUTASK_PG_BIN_DIR", global = true)]
     pub pg_bin_dir: Option<PathBuf>,
@@ -313,6 +317,8 @@ pub struct Config {
     pub pg_bin_dir: Option<PathBuf>,
     /// Public base URL (`None`: `http://<bound address>`).
     pub base_url: Option<String>,
+    /// Ownership lease of a running resolution.
+    pub lease: std::time::Duration,
     /// The executable run as `<program> sandbox` for JavaScript workers (default: this binary;
     /// in-process tests point it at the built `mutask`).
     pub sandbox_program: Option<PathBuf>,
@@ -457,7 +463,8 @@ impl Settings {
             log_format,
             max_body_bytes,
             pg_bin_dir,
-            base_url
+            base_url,
+            lease_seconds
         );
         Ok(self)
     }
@@ -543,6 +550,13 @@ impl Settings {
                 Some(u.trim_end_matches('/').to_string())
             }
         };
+        let lease_seconds = s.lease_seconds.unwrap_or(60);
+        if !(2..=3600).contains(&lease_seconds) {
+            return Err(err(
+                "MUTASK_LEASE_SECONDS (--lease-seconds)",
+                format!("{lease_seconds} is outside 2..=3600"),
+            ));
+        }
         let data_dir = s.data_dir.unwrap_or_else(|| PathBuf::from(".mutask"));
         if data_dir.exists() && !data_dir.is_dir() {
             return Err(err(
@@ -570,6 +584,7 @@ impl Settings {
             max_body_bytes,
             pg_bin_dir: s.pg_bin_dir,
             base_url,
+            lease: std::time::Duration::from_secs(lease_seconds),
             sandbox_program: None,
         })
     }
@@ -605,6 +620,7 @@ impl Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             pg_bin_dir: None,
             base_url: None,
+            lease: std::time::Duration::from_secs(60),
             sandbox_program: None,
         }
     }

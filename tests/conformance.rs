@@ -90,6 +90,7 @@ async fn harness() -> H {
             .unwrap(),
         ))),
         settings: Arc::new(EngineSettings::default()),
+        shutdown: Default::default(),
     };
     let load_errors = report
         .problems

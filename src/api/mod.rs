@@ -6,10 +6,15 @@
 //! `MUTASK_MAX_BODY_BYTES`.
 
 pub mod auth;
+pub mod batch;
 pub mod body;
 pub mod callback;
+pub mod comment;
 pub mod error;
 pub mod health;
+pub mod listing;
+pub mod meta;
+pub mod resolution;
 pub mod task;
 pub mod template;
 
@@ -65,6 +70,45 @@ pub fn router(state: AppState) -> Router {
         .route("/template/{name}", get(template::get))
         .route("/task", axum::routing::post(task::create))
         .route("/task/{id}", get(task::get))
+        .route("/task", get(listing::list))
+        .route("/task/{id}", axum::routing::put(task::update))
+        .route("/task/{id}", axum::routing::delete(task::delete))
+        .route("/task/{id}/wontfix", axum::routing::post(task::wontfix))
+        .route("/task/{id}/comment", axum::routing::post(comment::create))
+        .route("/task/{id}/comment", get(comment::list))
+        .route("/task/{id}/comment/{commentid}", get(comment::get))
+        .route(
+            "/task/{id}/comment/{commentid}",
+            axum::routing::put(comment::update),
+        )
+        .route(
+            "/task/{id}/comment/{commentid}",
+            axum::routing::delete(comment::delete),
+        )
+        .route("/batch", axum::routing::post(batch::create))
+        .route("/resolution", axum::routing::post(resolution::create))
+        .route("/resolution/{id}", get(resolution::get))
+        .route("/resolution/{id}/run", axum::routing::post(resolution::run))
+        .route(
+            "/resolution/{id}/pause",
+            axum::routing::post(resolution::pause),
+        )
+        .route(
+            "/resolution/{id}/extend",
+            axum::routing::post(resolution::extend),
+        )
+        .route(
+            "/resolution/{id}/cancel",
+            axum::routing::post(resolution::cancel),
+        )
+        .route("/resolution/{id}/step/{name}", get(resolution::get_step))
+        .route(
+            "/resolution/{id}/step/{name}/state",
+            axum::routing::put(resolution::set_step_state),
+        )
+        .route("/", get(meta::root))
+        .route("/meta", get(meta::meta))
+        .route("/unsecured/stats", get(meta::stats))
         .route(
             "/unsecured/callback/{id}",
             axum::routing::post(callback::call),

@@ -163,3 +163,246 @@ pub async fn get(
     }
     Ok(Json(task_json(&rec, &t, &caller)))
 }
+
+/// Body of `PUT /task/{id}`: the fields to replace (absent ones are kept).
+#[derive(Debug, Deserialize)]
+pub struct UpdateTask {
+    #[serde(default)]
+    pub input: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub watcher_usernames: Option<Vec<String>>,
+    #[serde(default)]
+    pub watcher_groups: Option<Vec<String>>,
+    #[serde(default)]
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+/// Keeps stored secrets that a client sends back masked (µTask's de-obfuscation).
+fn unmask_input(
+    declared: &[crate::template::model::Input],
+    old: &Value,
+    mut new: Map<String, Value>,
+) -> Map<String, Value> {
+    for name in input::password_names(declared) {
+        let masked = match new.get(name) {
+            Some(Value::String(s)) => s == input::SECRET_MASK,
+            Some(Value::Array(items)) => {
+                !items.is_empty() && items.iter().all(|i| i.as_str() == Some(input::SECRET_MASK))
+            }
+            _ => false,
+        };
+        if masked && let Some(previous) = old.get(name) {
+            new.insert(name.to_string(), previous.clone());
+        }
+    }
+    new
+}
+
+/// `PUT /task/{id}`: edit inputs, watchers and tags while no resolution exists or it is PAUSED;
+/// admins and template owners always, the requester only before a resolution exists. Inputs are
+/// re-validated (422) and the title re-rendered; the parent tag is read-only.
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(req): Body<UpdateTask>,
+) -> Result<Json<Value>, ApiError> {
+    use super::FieldError;
+    use crate::store::control::{TaskUpdate, UpdateRefused};
+
+    let id: TaskId = super::resolution::parse_id(&id, "task")?;
+    let (rec, t) = super::resolution::load_task(&state, id).await?;
+    let owner = caller.is_admin || super::resolution::is_template_owner(&caller, &t);
+    let requester = rec.requester_username == caller.username;
+    if !owner && !(requester && rec.resolution_id.is_none()) {
+        return Err(ApiError::Forbidden("Can't update task".into()));
+    }
+    if let Some(s) = rec.resolution_state
+        && s != crate::domain::ResolutionState::Paused
+    {
+        return Err(ApiError::BadRequest(format!(
+            "Cannot update a task which resolution is not in state 'PAUSED' (it is {s})"
+        )));
+    }
+    let mut fields = Vec::new();
+    let new_input = match req.input {
+        Some(given) => {
+            let given = unmask_input(&t.inputs, &rec.input, given);
+            match input::validate(&t.inputs, &given, "input") {
+                Ok(v) => Some(v),
+                Err(errs) => {
+                    fields.extend(errs.into_iter().map(|e| FieldError {
+                        field: e.field,
+                        message: e.message,
+                    }));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    for (field, names) in [
+        ("watcher_usernames", &req.watcher_usernames),
+        ("watcher_groups", &req.watcher_groups),
+    ] {
+        for (i, n) in names.iter().flatten().enumerate() {
+            if n.trim().is_empty() || n.len() > 256 {
+                fields.push(FieldError {
+                    field: format!("{field}[{i}]"),
+                    message: "must be a non-empty name of at most 256 characters".into(),
+                });
+            }
+        }
+    }
+    let parent_tag = rec.tags.get(tasks::PARENT_TAG).cloned();
+    let tags = match req.tags {
+        None => None,
+        Some(given) => {
+            let mut m = Map::new();
+            for (k, v) in given {
+                if k == tasks::PARENT_TAG {
+                    if parent_tag.as_ref().and_then(Value::as_str) != Some(v.as_str()) {
+                        fields.push(FieldError {
+                            field: format!("tags.{k}"),
+                            message: "this tag is read-only (set by mutask)".into(),
+                        });
+                    }
+                } else if k.is_empty() || k.len() > 256 || v.len() > 4096 {
+                    fields.push(FieldError {
+                        field: format!("tags.{k}"),
+                        message: "tag keys must be 1-256 characters and values at most 4096".into(),
+                    });
+                } else {
+                    m.insert(k, Value::String(v));
+                }
+            }
+            if let Some(p) = &parent_tag {
+                m.insert(tasks::PARENT_TAG.into(), p.clone());
+            }
+            Some(Value::Object(m))
+        }
+    };
+    if !fields.is_empty() {
+        let message = fields
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(ApiError::Invalid { message, fields });
+    }
+    let title =
+        match &new_input {
+            Some(inputs) => {
+                let masked = input::mask_passwords(&t.inputs, &Value::Object(inputs.clone()));
+                let ctx = json!({
+                    "input": masked,
+                    "task": {
+                        "task_id": rec.id.to_string(),
+                        "requester_username": rec.requester_username,
+                        "requester_groups": rec.requester_groups.join(","),
+                        "created": rec.created.to_rfc3339(),
+                    },
+                });
+                Some(tasks::render_title(&state.renderer, &t, &ctx).map_err(|e| {
+                    ApiError::BadRequest(format!("cannot render the task title: {e}"))
+                })?)
+            }
+            None => None,
+        };
+    let update = TaskUpdate {
+        id,
+        input: new_input.map(Value::Object),
+        title,
+        watcher_usernames: req.watcher_usernames,
+        watcher_groups: req.watcher_groups,
+        tags,
+        only_without_resolution: !owner,
+        username: caller.username.clone(),
+    };
+    match store::control::update_task(&state.store, &update).await? {
+        Ok(()) => {}
+        Err(UpdateRefused::NotFound) => {
+            return Err(ApiError::NotFound(format!("task {id} not found")));
+        }
+        Err(UpdateRefused::Resolution(s)) if !owner => {
+            return Err(ApiError::Forbidden(format!(
+                "Can't update task: it has a resolution ({s})"
+            )));
+        }
+        Err(UpdateRefused::Resolution(s)) => {
+            return Err(ApiError::BadRequest(format!(
+                "Cannot update a task which resolution is not in state 'PAUSED' (it is {s})"
+            )));
+        }
+    }
+    tracing::info!(task = %id, by = %caller.username, "task updated");
+    let rec = store::task::get(&state.store, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("task {id} not found")))?;
+    Ok(Json(task_json(&rec, &t, &caller)))
+}
+
+/// `POST /task/{id}/wontfix`: a TODO task becomes WONTFIX (admin, requester, manager).
+pub async fn wontfix(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    use crate::store::control::WontfixRefused;
+
+    let id: TaskId = super::resolution::parse_id(&id, "task")?;
+    let (rec, t) = super::resolution::load_task(&state, id).await?;
+    if !caller.is_admin
+        && rec.requester_username != caller.username
+        && !super::resolution::may_resolve(&caller, &rec, &t)
+    {
+        return Err(ApiError::Forbidden(
+            "Can't set task's state to WONTFIX".into(),
+        ));
+    }
+    match store::control::wontfix(&state.store, id, &caller.username).await? {
+        Ok(()) => {}
+        Err(WontfixRefused::NotFound) => {
+            return Err(ApiError::NotFound(format!("task {id} not found")));
+        }
+        Err(WontfixRefused::TaskState(s)) => {
+            return Err(ApiError::BadRequest(format!(
+                "Can't set task's state to WONTFIX: task is in state {s}"
+            )));
+        }
+        Err(WontfixRefused::Resolution(s)) => {
+            return Err(ApiError::BadRequest(format!(
+                "Can't set task's state to WONTFIX: its resolution is {s} (cancel it instead)"
+            )));
+        }
+    }
+    tracing::info!(task = %id, by = %caller.username, "task marked WONTFIX");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /task/{id}`: admins only; not while the task is RUNNING or BLOCKED.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    use crate::store::control::Refused;
+
+    let id: TaskId = super::resolution::parse_id(&id, "task")?;
+    if !caller.is_admin {
+        return Err(ApiError::Forbidden("only admins may delete a task".into()));
+    }
+    match store::control::delete_task(&state.store, id).await? {
+        Ok(()) => {}
+        Err(Refused::NotFound) => {
+            return Err(ApiError::NotFound(format!("task {id} not found")));
+        }
+        Err(Refused::State(s)) => {
+            return Err(ApiError::BadRequest(format!(
+                "Task can't be deleted while in state \"{s}\""
+            )));
+        }
+    }
+    tracing::info!(task = %id, by = %caller.username, "task deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

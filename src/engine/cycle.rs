@@ -329,14 +329,21 @@ impl Cycle<'_> {
 
     /// Launches everything available (µTask runAvailableSteps, looping while skip conditions or
     /// expansions unlock more).
-    fn launch_available(&mut self) {
+    /// Marks what can run now (µTask runAvailableSteps, looping while skip conditions or
+    /// expansions unlock more) and returns the steps to start. The caller persists the RUNNING
+    /// states BEFORE starting them, so a crash never leaves a started step looking unstarted.
+    fn launch_available(&mut self) -> Vec<String> {
+        let mut to_start = Vec::new();
+        if self.engine.shutdown.is_cancelled() {
+            return to_start;
+        }
         loop {
             let available: Vec<String> = resolve::available_steps(&self.res, &self.executed)
                 .into_iter()
                 .filter(|n| !self.in_flight.contains(n))
                 .collect();
             if available.is_empty() {
-                return;
+                return to_start;
             }
             let mut modified = HashSet::new();
             let mut again = false;
@@ -384,15 +391,8 @@ impl Cycle<'_> {
                     self.dirty.insert(name.clone());
                     continue;
                 }
-                let step = self.res.steps[&name].clone();
-                let env = self.env.clone();
-                let snapshot = Arc::new(self.res.clone());
                 self.in_flight.insert(name.clone());
-                let n = name.clone();
-                let handle = self
-                    .join
-                    .spawn(async move { (n, step::execute(env, snapshot, step).await) });
-                self.task_names.insert(handle.id(), name.clone());
+                to_start.push(name);
             }
             if !modified.is_empty() {
                 resolve::prune_steps(&mut self.res, &mut modified);
@@ -400,8 +400,28 @@ impl Cycle<'_> {
                 again = true;
             }
             if !again {
-                return;
+                return to_start;
             }
+        }
+    }
+
+    /// Starts the given steps, each on its own task, from a snapshot of the resolution.
+    fn start(&mut self, names: Vec<String>) {
+        if names.is_empty() {
+            return;
+        }
+        let snapshot = Arc::new(self.res.clone());
+        for name in names {
+            let Some(step) = self.res.steps.get(&name).cloned() else {
+                continue;
+            };
+            let env = self.env.clone();
+            let snapshot = snapshot.clone();
+            let n = name.clone();
+            let handle = self
+                .join
+                .spawn(async move { (n, step::execute(env, snapshot, step).await) });
+            self.task_names.insert(handle.id(), name);
         }
     }
 
@@ -723,7 +743,9 @@ impl Engine {
         c.tags = tags;
         let mut waiting_pass = false;
         loop {
-            c.launch_available();
+            let starts = c.launch_available();
+            c.persist().await?;
+            c.start(starts);
             if c.join.is_empty() {
                 if !waiting_pass {
                     waiting_pass = true;
@@ -771,7 +793,7 @@ impl Engine {
         }
 
         // end of cycle
-        let mut state = resolve::end_state(&c.res, false);
+        let mut state = resolve::end_state(&c.res, self.shutdown.is_cancelled());
         let mut task_state = TaskState::Running;
         let mut next_retry = None;
         let mut result = None;

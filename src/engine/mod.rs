@@ -83,6 +83,9 @@ pub struct Engine {
     pub instance: InstanceId,
     pub js: Option<Arc<dyn JsEval>>,
     pub settings: Arc<EngineSettings>,
+    /// Cancelled when the instance shuts down: cycles stop launching steps, let running ones
+    /// finish, and end CRASHED so another instance resumes them.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The initial steps of a new resolution of `template` (all TODO).

@@ -25,6 +25,10 @@ pub struct RunnerSettings {
     pub max_concurrent: usize,
     pub poll_interval: Duration,
     pub batch: i64,
+    /// How often expired leases are looked for (crash recovery).
+    pub recovery_interval: Duration,
+    /// Finished tasks older than this are deleted (µTask's `completed_task_expiration`).
+    pub completed_task_expiration: Duration,
 }
 
 impl Default for RunnerSettings {
@@ -33,52 +37,114 @@ impl Default for RunnerSettings {
             max_concurrent: 100,
             poll_interval: Duration::from_secs(1),
             batch: 20,
+            recovery_interval: Duration::from_secs(5),
+            completed_task_expiration: Duration::from_secs(720 * 3600),
         }
     }
 }
 
 /// A running collector.
 pub struct Runner {
+    engine: Engine,
     cancel: CancellationToken,
     main: JoinHandle<()>,
     listener: JoinHandle<()>,
+    maintenance: JoinHandle<()>,
     slots: Arc<Semaphore>,
     max: usize,
 }
 
 impl Runner {
-    /// Starts claiming and running resolutions.
+    /// Starts claiming and running resolutions, and the maintenance collectors.
     pub fn start(engine: Engine, settings: RunnerSettings) -> Runner {
         let cancel = CancellationToken::new();
         let notify = Arc::new(Notify::new());
         let listener = tokio::spawn(listen(engine.clone(), notify.clone(), cancel.clone()));
         let slots = Arc::new(Semaphore::new(settings.max_concurrent.max(1)));
+        let maintenance = tokio::spawn(maintenance_loop(
+            engine.clone(),
+            settings.clone(),
+            cancel.clone(),
+        ));
         let main = tokio::spawn(claim_loop(
-            engine,
+            engine.clone(),
             settings.clone(),
             notify,
             slots.clone(),
             cancel.clone(),
         ));
         Runner {
+            engine,
             cancel,
             main,
             listener,
+            maintenance,
             slots,
             max: settings.max_concurrent.max(1),
         }
     }
 
-    /// Stops claiming, waits up to `grace` for running cycles.
+    /// Stops claiming; running cycles stop launching steps and end once their running steps
+    /// finish (CRASHED, so another instance resumes them). Past `grace`, whatever this instance
+    /// still owns is handed back at once.
     pub async fn shutdown(self, grace: Duration) {
         self.cancel.cancel();
+        self.engine.shutdown.cancel();
         let _ = self.main.await;
         self.listener.abort();
+        self.maintenance.abort();
         if tokio::time::timeout(grace, self.slots.acquire_many(self.max as u32))
             .await
             .is_err()
         {
-            tracing::warn!("cycles still running after the shutdown grace period");
+            match store_res::hand_back(&self.engine.store, self.engine.instance).await {
+                Ok(n) => tracing::warn!(
+                    handed_back = n,
+                    "cycles still running after the shutdown grace period"
+                ),
+                Err(e) => tracing::error!(error = %e, "handing resolutions back failed"),
+            }
+        }
+    }
+}
+
+/// Crash recovery (expired leases), garbage collection of old finished tasks, dead instance rows.
+async fn maintenance_loop(engine: Engine, settings: RunnerSettings, cancel: CancellationToken) {
+    let mut last_gc: Option<tokio::time::Instant> = None;
+    loop {
+        match store_res::recover_expired(&engine.store).await {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(
+                    count = ids.len(),
+                    ?ids,
+                    "recovered resolutions whose lease expired"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "crash recovery failed"),
+        }
+        if last_gc.is_none_or(|t| t.elapsed() > Duration::from_secs(600)) {
+            last_gc = Some(tokio::time::Instant::now());
+            match crate::store::task::collect_garbage(
+                &engine.store,
+                settings.completed_task_expiration,
+                1000,
+            )
+            .await
+            {
+                Ok(n) if n > 0 => tracing::info!(deleted = n, "expired finished tasks deleted"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+            }
+            if let Err(e) =
+                crate::store::instance::forget_dead(&engine.store, Duration::from_secs(3600)).await
+            {
+                tracing::warn!(error = %e, "forgetting dead instances failed");
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(settings.recovery_interval) => {},
         }
     }
 }

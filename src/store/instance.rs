@@ -57,3 +57,15 @@ pub async fn count_alive(store: &Store, max_age_secs: i64) -> Result<i64, StoreE
     .fetch_one(&store.pool)
     .await?)
 }
+
+/// Removes instance rows whose heartbeat is older than `max_age` (dead instances; their
+/// resolutions are recovered through lease expiry).
+pub async fn forget_dead(store: &Store, max_age: std::time::Duration) -> Result<u64, StoreError> {
+    Ok(
+        sqlx::query("DELETE FROM instance WHERE heartbeat < now() - make_interval(secs => $1)")
+            .bind(max_age.as_secs_f64())
+            .execute(&store.pool)
+            .await?
+            .rows_affected(),
+    )
+}

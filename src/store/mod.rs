@@ -8,10 +8,12 @@
 
 pub mod callback;
 pub mod comment;
+pub mod control;
 pub mod db;
 pub mod embedded;
 pub mod instance;
 pub mod keys;
+pub mod listing;
 pub mod resolution;
 pub mod task;
 pub mod template;

@@ -749,3 +749,46 @@ pub async fn create(
     tx.commit().await?;
     Ok(())
 }
+
+/// Resolutions whose owner's lease expired (a dead or stopped instance) become CRASHED and
+/// claimable; returns their ids. Safe with any number of instances (one guarded UPDATE).
+pub async fn recover_expired(store: &super::Store) -> Result<Vec<ResolutionId>, StoreError> {
+    let ids: Vec<ResolutionId> = sqlx::query_scalar(
+        "UPDATE resolution SET state = 'CRASHED', owner_instance = NULL, lease_expires = NULL, updated = now()
+          WHERE state = 'RUNNING' AND lease_expires < now()
+         RETURNING id",
+    )
+    .fetch_all(&store.pool)
+    .await?;
+    for id in &ids {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(super::task::RESOLUTION_CHANNEL)
+            .bind(id.to_string())
+            .execute(&store.pool)
+            .await?;
+    }
+    Ok(ids)
+}
+
+/// Hands back every resolution this instance still owns (shutdown past its grace period):
+/// they become CRASHED at once, so another instance resumes them without waiting for the lease.
+pub async fn hand_back(
+    store: &super::Store,
+    owner: crate::domain::InstanceId,
+) -> Result<u64, StoreError> {
+    let n = sqlx::query(
+        "UPDATE resolution SET state = 'CRASHED', owner_instance = NULL, lease_expires = NULL, updated = now()
+          WHERE owner_instance = $1 AND state = 'RUNNING'",
+    )
+    .bind(owner)
+    .execute(&store.pool)
+    .await?
+    .rows_affected();
+    if n > 0 {
+        sqlx::query("SELECT pg_notify($1, 'handback')")
+            .bind(super::task::RESOLUTION_CHANNEL)
+            .execute(&store.pool)
+            .await?;
+    }
+    Ok(n)
+}

@@ -268,3 +268,33 @@ pub async fn batch_tasks(store: &Store, batch: BatchId) -> Result<Vec<TaskId>, S
             .await?,
     )
 }
+
+/// Deletes finished tasks (DONE, CANCELLED, WONTFIX) whose last activity is older than
+/// `older_than`, at most `limit` per call (cascades to resolutions, steps, comments,
+/// callbacks), then batches left without tasks. Returns the number of tasks deleted.
+pub async fn collect_garbage(
+    store: &Store,
+    older_than: std::time::Duration,
+    limit: i64,
+) -> Result<u64, StoreError> {
+    let n = sqlx::query(
+        "DELETE FROM task WHERE id IN (
+            SELECT id FROM task
+             WHERE state IN ('DONE', 'CANCELLED', 'WONTFIX')
+               AND last_activity < now() - make_interval(secs => $1)
+             ORDER BY last_activity LIMIT $2
+             FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(older_than.as_secs_f64())
+    .bind(limit)
+    .execute(&store.pool)
+    .await?
+    .rows_affected();
+    sqlx::query(
+        "DELETE FROM batch b WHERE NOT EXISTS (SELECT 1 FROM task t WHERE t.batch_id = b.id)
+                 AND b.created < now() - interval '1 hour'",
+    )
+    .execute(&store.pool)
+    .await?;
+    Ok(n)
+}

@@ -1,0 +1,179 @@
+//! `GET /task`: the task list, newest activity first, as µTask.
+//!
+//! `type` = `own` (default: requested or watched), `resolvable` (the caller may resolve), `all`
+//! (admins: every task; others: own or resolvable). Filters: `state`, `template`, `batch`,
+//! `tag=key=value` (repeatable, every tag must match), `after` / `before` (RFC 3339, on last
+//! activity). Pagination: `page_size` (default 1000, clamped to 10..=10000) and `last` (the id of
+//! the last task of the previous page); the answer carries `X-Paging-PageSize` and, when another
+//! page exists, `link: </task?…&last=<id>>; rel="next"`. Every malformed parameter is a 400
+//! naming it; entries carry no inputs and no result (read `GET /task/{id}` for those).
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::meta::tag_filter;
+use super::resolution::parse_id;
+use super::{ApiError, AppState, Caller};
+use crate::domain::{TaskId, TaskState};
+use crate::store::{
+    self,
+    listing::{Scope, TaskFilter, TaskSummary},
+};
+
+/// Page size when none is asked.
+pub const DEFAULT_PAGE_SIZE: i64 = 1000;
+/// Smallest page.
+pub const MIN_PAGE_SIZE: i64 = 10;
+/// Largest page.
+pub const MAX_PAGE_SIZE: i64 = 10_000;
+
+/// µTask's page size rule: absent or 0 ⇒ 1000, then clamped to 10..=10000.
+pub fn normalize_page_size(asked: Option<i64>) -> i64 {
+    match asked {
+        None | Some(0) => DEFAULT_PAGE_SIZE,
+        Some(n) => n.clamp(MIN_PAGE_SIZE, MAX_PAGE_SIZE),
+    }
+}
+
+fn summary_json(t: &TaskSummary) -> Value {
+    json!({
+        "id": t.id,
+        "title": t.title,
+        "template_name": t.template_name,
+        "template_version": t.template_version,
+        "state": t.state,
+        "requester_username": t.requester_username,
+        "requester_groups": t.requester_groups,
+        "watcher_usernames": t.watcher_usernames,
+        "watcher_groups": t.watcher_groups,
+        "resolver_usernames": t.resolver_usernames,
+        "resolver_groups": t.resolver_groups,
+        "resolver_username": t.resolver_username,
+        "tags": t.tags,
+        "created": t.created,
+        "last_activity": t.last_activity,
+        "steps_done": t.steps_done,
+        "steps_total": t.steps_total,
+        "resolution": t.resolution_id,
+        "resolution_state": t.resolution_state.map(|s| s.as_str()),
+        "batch": t.batch_id,
+        "parent_task_id": t.parent_task_id,
+    })
+}
+
+fn time_param(name: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(v.trim())
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| {
+            ApiError::BadRequest(format!(
+                "`{name}` must be an RFC 3339 time (2024-01-31T12:00:00Z): {e}"
+            ))
+        })
+}
+
+/// `GET /task`
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<(HeaderMap, Json<Vec<Value>>), ApiError> {
+    let raw = query.unwrap_or_default();
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())
+        .into_owned()
+        .collect();
+    let one = |name: &str| -> Option<&str> {
+        params
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.trim().is_empty())
+    };
+    let kind = one("type").unwrap_or("own");
+    let scope = match kind {
+        "own" => Scope::Own,
+        "resolvable" => Scope::Resolvable,
+        "all" if caller.is_admin => Scope::All,
+        "all" => Scope::OwnOrResolvable,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "Unknown type for listing: '{other}'. Was expecting 'own', 'resolvable' or 'all'"
+            )));
+        }
+    };
+    let task_state = one("state")
+        .map(|s| {
+            s.trim().parse::<TaskState>().map_err(|_| {
+                let all: Vec<&str> = TaskState::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::BadRequest(format!(
+                    "unknown task state `{s}` in `state` (one of {})",
+                    all.join(", ")
+                ))
+            })
+        })
+        .transpose()?;
+    let batch = one("batch").map(|b| parse_id(b, "batch")).transpose()?;
+    let after = one("after").map(|v| time_param("after", v)).transpose()?;
+    let before = one("before").map(|v| time_param("before", v)).transpose()?;
+    let page_size = normalize_page_size(
+        one("page_size")
+            .map(|v| {
+                v.trim().parse::<i64>().map_err(|_| {
+                    ApiError::BadRequest(format!("`page_size` must be a number, not `{v}`"))
+                })
+            })
+            .transpose()?,
+    );
+    let cursor = match one("last") {
+        None => None,
+        Some(v) => {
+            let id: TaskId = parse_id(v, "task")?;
+            Some(
+                store::listing::cursor(&state.store, id)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!(
+                            "`last`: task {id} does not exist (any more); start the listing again"
+                        ))
+                    })?,
+            )
+        }
+    };
+    let filter = TaskFilter {
+        scope,
+        username: caller.username.clone(),
+        groups: caller.groups.clone(),
+        state: task_state,
+        template: one("template").map(|t| t.trim().to_lowercase()),
+        batch,
+        tags: tag_filter(Some(&raw))?,
+        after,
+        before,
+        cursor,
+        limit: page_size + 1,
+    };
+    let mut tasks = store::listing::list(&state.store, &filter).await?;
+    let more = tasks.len() as i64 > page_size;
+    tasks.truncate(page_size as usize);
+
+    let mut headers = HeaderMap::new();
+    headers.insert("x-paging-pagesize", HeaderValue::from(page_size));
+    if more && let Some(last) = tasks.last() {
+        let mut next = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &params {
+            if k != "last" && k != "page_size" {
+                next.append_pair(k, v);
+            }
+        }
+        next.append_pair("page_size", &page_size.to_string());
+        next.append_pair("last", &last.id.to_string());
+        let link = format!("</task?{}>; rel=\"next\"", next.finish());
+        let value = HeaderValue::from_str(&link)
+            .map_err(|e| ApiError::internal(format!("cannot build the link header: {e}")))?;
+        headers.insert("link", value);
+    }
+    Ok((headers, Json(tasks.iter().map(summary_json).collect())))
+}

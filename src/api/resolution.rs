@@ -1,0 +1,525 @@
+//! Resolutions: `POST /resolution`, `GET /resolution/{id}`, `POST /resolution/{id}/run|pause|
+//! extend|cancel`, `GET /resolution/{id}/step/{name}` and `PUT /resolution/{id}/step/{name}/state`.
+//!
+//! Roles (µTask's): a **manager** is named by the template's `allowed_resolver_usernames/groups`,
+//! the task's `resolver_usernames/groups`, or is the resolution's resolver. Creating and acting on
+//! a resolution takes an admin or a manager; reading it also suits the requester and watchers,
+//! who see steps without their outputs, metadata, children or foreach items, and no resolver
+//! inputs (managers who are not admins see password resolver inputs masked). Setting a step
+//! state takes an admin or a template owner and a PAUSED resolution.
+//!
+//! Invariants: the API never runs a cycle itself — `run` and `extend` make the resolution
+//! claimable (TO_AUTORUN, or ERROR due now) and notify the runners; every state change is one
+//! guarded statement in [`store::control`] that also writes µTask's automatic task comment, and a
+//! refused change answers 400 with µTask's message naming the current state.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::body::Body;
+use super::{ApiError, AppState, Caller, FieldError};
+use crate::domain::{ResolutionId, ResolutionState, TaskId};
+use crate::store::{
+    self,
+    control::{self, CreateRefused, Refused, StepRefused},
+    resolution::{NewResolution, ResolutionRecord, StepRecord},
+    task::TaskRecord,
+};
+use crate::template::input;
+use crate::template::model::{BUILTIN_STEP_STATES, TaskTemplate};
+
+/// Parses a path or body id (a UUID) naming what it is in the error.
+pub fn parse_id<T: FromStr>(raw: &str, what: &str) -> Result<T, ApiError> {
+    raw.trim()
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("`{raw}` is not a valid {what} id (a UUID)")))
+}
+
+/// The template version a task was created from.
+pub async fn task_template(state: &AppState, task: &TaskRecord) -> Result<TaskTemplate, ApiError> {
+    let (def, _) =
+        store::template::get_version(&state.store, &task.template_name, task.template_version)
+            .await?
+            .ok_or_else(|| {
+                ApiError::internal(format!(
+                    "template {} version {} of task {} is missing",
+                    task.template_name, task.template_version, task.id
+                ))
+            })?;
+    serde_json::from_value(def)
+        .map_err(|e| ApiError::internal(format!("stored template is unreadable: {e}")))
+}
+
+/// A task and its template version (404 when the task does not exist).
+pub async fn load_task(
+    state: &AppState,
+    id: TaskId,
+) -> Result<(TaskRecord, TaskTemplate), ApiError> {
+    let task = store::task::get(&state.store, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("task {id} not found")))?;
+    let template = task_template(state, &task).await?;
+    Ok((task, template))
+}
+
+/// Template owner: named by the template's allowed resolvers.
+pub fn is_template_owner(caller: &Caller, t: &TaskTemplate) -> bool {
+    caller.is_in(&t.allowed_resolver_usernames, &t.allowed_resolver_groups)
+}
+
+/// Resolution manager before a resolution exists: template owner or task resolver.
+pub fn may_resolve(caller: &Caller, task: &TaskRecord, t: &TaskTemplate) -> bool {
+    is_template_owner(caller, t) || caller.is_in(&task.resolver_usernames, &task.resolver_groups)
+}
+
+/// Resolution manager: template owner, task resolver, or the resolution's resolver.
+pub fn is_manager(caller: &Caller, task: &TaskRecord, t: &TaskTemplate) -> bool {
+    may_resolve(caller, task, t) || task.resolver_username.as_deref() == Some(&caller.username)
+}
+
+/// Requester or watcher of a task.
+pub fn is_requester_or_watcher(caller: &Caller, task: &TaskRecord) -> bool {
+    task.requester_username == caller.username
+        || caller.is_in(&task.watcher_usernames, &task.watcher_groups)
+}
+
+/// What a caller may see of a resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    /// Admin: everything.
+    Admin,
+    /// Manager: everything, password resolver inputs masked.
+    Manager,
+    /// Requester or watcher: no outputs, no resolver inputs.
+    Reader,
+}
+
+fn view_of(caller: &Caller, task: &TaskRecord, t: &TaskTemplate) -> Result<View, ApiError> {
+    if caller.is_admin {
+        Ok(View::Admin)
+    } else if is_manager(caller, task, t) {
+        Ok(View::Manager)
+    } else if is_requester_or_watcher(caller, task) {
+        Ok(View::Reader)
+    } else {
+        Err(ApiError::Forbidden(
+            "Can't display resolution details".into(),
+        ))
+    }
+}
+
+/// The API view of one step.
+fn step_json(s: &StepRecord, view: View) -> Value {
+    let full = view != View::Reader;
+    let mut out = match s.definition.get("step") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => Map::new(),
+    };
+    let def = |k: &str| s.definition.get(k).cloned().unwrap_or(Value::Null);
+    out.insert("name".into(), Value::String(s.name.clone()));
+    out.insert("state".into(), Value::String(s.state.as_str().to_string()));
+    out.insert("try_count".into(), Value::from(s.try_count));
+    out.insert("last_run".into(), json!(s.last_run));
+    out.insert("error".into(), json!(s.error));
+    out.insert("parent".into(), def("parent"));
+    let runtime = [
+        ("output", s.output.clone()),
+        ("metadata", s.metadata.clone()),
+        ("children", s.children.clone()),
+        ("item", s.definition.get("item").cloned()),
+    ];
+    for (k, v) in runtime {
+        let v = if full {
+            v.unwrap_or(Value::Null)
+        } else {
+            Value::Null
+        };
+        out.insert(k.into(), v);
+    }
+    Value::Object(out)
+}
+
+fn resolution_json(
+    r: &ResolutionRecord,
+    task: &TaskRecord,
+    t: &TaskTemplate,
+    steps: &[StepRecord],
+    view: View,
+) -> Value {
+    let resolver_inputs = match view {
+        View::Admin => r.resolver_input.clone(),
+        View::Manager => input::mask_passwords(&t.resolver_inputs, &r.resolver_input),
+        View::Reader => Value::Null,
+    };
+    let steps: Map<String, Value> = steps
+        .iter()
+        .map(|s| (s.name.clone(), step_json(s, view)))
+        .collect();
+    json!({
+        "id": r.id,
+        "task_id": r.task_id,
+        "task_title": task.title,
+        "template_name": task.template_name,
+        "state": r.state,
+        "resolver_username": r.resolver_username,
+        "instance_id": r.owner_instance,
+        "created": r.created,
+        "last_start": r.last_start,
+        "last_stop": r.last_stop,
+        "next_retry": r.next_retry,
+        "run_count": r.run_count,
+        "run_max": r.run_max,
+        "resolver_inputs": resolver_inputs,
+        "steps": steps,
+    })
+}
+
+/// A resolution with its task and template (404 when the resolution does not exist).
+async fn load_resolution(
+    state: &AppState,
+    raw: &str,
+) -> Result<(ResolutionRecord, TaskRecord, TaskTemplate), ApiError> {
+    let id: ResolutionId = parse_id(raw, "resolution")?;
+    let r = store::resolution::get(&state.store, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("resolution {id} not found")))?;
+    let (task, template) = load_task(state, r.task_id).await?;
+    Ok((r, task, template))
+}
+
+/// Body of `POST /resolution`.
+#[derive(Debug, Deserialize)]
+pub struct CreateResolutionBody {
+    pub task_id: String,
+    #[serde(default)]
+    pub resolver_inputs: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub start_over: Option<bool>,
+}
+
+/// `POST /resolution`: admin or manager; validates the resolver inputs (422 with every field),
+/// creates the resolution in TO_AUTORUN (claimed at once by a runner).
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(req): Body<CreateResolutionBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let task_id: TaskId = parse_id(&req.task_id, "task")?;
+    let (task, template) = load_task(&state, task_id).await?;
+    let manager = may_resolve(&caller, &task, &template);
+    if !caller.is_admin && !manager {
+        return Err(ApiError::Forbidden(
+            "You are not allowed to resolve this task".into(),
+        ));
+    }
+    let start_over = req.start_over.unwrap_or(false);
+    if start_over && !caller.is_admin && !template.allow_task_start_over {
+        return Err(ApiError::Forbidden(
+            "You are not allowed to start over this task".into(),
+        ));
+    }
+    let given = req.resolver_inputs.unwrap_or_default();
+    let resolver_input = input::validate(&template.resolver_inputs, &given, "resolver_inputs")
+        .map_err(|errs| {
+            let fields: Vec<FieldError> = errs
+                .into_iter()
+                .map(|e| FieldError {
+                    field: e.field,
+                    message: e.message,
+                })
+                .collect();
+            let message = fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            ApiError::Invalid { message, fields }
+        })?;
+    let steps = crate::engine::initial_steps(&template)
+        .map_err(|e| ApiError::internal(format!("cannot build the steps: {e}")))?;
+    let rid = ResolutionId::new();
+    let req = control::CreateResolution {
+        task: task_id,
+        resolution: NewResolution {
+            id: rid,
+            state: ResolutionState::ToAutorun,
+            resolver_username: Some(caller.username.clone()),
+            run_max: template.retry_max().clamp(0, i64::from(i32::MAX)) as i32,
+            next_retry: None,
+            resolver_input: Value::Object(resolver_input),
+            steps,
+        },
+        start_over,
+        add_resolver: caller.is_admin.then(|| caller.username.clone()),
+    };
+    match control::create_resolution(&state.store, &req).await? {
+        Ok(()) => {}
+        Err(CreateRefused::TaskNotFound) => {
+            return Err(ApiError::NotFound(format!("task {task_id} not found")));
+        }
+        Err(CreateRefused::TaskState(s)) => {
+            return Err(ApiError::BadRequest(format!(
+                "Can't create a resolution for a task in state {s}"
+            )));
+        }
+        Err(CreateRefused::Exists(existing)) => {
+            return Err(ApiError::Conflict(format!(
+                "task {task_id} already has resolution {existing} (use start_over to replace a PAUSED, BLOCKED_BADREQUEST or CANCELLED one)"
+            )));
+        }
+        Err(CreateRefused::NothingToStartOver) => {
+            return Err(ApiError::BadRequest(
+                "can't start over a task that hasn't been resolved at least once".into(),
+            ));
+        }
+        Err(CreateRefused::NotStartable(s)) => {
+            return Err(ApiError::BadRequest(format!(
+                "can't start over a task that isn't in status \"PAUSED\", \"BLOCKED_BADREQUEST\" or \"CANCELLED\" (it is {s})"
+            )));
+        }
+    }
+    tracing::info!(resolution = %rid, task = %task_id, resolver = %caller.username, start_over, "resolution created");
+    let (r, task, template) = load_resolution(&state, &rid.to_string()).await?;
+    let steps = store::resolution::steps(&state.store, rid).await?;
+    let view = if caller.is_admin {
+        View::Admin
+    } else {
+        View::Manager
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(resolution_json(&r, &task, &template, &steps, view)),
+    ))
+}
+
+/// `GET /resolution/{id}`
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (r, task, template) = load_resolution(&state, &id).await?;
+    let view = view_of(&caller, &task, &template)?;
+    let steps = store::resolution::steps(&state.store, r.id).await?;
+    Ok(Json(resolution_json(&r, &task, &template, &steps, view)))
+}
+
+/// `GET /resolution/{id}/step/{name}`
+pub async fn get_step(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (r, task, template) = load_resolution(&state, &id).await?;
+    let view = view_of(&caller, &task, &template)?;
+    let steps = store::resolution::steps(&state.store, r.id).await?;
+    let step = steps.iter().find(|s| s.name == name).ok_or_else(|| {
+        ApiError::NotFound(format!("step `{name}` not found in resolution {}", r.id))
+    })?;
+    Ok(Json(step_json(step, view)))
+}
+
+async fn manager_only(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    forbidden: &str,
+) -> Result<ResolutionRecord, ApiError> {
+    let (r, task, template) = load_resolution(state, id).await?;
+    if !caller.is_admin && !is_manager(caller, &task, &template) {
+        return Err(ApiError::Forbidden(forbidden.into()));
+    }
+    Ok(r)
+}
+
+fn refused(id: ResolutionId, r: Refused, message: impl FnOnce(&str) -> String) -> ApiError {
+    match r {
+        Refused::NotFound => ApiError::NotFound(format!("resolution {id} not found")),
+        Refused::State(s) => ApiError::BadRequest(message(&s)),
+    }
+}
+
+/// `POST /resolution/{id}/run`: makes the resolution claimable now; a runner picks it up.
+pub async fn run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let r = manager_only(
+        &state,
+        &caller,
+        &id,
+        "You are not allowed to resolve this task",
+    )
+    .await?;
+    control::run(&state.store, r.id, &caller.username)
+        .await?
+        .map_err(|e| {
+            refused(r.id, e, |s| {
+                let why = match s {
+                    "RUNNING" => "already running",
+                    "DONE" => "already done",
+                    "CANCELLED" => "cancelled",
+                    _ => "its task is finished",
+                };
+                format!("Can't run resolution: {why}")
+            })
+        })?;
+    tracing::info!(resolution = %r.id, by = %caller.username, "resolution run requested");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /resolution/{id}/pause[?force=true]` (force: admins only, from any state).
+pub async fn pause(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<StatusCode, ApiError> {
+    let force = match query.get("force").map(|v| v.trim().to_ascii_lowercase()) {
+        None => false,
+        Some(v) if v == "true" || v == "1" => true,
+        Some(v) if v == "false" || v == "0" || v.is_empty() => false,
+        Some(v) => {
+            return Err(ApiError::BadRequest(format!(
+                "`force` must be true or false, not `{v}`"
+            )));
+        }
+    };
+    let r = manager_only(
+        &state,
+        &caller,
+        &id,
+        "You are not allowed to pause this task",
+    )
+    .await?;
+    if force && !caller.is_admin {
+        return Err(ApiError::Forbidden("only admins may force a pause".into()));
+    }
+    control::pause(&state.store, r.id, force, &caller.username)
+        .await?
+        .map_err(|e| {
+            refused(r.id, e, |s| {
+                format!("Can't pause resolution while in state {s}")
+            })
+        })?;
+    tracing::info!(resolution = %r.id, by = %caller.username, force, "resolution paused");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /resolution/{id}/extend`: BLOCKED_MAXRETRIES → ERROR, due now, `run_max += retry_max`.
+pub async fn extend(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let (r, task, template) = load_resolution(&state, &id).await?;
+    if !caller.is_admin && !is_manager(&caller, &task, &template) {
+        return Err(ApiError::Forbidden(
+            "Not allowed to extend resolution".into(),
+        ));
+    }
+    let extra = template.retry_max().clamp(1, i64::from(i32::MAX)) as i32;
+    control::extend(&state.store, r.id, extra, &caller.username)
+        .await?
+        .map_err(|e| {
+            refused(r.id, e, |s| {
+                format!(
+                    "Cannot extend a resolution which is not in state 'BLOCKED_MAXRETRIES' (it is {s})"
+                )
+            })
+        })?;
+    tracing::info!(resolution = %r.id, by = %caller.username, extra, "resolution extended");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /resolution/{id}/cancel`: resolution and task CANCELLED.
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let r = manager_only(
+        &state,
+        &caller,
+        &id,
+        "You are not allowed to cancel this task",
+    )
+    .await?;
+    control::cancel(&state.store, r.id, &caller.username)
+        .await?
+        .map_err(|e| refused(r.id, e, |s| format!("Can't cancel resolution: state {s}")))?;
+    tracing::info!(resolution = %r.id, by = %caller.username, "resolution cancelled");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `PUT /resolution/{id}/step/{name}/state`.
+#[derive(Debug, Deserialize)]
+pub struct StepStateBody {
+    pub state: String,
+}
+
+/// `PUT /resolution/{id}/step/{name}/state`: admin or template owner, resolution PAUSED; the
+/// state is a builtin step state or one of the step's custom states.
+pub async fn set_step_state(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, name)): Path<(String, String)>,
+    Body(body): Body<StepStateBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (r, _task, template) = load_resolution(&state, &id).await?;
+    if !caller.is_admin && !is_template_owner(&caller, &template) {
+        return Err(ApiError::Forbidden(
+            "Can't update resolution step state".into(),
+        ));
+    }
+    let steps = store::resolution::steps(&state.store, r.id).await?;
+    let step = steps.iter().find(|s| s.name == name).ok_or_else(|| {
+        ApiError::NotFound(format!("step `{name}` not found in resolution {}", r.id))
+    })?;
+    let wanted = body.state.trim();
+    let custom: Vec<&str> = step
+        .definition
+        .pointer("/step/custom_states")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if !BUILTIN_STEP_STATES.contains(&wanted) && !custom.contains(&wanted) {
+        let mut allowed: Vec<&str> = BUILTIN_STEP_STATES.to_vec();
+        allowed.extend(custom.iter().copied());
+        let message = format!(
+            "invalid state provided: {wanted:?} is not allowed (one of {})",
+            allowed.join(", ")
+        );
+        return Err(ApiError::Invalid {
+            message: message.clone(),
+            fields: vec![FieldError {
+                field: "state".into(),
+                message,
+            }],
+        });
+    }
+    let old = control::set_step_state(&state.store, r.id, &name, wanted, &caller.username)
+        .await?
+        .map_err(|e| match e {
+            StepRefused::ResolutionNotFound => {
+                ApiError::NotFound(format!("resolution {} not found", r.id))
+            }
+            StepRefused::StepNotFound => {
+                ApiError::NotFound(format!("step `{name}` not found in resolution {}", r.id))
+            }
+            StepRefused::NotPaused(s) => ApiError::BadRequest(format!(
+                "Cannot update a resolution which is not in state 'PAUSED' (it is {s})"
+            )),
+        })?;
+    tracing::info!(resolution = %r.id, step = %name, from = %old, to = %wanted, by = %caller.username, "step state set");
+    Ok(Json(
+        json!({"name": name, "state": wanted, "previous_state": old}),
+    ))
+}
