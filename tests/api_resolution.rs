@@ -585,8 +585,8 @@ async fn pause_step_state_run_extend_cancel_and_start_over() {
             Some(&json!({"task_id": tid})),
         )
         .await,
-        400,
-        "in state CANCELLED",
+        409,
+        "use start_over",
     );
     let (s, fresh) = call(&m, "POST", Some("admin"), "/resolution", Some(&again)).await;
     assert_eq!(s, 201, "{fresh}");

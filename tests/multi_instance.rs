@@ -36,6 +36,10 @@ struct Inst {
 
 impl Inst {
     fn start(db_url: &str, key: &str, dir: &Path, name: &str) -> Inst {
+        Self::start_with_lease(db_url, key, dir, name, 3)
+    }
+
+    fn start_with_lease(db_url: &str, key: &str, dir: &Path, name: &str, lease: u64) -> Inst {
         let port = free_port();
         let log = dir.join(format!("{name}.log"));
         let f = std::fs::File::create(&log).unwrap();
@@ -52,7 +56,7 @@ impl Inst {
             .env("MUTASK_TEMPLATES_DIR", fixture().join("templates"))
             .env("MUTASK_SCRIPTS_DIR", fixture().join("scripts"))
             .env("MUTASK_FUNCTIONS_DIR", dir.join("nofunctions"))
-            .env("MUTASK_LEASE_SECONDS", "3")
+            .env("MUTASK_LEASE_SECONDS", lease.to_string())
             .env("RUST_LOG", "info,mutask=debug")
             .stdin(Stdio::null())
             .stdout(f.try_clone().unwrap())
@@ -282,4 +286,53 @@ async fn the_claim_query_uses_the_partial_index() {
     .unwrap();
     let text: String = plan.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n");
     assert!(text.contains("resolution_claimable_idx"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_restart_mid_run_loses_nothing() {
+    // a private cluster: restarting the shared test cluster would disturb other tests
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = mutask::store::embedded::EmbeddedOptions::new(dir.path().join("pg"));
+    opts.durable = false;
+    let pg = mutask::store::embedded::EmbeddedPostgres::start_with(opts.clone())
+        .await
+        .unwrap();
+    let url = pg.url("mutask");
+    let key = key();
+    let log = dir.path().join("executions.log");
+    // the lease outlives the outage: the running cycles keep ownership and retry their writes
+    let mut a = Inst::start_with_lease(&url, &key, dir.path(), "a", 30);
+    a.ready().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(create(&a, "record-once", &log, 3).await);
+        ids.push(create(&a, "record-idempotent", &log, 3).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 6
+    {
+        assert!(
+            Instant::now() < deadline,
+            "steps did not start:\n{}",
+            a.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // the database goes away while every step runs, and comes back
+    pg.stop().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pg = mutask::store::embedded::EmbeddedPostgres::start_with(opts)
+        .await
+        .unwrap();
+    let done = settle(&a, &ids, Duration::from_secs(60)).await;
+    for (id, t) in ids.iter().zip(done.iter()) {
+        assert_eq!(t["state"], "DONE", "{t}\n{}", a.log());
+        assert_eq!(runs(&log, id), 1, "no step ran twice");
+    }
+    a.stop();
+    pg.stop().await.unwrap();
 }

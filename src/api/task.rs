@@ -214,7 +214,8 @@ pub async fn update(
     let (rec, t) = super::resolution::load_task(&state, id).await?;
     let owner = caller.is_admin || super::resolution::is_template_owner(&caller, &t);
     let requester = rec.requester_username == caller.username;
-    if !owner && !(requester && rec.resolution_id.is_none()) {
+    let may_edit = owner || (requester && rec.resolution_id.is_none());
+    if !may_edit {
         return Err(ApiError::Forbidden("Can't update task".into()));
     }
     if let Some(s) = rec.resolution_state

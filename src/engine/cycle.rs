@@ -498,14 +498,9 @@ impl Cycle<'_> {
             return Ok(());
         }
         let done = self.steps_done();
-        store_res::write_steps(
-            &self.engine.store,
-            &self.claim,
-            &writes,
-            &removed,
-            Some(done),
-        )
-        .await??;
+        let (store, claim) = (&self.engine.store, &self.claim);
+        with_db_retry(|| store_res::write_steps(store, claim, &writes, &removed, Some(done)))
+            .await??;
         Ok(())
     }
 
@@ -515,6 +510,45 @@ impl Cycle<'_> {
             .values()
             .filter(|s| s.state.is_final() && !s.is_child())
             .count() as i32
+    }
+}
+
+/// Retries a write while the database is unreachable (a restart, a failover), with backoff
+/// from 0.5 s to 5 s, for at most a minute; other errors return at once. A write that lands
+/// after another instance took the resolution over is refused by the claim check (fencing).
+async fn with_db_retry<T, F, Fut>(mut f: F) -> Result<T, crate::store::StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::store::StoreError>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut delay = std::time::Duration::from_millis(500);
+    loop {
+        match f().await {
+            Err(crate::store::StoreError::Db(e))
+                if is_transient(&e) && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::warn!(error = %e, "database unavailable, retrying the write");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Connection-level failures worth retrying.
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(d) => {
+            // admin shutdown, cannot connect now, connection failures
+            matches!(
+                d.code().as_deref(),
+                Some("57P01" | "57P02" | "57P03" | "08000" | "08003" | "08006" | "08001" | "08004")
+            )
+        }
+        _ => false,
     }
 }
 
@@ -842,7 +876,7 @@ impl Engine {
             steps_done: c.steps_done(),
             task_tags: c.tags_changed.then(|| Value::Object(c.tags.clone())),
         };
-        store_res::end_cycle(store, &c.claim, &writes, &removed, &end).await??;
+        with_db_retry(|| store_res::end_cycle(store, &c.claim, &writes, &removed, &end)).await??;
         tracing::debug!(resolution = %id, state = %state, "cycle ended");
         Ok(Some(state))
     }

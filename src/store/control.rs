@@ -138,17 +138,20 @@ pub async fn create_resolution(
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    if n == 0 {
-        return Ok(Err(match task_state(&mut tx, req.task).await? {
-            Refused::NotFound => CreateRefused::TaskNotFound,
-            Refused::State(s) => CreateRefused::TaskState(s),
-        }));
-    }
     let existing: Option<(ResolutionId, String)> =
         sqlx::query_as("SELECT id, state FROM resolution WHERE task_id = $1")
             .bind(req.task)
             .fetch_optional(&mut *tx)
             .await?;
+    if n == 0 {
+        return Ok(Err(
+            match (task_state(&mut tx, req.task).await?, existing) {
+                (Refused::NotFound, _) => CreateRefused::TaskNotFound,
+                (_, Some((id, _))) if !req.start_over => CreateRefused::Exists(id),
+                (Refused::State(s), _) => CreateRefused::TaskState(s),
+            },
+        ));
+    }
     match (req.start_over, existing) {
         (false, Some((id, _))) => return Ok(Err(CreateRefused::Exists(id))),
         (true, None) => return Ok(Err(CreateRefused::NothingToStartOver)),

@@ -22,7 +22,8 @@ pub enum Scope {
     All,
     /// Tasks the user requested or watches.
     Own,
-    /// Tasks the user may resolve.
+    /// Tasks the user may resolve (µTask: a task resolver or an owner of the task's template;
+    /// `allow_all_resolver_usernames` does not make a task listed as resolvable).
     Resolvable,
     /// Own or resolvable (`type=all` for a non-admin).
     OwnOrResolvable,
@@ -174,13 +175,11 @@ fn push_resolvable(q: &mut QueryBuilder<Postgres>, f: &TaskFilter) {
         .push_bind(f.username.clone())
         .push(" = ANY(t.resolver_usernames) OR t.resolver_groups && ")
         .push_bind(f.groups.clone())
-        .push(" OR r.resolver_username = ")
-        .push_bind(f.username.clone())
         .push(" OR jsonb_exists(COALESCE(tv.definition -> 'allowed_resolver_usernames', '[]'), ")
         .push_bind(f.username.clone())
         .push(") OR jsonb_exists_any(COALESCE(tv.definition -> 'allowed_resolver_groups', '[]'), ")
         .push_bind(f.groups.clone())
-        .push(") OR COALESCE((tv.definition ->> 'allow_all_resolver_usernames')::boolean, false))");
+        .push("))");
 }
 
 /// One page of tasks, newest activity first (at most `limit`).
