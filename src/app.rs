@@ -471,9 +471,14 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
             ..EngineSettings::default()
         }),
         shutdown: Default::default(),
+        resources: Arc::new(crate::engine::resources::Resources::new(
+            config.resource_limits.clone(),
+            Duration::from_secs(60),
+        )),
     };
     let runner_settings = RunnerSettings {
         recovery_interval: (config.lease / 2).min(Duration::from_secs(5)),
+        max_concurrent: config.max_concurrent_executions,
         ..RunnerSettings::default()
     };
     let runner = (role != Role::Api).then(|| Runner::start(engine.clone(), runner_settings));

@@ -169,6 +169,13 @@ pub struct Settings {
     /// [default: http://<listen address>].
     #[arg(long, env = "MUTASK_BASE_URL", global = true)]
     pub base_url: Option<String>,
+    /// Concurrency limits per resource label, `label=N,…` (labels: a step's `resources`,
+    /// `template:<name>`, `url:<host>`, `script:<file>`, `fork`, `socket`; 0 = never runs).
+    #[arg(long, env = "MUTASK_RESOURCE_LIMITS", global = true)]
+    pub resource_limits: Option<String>,
+    /// Most resolution cycles one instance runs at once [default: 100].
+    #[arg(long, env = "MUTASK_MAX_CONCURRENT_EXECUTIONS", global = true)]
+    pub max_concurrent_executions: Option<usize>,
     /// Seconds a running resolution stays owned without a heartbeat; past it another instance
     /// recovers it [default: 60].
     #[arg(long, env = "MUTASK_LEASE_SECONDS", global = true)]
@@ -319,6 +326,10 @@ pub struct Config {
     pub base_url: Option<String>,
     /// Ownership lease of a running resolution.
     pub lease: std::time::Duration,
+    /// Concurrency limit per resource label (per instance, as µTask).
+    pub resource_limits: std::collections::HashMap<String, usize>,
+    /// Most cycles running at once in this instance.
+    pub max_concurrent_executions: usize,
     /// The executable run as `<program> sandbox` for JavaScript workers (default: this binary;
     /// in-process tests point it at the built `mutask`).
     pub sandbox_program: Option<PathBuf>,
@@ -427,6 +438,30 @@ pub fn parse_basic_auth(spec: &str) -> Result<Vec<BasicAuthUser>, String> {
     Ok(users)
 }
 
+/// Parses `label=N,label2=M` (labels may contain `:`; the last `=` separates the limit).
+pub fn parse_resource_limits(
+    spec: &str,
+) -> Result<std::collections::HashMap<String, usize>, String> {
+    let mut out = std::collections::HashMap::new();
+    for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (label, n) = entry
+            .rsplit_once('=')
+            .ok_or_else(|| format!("`{entry}` is not `label=limit`"))?;
+        let label = label.trim();
+        if label.is_empty() {
+            return Err(format!("`{entry}` has an empty label"));
+        }
+        let n: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{entry}`: the limit must be a number ≥ 0"))?;
+        if out.insert(label.to_string(), n).is_some() {
+            return Err(format!("label `{label}` is listed twice"));
+        }
+    }
+    Ok(out)
+}
+
 impl Settings {
     /// Fills every unset setting from the config file, if one is given.
     pub fn merge_file(mut self) -> Result<Settings, ConfigError> {
@@ -464,7 +499,9 @@ impl Settings {
             max_body_bytes,
             pg_bin_dir,
             base_url,
-            lease_seconds
+            lease_seconds,
+            resource_limits,
+            max_concurrent_executions
         );
         Ok(self)
     }
@@ -557,6 +594,15 @@ impl Settings {
                 format!("{lease_seconds} is outside 2..=3600"),
             ));
         }
+        let resource_limits = parse_resource_limits(s.resource_limits.as_deref().unwrap_or(""))
+            .map_err(|e| err("MUTASK_RESOURCE_LIMITS (--resource-limits)", e))?;
+        let max_concurrent_executions = s.max_concurrent_executions.unwrap_or(100);
+        if !(1..=100_000).contains(&max_concurrent_executions) {
+            return Err(err(
+                "MUTASK_MAX_CONCURRENT_EXECUTIONS (--max-concurrent-executions)",
+                format!("{max_concurrent_executions} is outside 1..=100000"),
+            ));
+        }
         let data_dir = s.data_dir.unwrap_or_else(|| PathBuf::from(".mutask"));
         if data_dir.exists() && !data_dir.is_dir() {
             return Err(err(
@@ -585,6 +631,8 @@ impl Settings {
             pg_bin_dir: s.pg_bin_dir,
             base_url,
             lease: std::time::Duration::from_secs(lease_seconds),
+            resource_limits,
+            max_concurrent_executions,
             sandbox_program: None,
         })
     }
@@ -621,6 +669,8 @@ impl Config {
             pg_bin_dir: None,
             base_url: None,
             lease: std::time::Duration::from_secs(60),
+            resource_limits: Default::default(),
+            max_concurrent_executions: 100,
             sandbox_program: None,
         }
     }
@@ -663,6 +713,12 @@ mod tests {
             (&["--max-body-bytes", "10"], "MUTASK_MAX_BODY_BYTES"),
             (&["--pg-bin-dir", "/does/not/exist"], "MUTASK_PG_BIN_DIR"),
             (&["--base-url", "ftp://x"], "MUTASK_BASE_URL"),
+            (&["--resource-limits", "db"], "MUTASK_RESOURCE_LIMITS"),
+            (&["--resource-limits", "a=1,a=2"], "MUTASK_RESOURCE_LIMITS"),
+            (
+                &["--max-concurrent-executions", "0"],
+                "MUTASK_MAX_CONCURRENT_EXECUTIONS",
+            ),
         ];
         for (args, setting) in cases {
             let e = parse(args).unwrap_err().to_string();

@@ -31,3 +31,9 @@ pub mod tasks;
 pub mod template;
 #[doc(hidden)]
 pub mod testing;
+
+/// Installs the process-wide TLS crypto provider (rustls on ring) once; reqwest needs it before
+/// any client is built. Safe to call many times.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -24,6 +24,7 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("sandbox") {
         std::process::exit(mutask::sandbox::run_worker());
     }
+    mutask::install_crypto_provider();
     let cli = Cli::parse();
     init_logging(cli.settings.log_format.unwrap_or(LogFormat::Text));
     let runtime = match tokio::runtime::Builder::new_multi_thread()

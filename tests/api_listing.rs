@@ -224,7 +224,7 @@ async fn list_types_and_filters() {
         None,
     )
     .await;
-    assert_eq!(ids(&l), [hello.clone()]);
+    assert_eq!(ids(&l), vec![hello.clone()]);
     let (_, l) = call(
         &m,
         "GET",
@@ -270,6 +270,7 @@ async fn list_types_and_filters() {
         ("after=yesterday", "`after` must be an RFC 3339 time"),
         ("before=1", "`before` must be an RFC 3339 time"),
         ("batch=12", "not a valid batch id"),
+        ("template=a%00b", "NUL"),
     ] {
         let (s, e) = call(&m, "GET", Some("admin"), &format!("/task?{q}"), None).await;
         assert_eq!(s, 400, "{q}: {e}");

@@ -91,6 +91,7 @@ async fn harness() -> H {
         ))),
         settings: Arc::new(EngineSettings::default()),
         shutdown: Default::default(),
+        resources: Default::default(),
     };
     let load_errors = report
         .problems

@@ -116,3 +116,99 @@ async fn runaway_javascript_and_templates_end_as_step_errors() {
     assert_eq!(t["resolution_state"], "BLOCKED_FATAL");
     m.stop().await;
 }
+
+const LIMITED: &str = r#"
+name: limited
+dialect: jinja
+description: a step holding the `db` resource
+title_format: limited
+auto_runnable: true
+allow_all_resolver_usernames: true
+inputs:
+  - name: log
+steps:
+  work:
+    resources: [db]
+    action:
+      type: script
+      configuration: {file_path: span.sh, argv: ["{{ input.log }}"]}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_limits_serialize_steps_and_a_disabled_template_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    let scripts = dir.path().join("scripts");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(templates.join("limited.yaml"), LIMITED).unwrap();
+    std::fs::copy(
+        common::shipped_templates().join("hello-world.yaml"),
+        templates.join("hello-world.yaml"),
+    )
+    .unwrap();
+    let span = scripts.join("span.sh");
+    std::fs::write(
+        &span,
+        "#!/bin/sh\necho S >> \"$1\"\nsleep 0.3\necho E >> \"$1\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&span, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let m = common::start_with(|c| {
+        c.templates_dir = templates.clone();
+        c.scripts_dir = scripts.clone();
+        c.resource_limits = [
+            ("db".to_string(), 1),
+            ("template:hello-world".to_string(), 0),
+        ]
+        .into();
+    })
+    .await;
+    let log = dir.path().join("spans.log");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (s, t) = m
+            .post(
+                "admin",
+                "/task",
+                &json!({"template_name": "limited", "input": {"log": log.to_str().unwrap()}}),
+            )
+            .await;
+        assert_eq!(s, 201, "{t}");
+        ids.push(t["id"].as_str().unwrap().to_string());
+    }
+    for id in &ids {
+        wait(&m, id, &["DONE"], Duration::from_secs(20)).await;
+    }
+    let spans: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        spans,
+        ["S", "E", "S", "E", "S", "E"],
+        "the `db` resource (limit 1) never had two holders"
+    );
+
+    let (_, t) = m
+        .post(
+            "admin",
+            "/task",
+            &json!({"template_name": "hello-world", "input": {"name": "Ada"}}),
+        )
+        .await;
+    let t = wait(
+        &m,
+        t["id"].as_str().unwrap(),
+        &["BLOCKED"],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        t["resolution_state"], "TO_AUTORUN_DELAYED",
+        "template:hello-world has limit 0"
+    );
+    m.stop().await;
+}

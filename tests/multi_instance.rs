@@ -75,7 +75,7 @@ impl Inst {
     }
 
     async fn ready(&mut self) {
-        let client = reqwest::Client::new();
+        let client = common::http();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
@@ -102,7 +102,7 @@ impl Inst {
 }
 
 async fn create(i: &Inst, template: &str, log: &Path, sleep: u64) -> String {
-    let r = reqwest::Client::new()
+    let r = common::http()
         .post(i.url("/task"))
         .basic_auth("admin", Some("pw"))
         .json(&json!({"template_name": template, "input": {"log": log.to_str().unwrap(), "sleep": sleep.to_string()}}))
@@ -115,7 +115,7 @@ async fn create(i: &Inst, template: &str, log: &Path, sleep: u64) -> String {
 }
 
 async fn task(i: &Inst, id: &str) -> Value {
-    reqwest::Client::new()
+    common::http()
         .get(i.url(&format!("/task/{id}")))
         .basic_auth("admin", Some("pw"))
         .send()

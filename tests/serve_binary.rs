@@ -82,7 +82,7 @@ impl Proc {
 }
 
 async fn wait_ready(p: &mut Proc, port: u16) {
-    let client = reqwest::Client::new();
+    let client = common::http();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Some(status) = p.child.try_wait().unwrap() {
@@ -112,7 +112,7 @@ async fn embedded_database_first_run_and_restart() {
     let port = free_port();
     let mut p = spawn(mutask(&data, port), &dir.path().join("run1.log"));
     wait_ready(&mut p, port).await;
-    let client = reqwest::Client::new();
+    let client = common::http();
     let r = client
         .get(format!("http://127.0.0.1:{port}/unsecured/mon/ping"))
         .send()

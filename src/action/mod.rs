@@ -11,8 +11,11 @@
 pub mod batch;
 pub mod callback;
 pub mod echo;
+pub mod http;
+pub mod ping;
 pub mod script;
 pub mod subtask;
+pub mod tag;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -141,6 +144,9 @@ impl Registry {
         r.register(Arc::new(subtask::Subtask));
         r.register(Arc::new(batch::Batch));
         r.register(Arc::new(callback::Callback));
+        r.register(Arc::new(http::Http::default()));
+        r.register(Arc::new(ping::Ping::default()));
+        r.register(Arc::new(tag::Tag));
         r
     }
 

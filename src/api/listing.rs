@@ -84,6 +84,14 @@ pub async fn list(
     let params: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())
         .into_owned()
         .collect();
+    if params
+        .iter()
+        .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(ApiError::BadRequest(
+            "query parameters may not contain NUL characters".into(),
+        ));
+    }
     let one = |name: &str| -> Option<&str> {
         params
             .iter()

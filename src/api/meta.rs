@@ -39,6 +39,11 @@ pub fn tag_filter(query: Option<&str>) -> Result<Option<Value>, ApiError> {
         if k != "tag" {
             continue;
         }
+        if v.contains('\0') {
+            return Err(ApiError::BadRequest(
+                "invalid tag: NUL characters are not allowed".into(),
+            ));
+        }
         match v.split_once('=') {
             Some((key, value)) if !key.is_empty() && !value.is_empty() => {
                 tags.insert(key.to_string(), Value::String(value.to_string()));

@@ -247,7 +247,7 @@ pub async fn update(
         ("watcher_groups", &req.watcher_groups),
     ] {
         for (i, n) in names.iter().flatten().enumerate() {
-            if n.trim().is_empty() || n.len() > 256 {
+            if n.trim().is_empty() || n.len() > 256 || n.contains('\0') {
                 fields.push(FieldError {
                     field: format!("{field}[{i}]"),
                     message: "must be a non-empty name of at most 256 characters".into(),
@@ -268,7 +268,12 @@ pub async fn update(
                             message: "this tag is read-only (set by mutask)".into(),
                         });
                     }
-                } else if k.is_empty() || k.len() > 256 || v.len() > 4096 {
+                } else if k.is_empty()
+                    || k.len() > 256
+                    || v.len() > 4096
+                    || k.contains('\0')
+                    || v.contains('\0')
+                {
                     fields.push(FieldError {
                         field: format!("tags.{k}"),
                         message: "tag keys must be 1-256 characters and values at most 4096".into(),

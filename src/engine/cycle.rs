@@ -728,6 +728,28 @@ impl Engine {
                 return Ok(None);
             }
         }
+        // template-level resource, held for the whole cycle
+        let template_label = format!("template:{}", template.name);
+        let _template_slot = match self.resources.acquire([template_label]).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(resolution = %id, error = %e, "template resource unavailable; retrying in 10 minutes");
+                let end = CycleEnd {
+                    state: ResolutionState::ToAutorunDelayed,
+                    next_retry: Some(Utc::now() + chrono::Duration::minutes(10)),
+                    task_state: TaskState::Blocked,
+                    task_result: None,
+                    steps_done: res
+                        .steps
+                        .values()
+                        .filter(|s| s.state.is_final() && !s.is_child())
+                        .count() as i32,
+                    task_tags: None,
+                };
+                with_db_retry(|| store_res::end_cycle(store, &claim, &[], &[], &end)).await??;
+                return Ok(Some(ResolutionState::ToAutorunDelayed));
+            }
+        };
         store_res::set_task_state_for(store, id, TaskState::Running).await?;
 
         let templater = Arc::new(Templater::new(
@@ -767,6 +789,7 @@ impl Engine {
             resolution_id: id,
             requester: task.requester_username.clone(),
             default_timeout: self.settings.default_step_timeout,
+            resources: self.resources.clone(),
         };
         let tags = match &task.tags {
             Value::Object(m) => m.clone(),
@@ -909,6 +932,7 @@ impl<'a> Cycle<'a> {
                 resolution_id: res.id,
                 requester: String::new(),
                 default_timeout: None,
+                resources: engine.resources.clone(),
             },
             res,
             positions,

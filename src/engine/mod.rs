@@ -14,6 +14,7 @@ pub mod cycle;
 pub mod js;
 pub mod model;
 pub mod resolve;
+pub mod resources;
 pub mod retry;
 pub mod runner;
 pub mod schema;
@@ -86,6 +87,8 @@ pub struct Engine {
     /// Cancelled when the instance shuts down: cycles stop launching steps, let running ones
     /// finish, and end CRASHED so another instance resumes them.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Named concurrency limits (µTask's resources).
+    pub resources: Arc<resources::Resources>,
 }
 
 /// The initial steps of a new resolution of `template` (all TODO).

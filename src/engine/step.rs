@@ -34,6 +34,47 @@ pub struct StepEnv {
     pub requester: String,
     /// Used when the step sets no `timeout`.
     pub default_timeout: Option<Duration>,
+    /// Named concurrency limits.
+    pub resources: Arc<super::resources::Resources>,
+}
+
+/// Resource labels of one execution: the step's own, plus what its action implies.
+pub fn resource_labels(step: &RunStep, action_type: &str, config: &Value) -> Vec<String> {
+    let mut labels = step.def.step.resources.clone();
+    match action_type {
+        "script" => {
+            labels.push("fork".into());
+            if let Some(f) = config.get("file_path").and_then(Value::as_str) {
+                labels.push(format!("script:{f}"));
+            }
+        }
+        "http" | "ping" => {
+            labels.push("socket".into());
+            let host = config
+                .get("url")
+                .and_then(Value::as_str)
+                .and_then(|u| url::Url::parse(u).ok())
+                .and_then(|u| u.host_str().map(str::to_string))
+                .or_else(|| {
+                    config
+                        .get("host")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .or_else(|| {
+                    config
+                        .get("hostname")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                });
+            if let Some(h) = host {
+                labels.push(format!("url:{h}"));
+            }
+        }
+        "ssh" | "email" => labels.push("socket".into()),
+        _ => {}
+    }
+    labels
 }
 
 /// The result of one execution: the step with its new runtime fields, and task tags.
@@ -353,6 +394,16 @@ pub async fn execute(env: StepEnv, res: Arc<RunResolution>, mut step: RunStep) -
         Err(msg) => return fatal(step, msg),
     };
     let timeout = step.def.step.timeout().or(env.default_timeout);
+    let labels = resource_labels(&step, &prepared.final_type, &prepared.config);
+    let _held = match env.resources.acquire(labels).await {
+        Ok(h) => h,
+        Err(e) => {
+            // µTask: a step-level resource that is not available makes the step TO_RETRY
+            step.state = StepState::ToRetry;
+            step.error = Some(e.to_string());
+            return Executed { step, tags: None };
+        }
+    };
     let mut result = run_action(
         &env,
         &step,

@@ -51,7 +51,7 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Instance {
         base,
         db,
         data,
-        client: reqwest::Client::new(),
+        client: http(),
     }
 }
 
@@ -156,4 +156,10 @@ pub async fn find_in_all_tables(pool: &sqlx::PgPool, needle: &str) -> Vec<String
         }
     }
     hits
+}
+
+/// An HTTP client (installs the TLS crypto provider first).
+pub fn http() -> reqwest::Client {
+    mutask::install_crypto_provider();
+    reqwest::Client::new()
 }
