@@ -212,3 +212,77 @@ async fn resource_limits_serialize_steps_and_a_disabled_template_waits() {
     );
     m.stop().await;
 }
+
+const SLOW: &str = r#"
+name: slow
+dialect: jinja
+description: a step that outlives its timeout, and the paths that follow
+title_format: slow
+auto_runnable: true
+allow_all_resolver_usernames: true
+steps:
+  slow:
+    timeout: 1s
+    action:
+      type: script
+      configuration: {file_path: sleep.sh, argv: ["5"]}
+  onTimeout:
+    dependencies: ["slow:TIMEOUT"]
+    action: {type: echo, configuration: {output: {remediated: true}}}
+  onSuccess:
+    dependencies: [slow]
+    action: {type: echo, configuration: {output: {fine: true}}}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_past_its_timeout_ends_in_timeout_and_dependencies_can_use_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    let scripts = dir.path().join("scripts");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(templates.join("slow.yaml"), SLOW).unwrap();
+    let sleep = scripts.join("sleep.sh");
+    std::fs::write(&sleep, "#!/bin/sh\nsleep \"$1\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&sleep, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let m = common::start_with(|c| {
+        c.templates_dir = templates.clone();
+        c.scripts_dir = scripts.clone();
+    })
+    .await;
+    let started = Instant::now();
+    let (s, t) = m
+        .post("admin", "/task", &json!({"template_name": "slow"}))
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let t = wait(
+        &m,
+        t["id"].as_str().unwrap(),
+        &["DONE", "BLOCKED"],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(t["state"], "DONE", "{t}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the step was cut at its timeout"
+    );
+    let rid: mutask::domain::ResolutionId = t["resolution"].as_str().unwrap().parse().unwrap();
+    let steps = mutask::store::resolution::steps(&m.running.state.store, rid)
+        .await
+        .unwrap();
+    let state = |n: &str| {
+        steps
+            .iter()
+            .find(|s| s.name == n)
+            .unwrap()
+            .state
+            .as_str()
+            .to_string()
+    };
+    assert_eq!(state("slow"), "TIMEOUT");
+    assert_eq!(state("onTimeout"), "DONE");
+    assert_eq!(state("onSuccess"), "PRUNE");
+    m.stop().await;
+}

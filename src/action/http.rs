@@ -161,10 +161,14 @@ pub struct Denied {
 
 impl std::fmt::Display for Denied {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "destination `{}`", self.host)?;
+        if self.host != self.ip.to_string() {
+            write!(f, " ({})", self.ip)?;
+        }
         write!(
             f,
-            "destination `{}` ({}) is refused by the network policy: {} addresses are denied (an operator can allow it in the network allow-list)",
-            self.host, self.ip, self.rule
+            " is refused by the network policy: {} addresses are denied (an operator can allow it in the network allow-list)",
+            self.rule
         )
     }
 }

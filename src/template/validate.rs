@@ -26,8 +26,8 @@ use serde_json::Value;
 use super::model::{
     CONDITION_THEN_STATES, ConditionForeach, ConditionType, Dialect, Executor, Function,
     FunctionSet, Input, InputType, MAX_EXECUTION_DELAY_NANOS, OperatorKind, OutputStrategy,
-    RESERVED_STATE_NAMES, RESERVED_TAG_PARENT_TASK, STATE_ANY, STATE_DONE, Step, TASK_INFO_KEYS,
-    THIS_STEP, TaskTemplate, config_has_path, dependency_parts, is_builtin_action,
+    RESERVED_STATE_NAMES, RESERVED_TAG_PARENT_TASK, STATE_ANY, STATE_DONE, STATE_TIMEOUT, Step,
+    TASK_INFO_KEYS, THIS_STEP, TaskTemplate, config_has_path, dependency_parts, is_builtin_action,
     is_reserved_state, normalize_name, parse_go_duration,
 };
 use super::position::{join_index, join_key};
@@ -688,7 +688,8 @@ impl<'t> TemplateValidator<'t, '_> {
             }
             let custom = dep_step.effective_custom_states(self.ctx.functions);
             for s in &dep.states {
-                if s == STATE_DONE {
+                // mutask: TIMEOUT (a step that exceeded its timeout) is a final builtin state
+                if s == STATE_DONE || s == STATE_TIMEOUT {
                     continue;
                 }
                 if s == STATE_ANY {
