@@ -48,6 +48,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", KeyRing::generate_entry()?);
             Ok(())
         }
+        Command::Keys(cmd @ (KeysCommand::Rotate | KeysCommand::Status)) => {
+            let config = cli.settings.resolve()?;
+            let keys = Arc::new(load_key_ring(&config)?);
+            let db = Database::open(&config).await?;
+            let result = async {
+                store::db::migrate(&db.pool).await.context("applying migrations")?;
+                let store = Store::new(db.pool.clone(), keys.clone());
+                if matches!(cmd, KeysCommand::Rotate) {
+                    let progress = store::rotation::rotate(&store, 500).await?;
+                    for (table, n) in &progress {
+                        println!("re-encrypted {n} row(s) of {table}");
+                    }
+                    println!("newest key: {}", keys.current_key_id());
+                }
+                for (id, n) in store::rotation::keys_in_use(&store).await? {
+                    let configured = if keys.key_ids().contains(&id.as_str()) { "" } else { " (NOT CONFIGURED)" };
+                    println!("key {id}: {n} value(s){configured}");
+                }
+                Ok::<_, anyhow::Error>(())
+            }
+            .await;
+            db.close().await;
+            result
+        }
         Command::Template(TemplateCommand::Validate { files }) => {
             let config = cli.settings.resolve()?;
             let code = validate_files(&config, &files);

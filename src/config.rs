@@ -75,6 +75,12 @@ pub enum TemplateCommand {
 pub enum KeysCommand {
     /// Print a new encryption key entry (`id:base64`) to add to MUTASK_ENCRYPTION_KEYS.
     Generate,
+    /// Re-encrypt every stored secret with the newest configured key (safe while instances
+    /// run; resumable), then list the keys still in use.
+    Rotate,
+    /// List the key ids that seal stored values, with counts (a key can be removed from the
+    /// configuration once it seals nothing).
+    Status,
 }
 
 /// What a `serve` process runs.

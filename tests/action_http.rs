@@ -349,6 +349,9 @@ async fn responses_are_limited_and_decoded() {
     let (addr, _) = server().await;
     let r = run(json!({"url": format!("http://{addr}/big")})).await;
     assert!(server_error(&r).contains("response too large"));
+    // HEAD announces the length but carries no body
+    let r = run(json!({"url": format!("http://{addr}/big"), "method": "HEAD"})).await;
+    assert_eq!(r.error, None, "{r:?}");
 
     let r = run(json!({"url": format!("http://{addr}/xssi"), "trim_prefix": ")]}',"})).await;
     assert_eq!(r.error, None, "{r:?}");

@@ -15,6 +15,7 @@ pub mod instance;
 pub mod keys;
 pub mod listing;
 pub mod resolution;
+pub mod rotation;
 pub mod task;
 pub mod template;
 
