@@ -53,7 +53,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let keys = Arc::new(load_key_ring(&config)?);
             let db = Database::open(&config).await?;
             let result = async {
-                store::db::migrate(&db.pool).await.context("applying migrations")?;
+                store::db::migrate(&db.pool)
+                    .await
+                    .context("applying migrations")?;
                 let store = Store::new(db.pool.clone(), keys.clone());
                 if matches!(cmd, KeysCommand::Rotate) {
                     let progress = store::rotation::rotate(&store, 500).await?;
@@ -63,7 +65,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("newest key: {}", keys.current_key_id());
                 }
                 for (id, n) in store::rotation::keys_in_use(&store).await? {
-                    let configured = if keys.key_ids().contains(&id.as_str()) { "" } else { " (NOT CONFIGURED)" };
+                    let configured = if keys.key_ids().contains(&id.as_str()) {
+                        ""
+                    } else {
+                        " (NOT CONFIGURED)"
+                    };
                     println!("key {id}: {n} value(s){configured}");
                 }
                 Ok::<_, anyhow::Error>(())
@@ -473,11 +479,17 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
             return Err(e);
         }
     };
+    let policy = crate::action::http::NetworkPolicy::with_allow_list(&config.network_allow)
+        .map_err(|e| anyhow::anyhow!("MUTASK_NETWORK_ALLOW: {e}"))?
+        .deny_private(config.network_deny_private);
+    let mut actions = Registry::builtin();
+    actions.register(Arc::new(crate::action::http::Http::new(policy.clone())));
+    actions.register(Arc::new(crate::action::ping::Ping::new(policy)));
     let engine = Engine {
         store: store.clone(),
         renderer: renderer.clone(),
         functions: Arc::new(functions),
-        actions: Registry::builtin(),
+        actions,
         action_env: Arc::new(ActionEnv {
             scripts_dir: config.scripts_dir.clone(),
             store: Some(store.clone()),

@@ -175,6 +175,14 @@ pub struct Settings {
     /// [default: http://<listen address>].
     #[arg(long, env = "MUTASK_BASE_URL", global = true)]
     pub base_url: Option<String>,
+    /// Destinations the http and ping actions may reach although the SSRF guard denies them by
+    /// default (loopback, link-local, metadata addresses): comma-separated IPs, CIDRs, host
+    /// names or `*.domain`.
+    #[arg(long, env = "MUTASK_NETWORK_ALLOW", global = true)]
+    pub network_allow: Option<String>,
+    /// Also deny private address ranges (10/8, 172.16/12, 192.168/16, fc00::/7) to http and ping.
+    #[arg(long, env = "MUTASK_NETWORK_DENY_PRIVATE", global = true)]
+    pub network_deny_private: Option<bool>,
     /// Concurrency limits per resource label, `label=N,…` (labels: a step's `resources`,
     /// `template:<name>`, `url:<host>`, `script:<file>`, `fork`, `socket`; 0 = never runs).
     #[arg(long, env = "MUTASK_RESOURCE_LIMITS", global = true)]
@@ -336,6 +344,10 @@ pub struct Config {
     pub resource_limits: std::collections::HashMap<String, usize>,
     /// Most cycles running at once in this instance.
     pub max_concurrent_executions: usize,
+    /// SSRF guard exceptions (see `MUTASK_NETWORK_ALLOW`).
+    pub network_allow: Vec<String>,
+    /// Deny private ranges to http/ping.
+    pub network_deny_private: bool,
     /// The executable run as `<program> sandbox` for JavaScript workers (default: this binary;
     /// in-process tests point it at the built `mutask`).
     pub sandbox_program: Option<PathBuf>,
@@ -507,7 +519,9 @@ impl Settings {
             base_url,
             lease_seconds,
             resource_limits,
-            max_concurrent_executions
+            max_concurrent_executions,
+            network_allow,
+            network_deny_private
         );
         Ok(self)
     }
@@ -609,6 +623,9 @@ impl Settings {
                 format!("{max_concurrent_executions} is outside 1..=100000"),
             ));
         }
+        let network_allow = split_list(s.network_allow.as_deref().unwrap_or(""));
+        crate::action::http::NetworkPolicy::with_allow_list(&network_allow)
+            .map_err(|e| err("MUTASK_NETWORK_ALLOW (--network-allow)", e))?;
         let data_dir = s.data_dir.unwrap_or_else(|| PathBuf::from(".mutask"));
         if data_dir.exists() && !data_dir.is_dir() {
             return Err(err(
@@ -639,6 +656,8 @@ impl Settings {
             lease: std::time::Duration::from_secs(lease_seconds),
             resource_limits,
             max_concurrent_executions,
+            network_allow,
+            network_deny_private: s.network_deny_private.unwrap_or(false),
             sandbox_program: None,
         })
     }
@@ -677,6 +696,8 @@ impl Config {
             lease: std::time::Duration::from_secs(60),
             resource_limits: Default::default(),
             max_concurrent_executions: 100,
+            network_allow: Vec::new(),
+            network_deny_private: false,
             sandbox_program: None,
         }
     }
@@ -720,6 +741,7 @@ mod tests {
             (&["--pg-bin-dir", "/does/not/exist"], "MUTASK_PG_BIN_DIR"),
             (&["--base-url", "ftp://x"], "MUTASK_BASE_URL"),
             (&["--resource-limits", "db"], "MUTASK_RESOURCE_LIMITS"),
+            (&["--network-allow", "10.0.0.0/99"], "MUTASK_NETWORK_ALLOW"),
             (&["--resource-limits", "a=1,a=2"], "MUTASK_RESOURCE_LIMITS"),
             (
                 &["--max-concurrent-executions", "0"],

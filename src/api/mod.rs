@@ -12,6 +12,7 @@ pub mod callback;
 pub mod comment;
 pub mod error;
 pub mod health;
+pub mod keys;
 pub mod listing;
 pub mod meta;
 pub mod resolution;
@@ -108,6 +109,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/", get(meta::root))
         .route("/meta", get(meta::meta))
+        .route(
+            "/key-rotate",
+            axum::routing::post(keys::rotate).get(keys::get),
+        )
         .route("/unsecured/stats", get(meta::stats))
         .route(
             "/unsecured/callback/{id}",

@@ -27,16 +27,42 @@ struct Sealed {
 }
 
 const SEALED: &[Sealed] = &[
-    Sealed { table: "task", row: "id::text", key: &["id"], columns: &["input_enc", "title_enc", "result_enc"] },
-    Sealed { table: "resolution", row: "id::text", key: &["id"], columns: &["resolver_input_enc"] },
+    Sealed {
+        table: "task",
+        row: "id::text",
+        key: &["id"],
+        columns: &["input_enc", "title_enc", "result_enc"],
+    },
+    Sealed {
+        table: "resolution",
+        row: "id::text",
+        key: &["id"],
+        columns: &["resolver_input_enc"],
+    },
     Sealed {
         table: "step",
         row: "resolution_id::text || '/' || name",
         key: &["resolution_id", "name"],
-        columns: &["definition_enc", "output_enc", "metadata_enc", "error_enc", "children_enc"],
+        columns: &[
+            "definition_enc",
+            "output_enc",
+            "metadata_enc",
+            "error_enc",
+            "children_enc",
+        ],
     },
-    Sealed { table: "task_comment", row: "id::text", key: &["id"], columns: &["body_enc"] },
-    Sealed { table: "callback", row: "id::text", key: &["id"], columns: &["secret_enc", "schema_enc", "body_enc"] },
+    Sealed {
+        table: "task_comment",
+        row: "id::text",
+        key: &["id"],
+        columns: &["body_enc"],
+    },
+    Sealed {
+        table: "callback",
+        row: "id::text",
+        key: &["id"],
+        columns: &["secret_enc", "schema_enc", "body_enc"],
+    },
 ];
 
 /// SQL: the key id of a sealed value (`[version][id length][id]…`).
@@ -65,7 +91,13 @@ pub async fn rotate(store: &Store, batch: i64) -> Result<Progress, StoreError> {
             cols = s.columns.join(", "),
             table = s.table,
         );
-        let set = s.columns.iter().enumerate().map(|(i, c)| format!("{c} = ${}", i + 1)).collect::<Vec<_>>().join(", ");
+        let set = s
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = ${}", i + 1))
+            .collect::<Vec<_>>()
+            .join(", ");
         let wher = s
             .key
             .iter()
@@ -92,7 +124,11 @@ pub async fn rotate(store: &Store, batch: i64) -> Result<Progress, StoreError> {
                     let v: Option<Vec<u8>> = r.try_get(*c)?;
                     let resealed = match v {
                         Some(v) if store.keys.needs_rotation(&v) => {
-                            let aad = Aad { table: s.table, column: c, row: &aad_row };
+                            let aad = Aad {
+                                table: s.table,
+                                column: c,
+                                row: &aad_row,
+                            };
                             let plain = store.keys.open(aad, &v)?;
                             Some(store.keys.seal(aad, &plain)?)
                         }
@@ -127,7 +163,9 @@ pub async fn keys_in_use(store: &Store) -> Result<BTreeMap<String, i64>, StoreEr
                 k = key_id_sql(c),
                 t = s.table
             );
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&store.pool).await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&store.pool)
+                .await?;
             for r in rows {
                 let id: String = r.try_get("key_id")?;
                 let n: i64 = r.try_get("n")?;

@@ -1,0 +1,159 @@
+//! Key rotation while tasks run: values sealed with an old key are re-sealed with the newest
+//! one in batches, concurrently with the engine writing new values; nothing is lost, and once
+//! done the old key can be removed from the configuration.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use mutask::app;
+use mutask::config::Role;
+use mutask::crypto::KeyRing;
+use serde_json::{Value, json};
+
+/// A name the hello-world regex accepts (letters only).
+fn letters(i: usize) -> String {
+    format!(
+        "{}{}",
+        (b'a' + (i / 26) as u8) as char,
+        (b'a' + (i % 26) as u8) as char
+    )
+}
+
+fn entry(id: &str) -> String {
+    let e = KeyRing::generate_entry().unwrap();
+    format!("{id}:{}", e.split_once(':').unwrap().1)
+}
+
+async fn get(client: &reqwest::Client, base: &str, path: &str) -> Value {
+    client
+        .get(format!("{base}{path}"))
+        .basic_auth("admin", Some("admin-pw"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn create(client: &reqwest::Client, base: &str, name: &str) -> String {
+    let r: Value = client
+        .post(format!("{base}/task"))
+        .basic_auth("admin", Some("admin-pw"))
+        .json(&json!({"template_name": "hello-world", "input": {"name": name}, "comment": format!("secret note {name}")}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_string()
+}
+
+async fn wait_done(client: &reqwest::Client, base: &str, ids: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in ids {
+        loop {
+            let t = get(client, base, &format!("/task/{id}")).await;
+            if t["state"] == "DONE" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{id} not done: {t}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_while_tasks_run_loses_nothing() {
+    let db = mutask::testing::test_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = common::http();
+    let (a, b) = (entry("old"), entry("new"));
+
+    // 1. data sealed with the old key
+    let mut config = common::test_config(&db, dir.path());
+    config.encryption_keys = Some(a.clone());
+    let running = app::start(config, Role::All, false).await.unwrap();
+    let base = format!("http://{}", running.addr);
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(create(&client, &base, &format!("Old{}", letters(i))).await);
+    }
+    wait_done(&client, &base, &ids).await;
+    running.shutdown().await.unwrap();
+
+    // 2. the new key is added (newest last); tasks keep running while the rotation proceeds
+    let mut config = common::test_config(&db, dir.path());
+    config.encryption_keys = Some(format!("{a},{b}"));
+    let running = app::start(config, Role::All, false).await.unwrap();
+    let base = format!("http://{}", running.addr);
+    let store = running.state.store.clone();
+    let rotation = tokio::spawn(async move {
+        let mut total = 0;
+        for _ in 0..5 {
+            let p = mutask::store::rotation::rotate(&store, 7).await.unwrap();
+            total += p.values().sum::<u64>();
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        total
+    });
+    let r = client
+        .post(format!("{base}/key-rotate"))
+        .basic_auth("alice", Some("alice-pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "only admins rotate keys");
+    for i in 0..20 {
+        ids.push(create(&client, &base, &format!("New{}", letters(i))).await);
+    }
+    let resealed = rotation.await.unwrap();
+    assert!(resealed > 20 * 3, "old values were re-sealed ({resealed})");
+    wait_done(&client, &base, &ids).await;
+    let r: Value = client
+        .post(format!("{base}/key-rotate"))
+        .basic_auth("admin", Some("admin-pw"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["complete"], true, "{r}");
+    assert_eq!(r["newest_key"], "new");
+    let in_use = mutask::store::rotation::keys_in_use(&running.state.store)
+        .await
+        .unwrap();
+    assert_eq!(in_use.keys().collect::<Vec<_>>(), ["new"], "{in_use:?}");
+    running.shutdown().await.unwrap();
+
+    // 3. the old key is gone: everything still opens
+    let mut config = common::test_config(&db, dir.path());
+    config.encryption_keys = Some(b.clone());
+    let running = app::start(config, Role::All, false).await.unwrap();
+    let base = format!("http://{}", running.addr);
+    for (i, id) in ids.iter().enumerate() {
+        let t = get(&client, &base, &format!("/task/{id}")).await;
+        let name = if i < 20 {
+            format!("Old{}", letters(i))
+        } else {
+            format!("New{}", letters(i - 20))
+        };
+        assert_eq!(t["input"]["name"], name.as_str());
+        assert_eq!(t["title"], format!("Say hello to {name}"));
+        assert_eq!(t["result"]["greeting"], format!("Hello {name}!"));
+        let comments = get(&client, &base, &format!("/task/{id}/comment")).await;
+        assert!(
+            comments
+                .to_string()
+                .contains(&format!("secret note {name}")),
+            "{comments}"
+        );
+    }
+    running.shutdown().await.unwrap();
+}
