@@ -4,7 +4,7 @@
 //! task resolver, or `allow_all_resolver_usernames`), and one transaction that stores the task,
 //! its resolution when it auto-runs, and its first comment.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
@@ -274,9 +274,4 @@ pub async fn create(
         .await?
         .ok_or_else(|| CreateError::Internal("task vanished after creation".into()))?;
     Ok((rec, template))
-}
-
-/// Admin set helper.
-pub fn is_admin(admins: &HashSet<String>, user: &str) -> bool {
-    admins.contains(user)
 }
