@@ -56,10 +56,14 @@ pub fn resource_labels(step: &RunStep, action_type: &str, config: &Value) -> Vec
                 .and_then(|u| url::Url::parse(u).ok())
                 .and_then(|u| u.host_str().map(str::to_string))
                 .or_else(|| {
-                    config
-                        .get("host")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
+                    // µTask's `host` may carry a scheme and port: keep the host part only
+                    let h = config.get("host").and_then(Value::as_str)?;
+                    Some(
+                        url::Url::parse(h)
+                            .ok()
+                            .and_then(|u| u.host_str().map(str::to_string))
+                            .unwrap_or_else(|| h.to_string()),
+                    )
                 })
                 .or_else(|| {
                     config
@@ -463,6 +467,31 @@ pub async fn execute(env: StepEnv, res: Arc<RunResolution>, mut step: RunStep) -
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn resource_labels_of_actions() {
+        let step = RunStep::new(
+            "s",
+            crate::template::model::Step {
+                resources: vec!["db".into()],
+                ..Default::default()
+            },
+        );
+        let labels = |t: &str, c: Value| resource_labels(&step, t, &c);
+        assert_eq!(
+            labels("http", json!({"url": "https://api.example.org:8443/x"})),
+            ["db", "socket", "url:api.example.org"]
+        );
+        assert_eq!(
+            labels("http", json!({"host": "https://h.example:1", "path": "/"})),
+            ["db", "socket", "url:h.example"]
+        );
+        assert_eq!(
+            labels("script", json!({"file_path": "a.sh"})),
+            ["db", "fork", "script:a.sh"]
+        );
+        assert_eq!(labels("echo", json!({})), ["db"]);
+    }
 
     #[test]
     fn merge_is_deep_and_over_wins() {
