@@ -286,3 +286,78 @@ async fn a_step_past_its_timeout_ends_in_timeout_and_dependencies_can_use_it() {
     assert_eq!(state("onSuccess"), "PRUNE");
     m.stop().await;
 }
+
+const ARGS: &str = r#"
+name: args
+dialect: jinja
+description: hands a requester's value to a script
+title_format: args
+auto_runnable: true
+allow_all_resolver_usernames: true
+inputs:
+  - name: value
+steps:
+  run:
+    action:
+      type: script
+      configuration:
+        file_path: args.sh
+        argv: ["{{ input.value }}", "second"]
+        environment: {FROM_INPUT: "{{ input.value }}"}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shell_metacharacters_reach_a_script_as_literal_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    let scripts = dir.path().join("scripts");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(templates.join("args.yaml"), ARGS).unwrap();
+    // prints its argument count, each argument and the variable, as JSON (python: exact bytes)
+    let script = scripts.join("args.sh");
+    std::fs::write(
+        &script,
+        "#!/usr/bin/env python3\nimport json, os, sys\nprint(json.dumps({\"argc\": len(sys.argv) - 1, \"argv\": sys.argv[1:], \"env\": os.environ.get(\"FROM_INPUT\")}))\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let canary = dir.path().join("pwned");
+    let m = common::start_with(|c| {
+        c.templates_dir = templates.clone();
+        c.scripts_dir = scripts.clone();
+    })
+    .await;
+    let hostile = format!(
+        "x; touch {p} `touch {p}` $(touch {p}) | touch {p} && touch {p} \n'\"",
+        p = canary.display()
+    );
+    let (s, t) = m
+        .post(
+            "admin",
+            "/task",
+            &json!({"template_name": "args", "input": {"value": hostile}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let t = wait(
+        &m,
+        t["id"].as_str().unwrap(),
+        &["DONE", "BLOCKED"],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(t["state"], "DONE", "{t}");
+    let rid: mutask::domain::ResolutionId = t["resolution"].as_str().unwrap().parse().unwrap();
+    let steps = mutask::store::resolution::steps(&m.running.state.store, rid)
+        .await
+        .unwrap();
+    let out = steps[0].output.clone().unwrap();
+    assert_eq!(out["argc"], 2);
+    assert_eq!(out["argv"][0], hostile.as_str());
+    assert_eq!(out["argv"][1], "second");
+    assert_eq!(out["env"], hostile.as_str());
+    assert!(!canary.exists(), "nothing was executed by a shell");
+    m.stop().await;
+}

@@ -74,17 +74,61 @@ impl From<StoreError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// The body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": {"code": "not_found", "message": "task 0190c3a4-7d1e-7c6a-9a51-3c2d1e0f4b5a not found"}}))]
+pub struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
+/// What went wrong.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Machine-readable kind of error; the HTTP status follows from it.
+    #[schema(value_type = ErrorCode)]
     code: &'a str,
+    /// Human-readable explanation naming what was wrong and where (5xx: only "internal error").
     message: String,
+    /// With `invalid_input` (422): every field that failed validation.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<FieldErrorSchema>>)]
     fields: Option<&'a [FieldError]>,
+}
+
+/// OpenAPI schema of [`FieldError`] (one invalid field of a request).
+#[derive(utoipa::ToSchema)]
+#[schema(as = FieldError)]
+pub struct FieldErrorSchema {
+    /// Where: `input.name`, `inputs[2].count`, `tags.owner`, `body/answer`…
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Every `error.code` (OpenAPI schema; [`ApiError`] maps each variant to one of these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: malformed request, refused state change, bad parameter.
+    BadRequest,
+    /// 401: no or wrong credentials (with `WWW-Authenticate: Basic`).
+    Unauthorized,
+    /// 403: authenticated but not allowed.
+    Forbidden,
+    /// 404: no such route or object.
+    NotFound,
+    /// 409: conflicts with the current state (e.g. a resolution already exists).
+    Conflict,
+    /// 413: body larger than `MUTASK_MAX_BODY_BYTES`.
+    PayloadTooLarge,
+    /// 415: body neither JSON nor YAML.
+    UnsupportedMediaType,
+    /// 422: validation failed; `fields` lists every problem.
+    InvalidInput,
+    /// 503: the service cannot answer now.
+    Unavailable,
+    /// 500: the cause is logged, never sent.
+    Internal,
 }
 
 impl IntoResponse for ApiError {
@@ -112,5 +156,46 @@ impl IntoResponse for ApiError {
             );
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_is_documented() {
+        let errors = [
+            ApiError::BadRequest("x".into()),
+            ApiError::Unauthorized,
+            ApiError::Forbidden("x".into()),
+            ApiError::NotFound("x".into()),
+            ApiError::Conflict("x".into()),
+            ApiError::PayloadTooLarge(1),
+            ApiError::UnsupportedMediaType("x".into()),
+            ApiError::Invalid {
+                message: "x".into(),
+                fields: vec![],
+            },
+            ApiError::Unavailable("x".into()),
+            ApiError::Internal("x".into()),
+        ];
+        let documented = [
+            ErrorCode::BadRequest,
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
+            ErrorCode::NotFound,
+            ErrorCode::Conflict,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::InvalidInput,
+            ErrorCode::Unavailable,
+            ErrorCode::Internal,
+        ];
+        for (e, doc) in errors.iter().zip(documented) {
+            let (status, code) = e.status_and_code();
+            assert_eq!(serde_json::to_value(doc).unwrap(), code, "{e:?}");
+            assert!(status.as_u16() >= 400);
+        }
     }
 }
