@@ -517,7 +517,11 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         max_concurrent: config.max_concurrent_executions,
         ..RunnerSettings::default()
     };
-    let runner = (role != Role::Api).then(|| Runner::start(engine.clone(), runner_settings));
+    if config.maintenance_mode {
+        tracing::warn!("maintenance mode: write routes answer 405 and this instance runs no work");
+    }
+    let runner = (role != Role::Api && !config.maintenance_mode)
+        .then(|| Runner::start(engine.clone(), runner_settings));
     let state = AppState {
         store: store.clone(),
         config: Arc::new(config),

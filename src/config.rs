@@ -183,6 +183,9 @@ pub struct Settings {
     /// Also deny private address ranges (10/8, 172.16/12, 192.168/16, fc00::/7) to http and ping.
     #[arg(long, env = "MUTASK_NETWORK_DENY_PRIVATE", global = true)]
     pub network_deny_private: Option<bool>,
+    /// Maintenance mode: write routes answer 405 and the engine claims no work.
+    #[arg(long, env = "MUTASK_MAINTENANCE_MODE", global = true)]
+    pub maintenance_mode: Option<bool>,
     /// Concurrency limits per resource label, `label=N,…` (labels: a step's `resources`,
     /// `template:<name>`, `url:<host>`, `script:<file>`, `fork`, `socket`; 0 = never runs).
     #[arg(long, env = "MUTASK_RESOURCE_LIMITS", global = true)]
@@ -348,6 +351,8 @@ pub struct Config {
     pub network_allow: Vec<String>,
     /// Deny private ranges to http/ping.
     pub network_deny_private: bool,
+    /// Write routes refused, engine idle.
+    pub maintenance_mode: bool,
     /// The executable run as `<program> sandbox` for JavaScript workers (default: this binary;
     /// in-process tests point it at the built `mutask`).
     pub sandbox_program: Option<PathBuf>,
@@ -521,7 +526,8 @@ impl Settings {
             resource_limits,
             max_concurrent_executions,
             network_allow,
-            network_deny_private
+            network_deny_private,
+            maintenance_mode
         );
         Ok(self)
     }
@@ -658,6 +664,7 @@ impl Settings {
             max_concurrent_executions,
             network_allow,
             network_deny_private: s.network_deny_private.unwrap_or(false),
+            maintenance_mode: s.maintenance_mode.unwrap_or(false),
             sandbox_program: None,
         })
     }
@@ -698,6 +705,7 @@ impl Config {
             max_concurrent_executions: 100,
             network_allow: Vec::new(),
             network_deny_private: false,
+            maintenance_mode: false,
             sandbox_program: None,
         }
     }

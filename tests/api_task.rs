@@ -433,3 +433,34 @@ async fn a_callback_url_resumes_the_task() {
     assert_eq!(done["result"]["success"], "True");
     m.stop().await;
 }
+
+#[tokio::test]
+async fn maintenance_mode_refuses_writes_and_runs_nothing() {
+    let m = common::start_with(|c| c.maintenance_mode = true).await;
+    let (s, e) = m
+        .post(
+            "alice",
+            "/task",
+            &json!({"template_name": "hello-world", "input": {"name": "Ada"}}),
+        )
+        .await;
+    assert_eq!(s, 405);
+    assert_eq!(e["error"]["message"], "Maintenance mode activated");
+    let (s, _) = m.get("alice", "/template").await;
+    assert_eq!(s, 200, "reads keep working");
+    let r = m
+        .client
+        .post(m.url("/key-rotate"))
+        .basic_auth("admin", Some("admin-pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "key rotation works in maintenance mode");
+    assert_eq!(
+        mutask::store::task::count(&m.running.state.store)
+            .await
+            .unwrap(),
+        0
+    );
+    m.stop().await;
+}

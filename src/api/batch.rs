@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::body::Body;
+use super::error::ErrorBody;
 use super::task::create_error;
 use super::{ApiError, AppState, Caller, FieldError};
 use crate::store;
@@ -22,12 +23,18 @@ use crate::tasks::{self, CreateError, CreateRequest, Requester};
 use crate::template::input;
 
 /// Body of `POST /batch` (µTask's fields).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"template_name": "hello-world", "inputs": [{"name": "a"}, {"name": "b"}]}))]
 pub struct CreateBatch {
+    /// The template of every task.
     pub template_name: String,
+    /// One task per element (at least one), each merged with `common_input`.
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     pub inputs: Vec<Map<String, Value>>,
+    /// Inputs shared by every task (a key may not also appear in an element of `inputs`).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub common_input: Option<Map<String, Value>>,
     #[serde(default)]
     pub comment: Option<String>,
@@ -39,6 +46,15 @@ pub struct CreateBatch {
     pub tags: Option<BTreeMap<String, String>>,
 }
 
+/// The answer of `POST /batch` (OpenAPI schema).
+#[derive(utoipa::ToSchema)]
+pub struct BatchCreated {
+    /// The batch id (`GET /task?batch=<id>` lists its tasks).
+    pub id: uuid::Uuid,
+    /// The created tasks, in the order of `inputs`.
+    pub tasks: Vec<uuid::Uuid>,
+}
+
 fn invalid(fields: Vec<FieldError>) -> ApiError {
     let message = fields
         .iter()
@@ -48,7 +64,24 @@ fn invalid(fields: Vec<FieldError>) -> ApiError {
     ApiError::Invalid { message, fields }
 }
 
-/// `POST /batch`
+/// Creates many tasks from one template, all or nothing.
+///
+/// Every merged input is validated first (422 naming `inputs[i].<name>` for every problem); a
+/// creation that fails half-way deletes the batch's tasks again.
+#[utoipa::path(
+    post,
+    path = "/batch",
+    tag = "batch",
+    operation_id = "create_batch",
+    request_body(description = "The batch to create (JSON or YAML).", content((CreateBatch = "application/json"), (CreateBatch = "application/x-yaml"))),
+    responses(
+        (status = 201, description = "The batch and its tasks.", body = BatchCreated),
+        (status = 400, description = "Malformed body, blocked template, or a title cannot be rendered.", body = ErrorBody),
+        (status = 403, description = "The caller may not create tasks from this template.", body = ErrorBody),
+        (status = 404, description = "No such template.", body = ErrorBody),
+        (status = 422, description = "No inputs, conflicting keys, or invalid inputs (`fields` names each).", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,

@@ -12,9 +12,41 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::body::Body;
+use super::error::ErrorBody;
 use super::{ApiError, AppState, FieldError};
 use crate::store;
 
+/// The answer of an accepted callback (OpenAPI schema).
+#[derive(utoipa::ToSchema)]
+pub struct CallbackAccepted {
+    pub id: uuid::Uuid,
+    /// Always true.
+    pub called: bool,
+}
+
+/// Calls back a waiting step (the URL handed out by the `callback` action).
+///
+/// Unauthenticated: the token `t` is the credential. The body must match the schema given when
+/// the callback was created; a callback is accepted once.
+#[utoipa::path(
+    post,
+    path = "/unsecured/callback/{id}",
+    tag = "callback",
+    operation_id = "call_callback",
+    params(
+        ("id" = uuid::Uuid, Path, description = "Callback id."),
+        ("t" = String, Query, description = "The callback's secret token."),
+    ),
+    request_body(description = "Any JSON (or YAML) value matching the callback's schema; it becomes the step's output.", content((Value = "application/json"), (Value = "application/x-yaml"))),
+    responses(
+        (status = 200, description = "Accepted; the waiting resolution is woken.", body = CallbackAccepted),
+        (status = 400, description = "Malformed id or body.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token.", body = ErrorBody),
+        (status = 404, description = "No such callback.", body = ErrorBody),
+        (status = 409, description = "Already called.", body = ErrorBody),
+        (status = 422, description = "The body does not match the callback's schema (`fields` names each violation).", body = ErrorBody),
+    ),
+)]
 pub async fn call(
     State(state): State<AppState>,
     Path(id): Path<String>,

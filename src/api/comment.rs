@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::body::Body;
+use super::error::ErrorBody;
 use super::resolution::{is_manager, is_requester_or_watcher, load_task, parse_id};
 use super::{ApiError, AppState, Caller, FieldError};
 use crate::domain::{CommentId, TaskId};
@@ -22,10 +23,24 @@ use crate::store::{
 use crate::tasks::MAX_COMMENT_CHARS;
 
 /// Body of `POST` and `PUT` on comments.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CommentBody {
+    /// The text: 1 to 10,000 characters (422 otherwise).
     #[serde(default)]
+    #[schema(example = "Deployed by hand, see the ticket.")]
     pub content: Option<String>,
+}
+
+/// A comment as answered by the comment routes (OpenAPI schema of the handlers' answers).
+#[derive(utoipa::ToSchema)]
+pub struct Comment {
+    pub id: uuid::Uuid,
+    pub task_id: uuid::Uuid,
+    /// The author.
+    pub username: String,
+    pub content: String,
+    pub created: chrono::DateTime<chrono::Utc>,
+    pub updated: chrono::DateTime<chrono::Utc>,
 }
 
 fn comment_json(c: &CommentRecord) -> Value {
@@ -76,7 +91,22 @@ async fn readable_task(state: &AppState, caller: &Caller, raw: &str) -> Result<T
     }
 }
 
-/// `POST /task/{id}/comment`
+/// Adds a comment to a task (admin, requester, watcher or resolution manager).
+#[utoipa::path(
+    post,
+    path = "/task/{id}/comment",
+    tag = "comment",
+    operation_id = "create_comment",
+    params(("id" = uuid::Uuid, Path, description = "Task id.")),
+    request_body(description = "The comment (JSON or YAML).", content((CommentBody = "application/json"), (CommentBody = "application/x-yaml"))),
+    responses(
+        (status = 201, description = "The comment.", body = Comment),
+        (status = 400, description = "Malformed id or body.", body = ErrorBody),
+        (status = 403, description = "The caller may not comment on this task.", body = ErrorBody),
+        (status = 404, description = "No such task.", body = ErrorBody),
+        (status = 422, description = "Empty or too long `content`.", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -102,7 +132,20 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(comment_json(&c))))
 }
 
-/// `GET /task/{id}/comment`
+/// The comments of a task, oldest first.
+#[utoipa::path(
+    get,
+    path = "/task/{id}/comment",
+    tag = "comment",
+    operation_id = "list_comments",
+    params(("id" = uuid::Uuid, Path, description = "Task id.")),
+    responses(
+        (status = 200, description = "The comments.", body = Vec<Comment>),
+        (status = 400, description = "Malformed id.", body = ErrorBody),
+        (status = 403, description = "The caller may not read this task's comments.", body = ErrorBody),
+        (status = 404, description = "No such task.", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -117,7 +160,23 @@ fn not_found(task: TaskId, id: CommentId) -> ApiError {
     ApiError::NotFound(format!("comment {id} not found on task {task}"))
 }
 
-/// `GET /task/{id}/comment/{commentid}`
+/// One comment of a task.
+#[utoipa::path(
+    get,
+    path = "/task/{id}/comment/{commentid}",
+    tag = "comment",
+    operation_id = "get_comment",
+    params(
+        ("id" = uuid::Uuid, Path, description = "Task id."),
+        ("commentid" = uuid::Uuid, Path, description = "Comment id."),
+    ),
+    responses(
+        (status = 200, description = "The comment.", body = Comment),
+        (status = 400, description = "Malformed id.", body = ErrorBody),
+        (status = 403, description = "The caller may not read this task's comments.", body = ErrorBody),
+        (status = 404, description = "No such task, or no such comment on it.", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -151,7 +210,25 @@ async fn own_comment(
     Ok((task, cid))
 }
 
-/// `PUT /task/{id}/comment/{commentid}`
+/// Replaces a comment's text (its author or an admin).
+#[utoipa::path(
+    put,
+    path = "/task/{id}/comment/{commentid}",
+    tag = "comment",
+    operation_id = "update_comment",
+    params(
+        ("id" = uuid::Uuid, Path, description = "Task id."),
+        ("commentid" = uuid::Uuid, Path, description = "Comment id."),
+    ),
+    request_body(description = "The new text (JSON or YAML).", content((CommentBody = "application/json"), (CommentBody = "application/x-yaml"))),
+    responses(
+        (status = 200, description = "The updated comment.", body = Comment),
+        (status = 400, description = "Malformed id or body.", body = ErrorBody),
+        (status = 403, description = "Only the author or an admin may change a comment.", body = ErrorBody),
+        (status = 404, description = "No such comment on this task.", body = ErrorBody),
+        (status = 422, description = "Empty or too long `content`.", body = ErrorBody),
+    ),
+)]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -170,7 +247,23 @@ pub async fn update(
     Ok(Json(comment_json(&c)))
 }
 
-/// `DELETE /task/{id}/comment/{commentid}`
+/// Deletes a comment (its author or an admin).
+#[utoipa::path(
+    delete,
+    path = "/task/{id}/comment/{commentid}",
+    tag = "comment",
+    operation_id = "delete_comment",
+    params(
+        ("id" = uuid::Uuid, Path, description = "Task id."),
+        ("commentid" = uuid::Uuid, Path, description = "Comment id."),
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "Malformed id.", body = ErrorBody),
+        (status = 403, description = "Only the author or an admin may delete a comment.", body = ErrorBody),
+        (status = 404, description = "No such comment on this task.", body = ErrorBody),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

@@ -14,10 +14,29 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use crate::store;
 
+/// Liveness: `pong` while the process serves HTTP (does not touch the database).
+#[utoipa::path(
+    get,
+    path = "/unsecured/mon/ping",
+    tag = "health",
+    operation_id = "ping",
+    responses((status = 200, description = "Alive.", content_type = "text/plain", body = String, example = "pong")),
+)]
 pub async fn ping() -> &'static str {
     "pong"
 }
 
+/// Readiness: the database answers and every migration is applied.
+#[utoipa::path(
+    get,
+    path = "/unsecured/mon/ready",
+    tag = "health",
+    operation_id = "ready",
+    responses(
+        (status = 200, description = "Ready.", content_type = "text/plain", body = String, example = "ready"),
+        (status = 503, description = "Not ready: `draining`, `migrations pending`, `database unavailable` or `database timeout`.", content_type = "text/plain", body = String, example = "database unavailable"),
+    ),
+)]
 pub async fn ready(State(state): State<AppState>) -> Response {
     if state.draining.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();

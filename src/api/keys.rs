@@ -8,6 +8,9 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
+use std::collections::BTreeMap;
+
+use super::error::ErrorBody;
 use super::{ApiError, AppState, Caller};
 use crate::store;
 
@@ -17,6 +20,28 @@ fn admin(caller: &Caller) -> Result<(), ApiError> {
     } else {
         Err(ApiError::Forbidden("only admins may rotate keys".into()))
     }
+}
+
+/// The answer of `GET /key-rotate` (OpenAPI schema).
+#[derive(utoipa::ToSchema)]
+pub struct KeyStatus {
+    /// The key that seals new values.
+    pub newest_key: String,
+    /// Every key id of `MUTASK_ENCRYPTION_KEYS`.
+    pub configured_keys: Vec<String>,
+    /// Number of stored values sealed by each key id.
+    pub keys_in_use: BTreeMap<String, i64>,
+    /// Only the newest key seals data: older keys can be removed.
+    pub complete: bool,
+}
+
+/// The answer of `POST /key-rotate` (OpenAPI schema).
+#[derive(utoipa::ToSchema)]
+pub struct KeyRotation {
+    #[serde(flatten)]
+    pub status: KeyStatus,
+    /// Number of values re-sealed, per table.
+    pub re_encrypted: BTreeMap<String, u64>,
 }
 
 async fn status(state: &AppState) -> Result<Value, ApiError> {
@@ -30,6 +55,17 @@ async fn status(state: &AppState) -> Result<Value, ApiError> {
     }))
 }
 
+/// Re-encrypts every stored secret with the newest key, while tasks keep running (admins only).
+#[utoipa::path(
+    post,
+    path = "/key-rotate",
+    tag = "admin",
+    operation_id = "rotate_keys",
+    responses(
+        (status = 200, description = "What was re-encrypted, and which keys still seal data.", body = KeyRotation),
+        (status = 403, description = "Only admins may rotate keys.", body = ErrorBody),
+    ),
+)]
 pub async fn rotate(
     State(state): State<AppState>,
     caller: Caller,
@@ -42,6 +78,17 @@ pub async fn rotate(
     Ok(Json(body))
 }
 
+/// Which keys seal stored data (admins only).
+#[utoipa::path(
+    get,
+    path = "/key-rotate",
+    tag = "admin",
+    operation_id = "key_status",
+    responses(
+        (status = 200, description = "The keys in use.", body = KeyStatus),
+        (status = 403, description = "Only admins may rotate keys.", body = ErrorBody),
+    ),
+)]
 pub async fn get(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     admin(&caller)?;
     Ok(Json(status(&state).await?))

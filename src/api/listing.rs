@@ -14,7 +14,11 @@ use axum::http::{HeaderMap, HeaderValue};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use std::collections::BTreeMap;
+
+use super::error::ErrorBody;
 use super::meta::tag_filter;
+use super::openapi::{ResolutionStateSchema, TaskStateSchema};
 use super::resolution::parse_id;
 use super::{ApiError, AppState, Caller};
 use crate::domain::{TaskId, TaskState};
@@ -36,6 +40,70 @@ pub fn normalize_page_size(asked: Option<i64>) -> i64 {
         None | Some(0) => DEFAULT_PAGE_SIZE,
         Some(n) => n.clamp(MIN_PAGE_SIZE, MAX_PAGE_SIZE),
     }
+}
+
+/// Query parameters of `GET /task` (OpenAPI description; the handler reads the raw query so that
+/// `tag` can repeat).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListTasksQuery {
+    /// `own` (default: requested or watched), `resolvable` (the caller may resolve) or `all`
+    /// (admins: every task; others: own or resolvable).
+    #[param(rename = "type", example = "own")]
+    pub kind: Option<String>,
+    /// Only tasks in this state.
+    #[param(value_type = Option<TaskStateSchema>)]
+    pub state: Option<String>,
+    /// Only tasks of this template.
+    pub template: Option<String>,
+    /// Only tasks of this batch.
+    pub batch: Option<uuid::Uuid>,
+    /// `key=value`; repeatable, every tag must match.
+    #[param(explode = true, example = json!(["env=prod"]))]
+    pub tag: Option<Vec<String>>,
+    /// Only tasks whose last activity is after this time (RFC 3339).
+    pub after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only tasks whose last activity is before this time (RFC 3339).
+    pub before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Page size: absent or 0 means 1000, then clamped to 10..=10000.
+    pub page_size: Option<i64>,
+    /// The id of the last task of the previous page (see the `link` header).
+    pub last: Option<uuid::Uuid>,
+}
+
+/// A task as listed by `GET /task`: no inputs and no result (OpenAPI schema of the handler's
+/// entries).
+#[derive(utoipa::ToSchema)]
+pub struct TaskListEntry {
+    pub id: uuid::Uuid,
+    pub title: String,
+    pub template_name: String,
+    pub template_version: i32,
+    #[schema(value_type = TaskStateSchema)]
+    pub state: String,
+    pub requester_username: String,
+    pub requester_groups: Vec<String>,
+    pub watcher_usernames: Vec<String>,
+    pub watcher_groups: Vec<String>,
+    pub resolver_usernames: Vec<String>,
+    pub resolver_groups: Vec<String>,
+    #[schema(required = true)]
+    pub resolver_username: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub created: DateTime<Utc>,
+    pub last_activity: DateTime<Utc>,
+    pub steps_done: i32,
+    pub steps_total: i32,
+    /// Id of the task's resolution.
+    #[schema(required = true)]
+    pub resolution: Option<uuid::Uuid>,
+    #[schema(required = true, value_type = Option<ResolutionStateSchema>)]
+    pub resolution_state: Option<String>,
+    /// Id of the batch the task belongs to.
+    #[schema(required = true)]
+    pub batch: Option<uuid::Uuid>,
+    #[schema(required = true)]
+    pub parent_task_id: Option<uuid::Uuid>,
 }
 
 fn summary_json(t: &TaskSummary) -> Value {
@@ -74,7 +142,24 @@ fn time_param(name: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
         })
 }
 
-/// `GET /task`
+/// Lists tasks, newest activity first (keyset pagination).
+///
+/// Every malformed parameter is a 400 naming it. Entries carry no inputs and no result (read
+/// `GET /task/{id}` for those).
+#[utoipa::path(
+    get,
+    path = "/task",
+    tag = "task",
+    operation_id = "list_tasks",
+    params(ListTasksQuery),
+    responses(
+        (status = 200, description = "One page of tasks.", body = Vec<TaskListEntry>, headers(
+            ("x-paging-pagesize" = i64, description = "The page size used."),
+            ("link" = String, description = "When another page exists: `</task?…&page_size=N&last=<id>>; rel=\"next\"`."),
+        )),
+        (status = 400, description = "A malformed parameter (named in the message).", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,

@@ -11,11 +11,43 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use std::collections::BTreeMap;
+
+use super::error::ErrorBody;
 use super::{ApiError, AppState, Caller};
 use crate::domain::TaskState;
 use crate::store;
 
-/// `GET /meta`
+/// The answer of `GET /meta` (OpenAPI schema).
+#[derive(utoipa::ToSchema)]
+pub struct Meta {
+    #[schema(example = "mutask")]
+    pub application_name: String,
+    pub user_is_admin: bool,
+    pub username: String,
+    pub user_groups: Vec<String>,
+    /// mutask's version.
+    pub version: String,
+    /// The commit mutask was built from (`unknown` when not recorded).
+    pub commit: String,
+}
+
+/// The answer of `GET /unsecured/stats` (OpenAPI schema).
+#[derive(utoipa::ToSchema)]
+pub struct Stats {
+    /// Number of tasks per state; every task state is present.
+    #[schema(example = json!({"TODO": 2, "RUNNING": 0, "DONE": 10, "BLOCKED": 0, "DELAYED": 0, "CANCELLED": 1, "WONTFIX": 0, "WAITING": 0}))]
+    pub task_states: BTreeMap<String, i64>,
+}
+
+/// Who am I, which mutask.
+#[utoipa::path(
+    get,
+    path = "/meta",
+    tag = "meta",
+    operation_id = "meta",
+    responses((status = 200, description = "The caller and the server.", body = Meta)),
+)]
 pub async fn meta(caller: Caller) -> Json<Value> {
     Json(json!({
         "application_name": "mutask",
@@ -27,7 +59,14 @@ pub async fn meta(caller: Caller) -> Json<Value> {
     }))
 }
 
-/// `GET /`: 301 to `/meta`.
+/// Redirects to `/meta` (as µTask).
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "meta",
+    operation_id = "root",
+    responses((status = 301, description = "To `/meta`.", headers(("location" = String, description = "`/meta`")))),
+)]
 pub async fn root(_caller: Caller) -> Response {
     (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, "/meta")]).into_response()
 }
@@ -58,7 +97,18 @@ pub fn tag_filter(query: Option<&str>) -> Result<Option<Value>, ApiError> {
     Ok((!tags.is_empty()).then_some(Value::Object(tags)))
 }
 
-/// `GET /unsecured/stats`
+/// Task counts per state (unauthenticated; counts only, never a title, input or name).
+#[utoipa::path(
+    get,
+    path = "/unsecured/stats",
+    tag = "meta",
+    operation_id = "stats",
+    params(("tag" = Option<Vec<String>>, Query, explode = true, description = "`key=value`; repeatable, only tasks carrying every tag are counted.")),
+    responses(
+        (status = 200, description = "Counts per task state.", body = Stats),
+        (status = 400, description = "A malformed `tag`.", body = ErrorBody),
+    ),
+)]
 pub async fn stats(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,

@@ -1,7 +1,8 @@
 //! The HTTP API (axum): µTask's routes, JSON (or YAML) in, JSON out.
 //!
 //! Invariants: every handler authenticates through the [`auth::Caller`] extractor unless its path
-//! starts with `/unsecured`; every failure is an [`error::ApiError`] (no 5xx for a client
+//! starts with `/unsecured` (or is Swagger UI's static `/docs`); every route is in the OpenAPI
+//! document of [`openapi`]; every failure is an [`error::ApiError`] (no 5xx for a client
 //! mistake, and a 5xx body never carries the cause); bodies are limited to
 //! `MUTASK_MAX_BODY_BYTES`.
 
@@ -14,7 +15,9 @@ pub mod error;
 pub mod health;
 pub mod keys;
 pub mod listing;
+pub mod maintenance;
 pub mod meta;
+pub mod openapi;
 pub mod resolution;
 pub mod task;
 pub mod template;
@@ -64,7 +67,8 @@ async fn body_limit_ext(limit: usize, mut req: Request, next: Next) -> Response 
 /// The full router.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
-    Router::new()
+    let maintenance = state.config.maintenance_mode;
+    let app = Router::new()
         .route("/unsecured/mon/ping", get(health::ping))
         .route("/unsecured/mon/ready", get(health::ready))
         .route("/template", get(template::list))
@@ -118,11 +122,20 @@ pub fn router(state: AppState) -> Router {
             "/unsecured/callback/{id}",
             axum::routing::post(callback::call),
         )
+        .route(openapi::SPEC_PATH, get(openapi::spec))
+        .route(openapi::DOCS_PATH, get(openapi::docs_redirect))
+        .route("/docs/", get(openapi::docs_index))
+        .route("/docs/{*file}", get(openapi::docs_asset))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(move |req, next| {
             body_limit_ext(limit, req, next)
         }))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+    let app = if maintenance {
+        app.layer(middleware::from_fn(maintenance::guard))
+    } else {
+        app
+    };
+    app.with_state(state)
 }

@@ -13,7 +13,7 @@
 //! guarded statement in [`store::control`] that also writes µTask's automatic task comment, and a
 //! refused change answers 400 with µTask's message naming the current state.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 use axum::Json;
@@ -23,6 +23,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::body::Body;
+use super::error::ErrorBody;
+use super::openapi::ResolutionStateSchema;
 use super::{ApiError, AppState, Caller, FieldError};
 use crate::domain::{ResolutionId, ResolutionState, TaskId};
 use crate::store::{
@@ -114,6 +116,82 @@ fn view_of(caller: &Caller, task: &TaskRecord, t: &TaskTemplate) -> Result<View,
     }
 }
 
+/// A step of a resolution (OpenAPI schema of what the handlers answer): the template's step
+/// definition (`description`, `action`, `dependencies`, `conditions`, `foreach`,
+/// `custom_states`…) plus its run state. Requesters and watchers who are not managers get
+/// `output`, `metadata`, `children` and `item` as null.
+#[derive(utoipa::ToSchema)]
+pub struct ResolutionStep {
+    pub name: String,
+    /// A builtin step state (`TODO`, `RUNNING`, `DONE`, `CLIENT_ERROR`, `SERVER_ERROR`,
+    /// `FATAL_ERROR`, `CRASHED`, `PRUNE`, `TO_RETRY`, `RETRY_NOW`, `AFTERRUN_ERROR`, `WAITING`,
+    /// `EXPANDED`, `TIMEOUT`) or one of the step's `custom_states`.
+    #[schema(example = "DONE")]
+    pub state: String,
+    pub try_count: i32,
+    #[schema(required = true)]
+    pub last_run: Option<chrono::DateTime<chrono::Utc>>,
+    #[schema(required = true)]
+    pub error: Option<String>,
+    /// The foreach step this step was expanded from.
+    #[schema(required = true)]
+    pub parent: Option<String>,
+    #[schema(required = true)]
+    pub output: Option<Value>,
+    #[schema(required = true)]
+    pub metadata: Option<Value>,
+    /// Names of the steps expanded from this foreach step.
+    #[schema(required = true)]
+    pub children: Option<Value>,
+    /// The foreach item of an expanded step.
+    #[schema(required = true)]
+    pub item: Option<Value>,
+    /// The rest of the template's step definition.
+    #[serde(flatten)]
+    #[schema(value_type = BTreeMap<String, Value>)]
+    pub definition: Map<String, Value>,
+}
+
+/// A resolution as answered by `POST /resolution` and `GET /resolution/{id}` (OpenAPI schema of
+/// the handlers' answer).
+#[derive(utoipa::ToSchema)]
+pub struct Resolution {
+    pub id: uuid::Uuid,
+    pub task_id: uuid::Uuid,
+    pub task_title: String,
+    pub template_name: String,
+    #[schema(value_type = ResolutionStateSchema)]
+    pub state: String,
+    #[schema(required = true)]
+    pub resolver_username: Option<String>,
+    /// The mutask instance running (or that last ran) it.
+    #[schema(required = true)]
+    pub instance_id: Option<uuid::Uuid>,
+    pub created: chrono::DateTime<chrono::Utc>,
+    #[schema(required = true)]
+    pub last_start: Option<chrono::DateTime<chrono::Utc>>,
+    #[schema(required = true)]
+    pub last_stop: Option<chrono::DateTime<chrono::Utc>>,
+    #[schema(required = true)]
+    pub next_retry: Option<chrono::DateTime<chrono::Utc>>,
+    pub run_count: i32,
+    pub run_max: i32,
+    /// The resolver inputs: null for requesters and watchers, passwords masked for managers who
+    /// are not admins.
+    #[schema(required = true, value_type = Option<Object>)]
+    pub resolver_inputs: Option<Value>,
+    /// Steps by name.
+    pub steps: BTreeMap<String, ResolutionStep>,
+}
+
+/// The answer of `PUT /resolution/{id}/step/{name}/state` (OpenAPI schema).
+#[derive(utoipa::ToSchema)]
+pub struct StepStateChanged {
+    pub name: String,
+    pub state: String,
+    pub previous_state: String,
+}
+
 /// The API view of one step.
 fn step_json(s: &StepRecord, view: View) -> Value {
     let full = view != View::Reader;
@@ -194,17 +272,41 @@ async fn load_resolution(
 }
 
 /// Body of `POST /resolution`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = CreateResolution)]
 pub struct CreateResolutionBody {
+    /// The task to resolve.
+    #[schema(format = Uuid)]
     pub task_id: String,
+    /// The template's resolver inputs by name (validated: 422 lists every problem).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub resolver_inputs: Option<Map<String, Value>>,
+    /// Replace a PAUSED, BLOCKED_BADREQUEST or CANCELLED resolution (admins, or when the template
+    /// has `allow_task_start_over`).
     #[serde(default)]
     pub start_over: Option<bool>,
 }
 
-/// `POST /resolution`: admin or manager; validates the resolver inputs (422 with every field),
-/// creates the resolution in TO_AUTORUN (claimed at once by a runner).
+/// Creates the resolution of a task (admin or manager).
+///
+/// Validates the resolver inputs (422 with every field) and creates the resolution in
+/// TO_AUTORUN: a runner claims it at once.
+#[utoipa::path(
+    post,
+    path = "/resolution",
+    tag = "resolution",
+    operation_id = "create_resolution",
+    request_body(description = "The resolution to create (JSON or YAML).", content((CreateResolutionBody = "application/json"), (CreateResolutionBody = "application/x-yaml"))),
+    responses(
+        (status = 201, description = "The resolution.", body = Resolution),
+        (status = 400, description = "Malformed body or task id, or the task's state forbids it.", body = ErrorBody),
+        (status = 403, description = "The caller may not resolve (or start over) this task.", body = ErrorBody),
+        (status = 404, description = "No such task.", body = ErrorBody),
+        (status = 409, description = "The task already has a resolution (see `start_over`).", body = ErrorBody),
+        (status = 422, description = "Invalid resolver inputs (`fields` names each).", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -298,7 +400,21 @@ pub async fn create(
     ))
 }
 
-/// `GET /resolution/{id}`
+/// Reads a resolution and its steps (admins and managers; requesters and watchers without step
+/// outputs or resolver inputs).
+#[utoipa::path(
+    get,
+    path = "/resolution/{id}",
+    tag = "resolution",
+    operation_id = "get_resolution",
+    params(("id" = uuid::Uuid, Path, description = "Resolution id.")),
+    responses(
+        (status = 200, description = "The resolution.", body = Resolution),
+        (status = 400, description = "Malformed id.", body = ErrorBody),
+        (status = 403, description = "The caller may not read this resolution.", body = ErrorBody),
+        (status = 404, description = "No such resolution.", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -310,7 +426,23 @@ pub async fn get(
     Ok(Json(resolution_json(&r, &task, &template, &steps, view)))
 }
 
-/// `GET /resolution/{id}/step/{name}`
+/// Reads one step of a resolution (same visibility as the resolution).
+#[utoipa::path(
+    get,
+    path = "/resolution/{id}/step/{name}",
+    tag = "resolution",
+    operation_id = "get_resolution_step",
+    params(
+        ("id" = uuid::Uuid, Path, description = "Resolution id."),
+        ("name" = String, Path, description = "Step name."),
+    ),
+    responses(
+        (status = 200, description = "The step.", body = ResolutionStep),
+        (status = 400, description = "Malformed id.", body = ErrorBody),
+        (status = 403, description = "The caller may not read this resolution.", body = ErrorBody),
+        (status = 404, description = "No such resolution or step.", body = ErrorBody),
+    ),
+)]
 pub async fn get_step(
     State(state): State<AppState>,
     caller: Caller,
@@ -345,7 +477,20 @@ fn refused(id: ResolutionId, r: Refused, message: impl FnOnce(&str) -> String) -
     }
 }
 
-/// `POST /resolution/{id}/run`: makes the resolution claimable now; a runner picks it up.
+/// Runs a resolution: makes it claimable now, a runner picks it up (admin or manager).
+#[utoipa::path(
+    post,
+    path = "/resolution/{id}/run",
+    tag = "resolution",
+    operation_id = "run_resolution",
+    params(("id" = uuid::Uuid, Path, description = "Resolution id.")),
+    responses(
+        (status = 204, description = "Queued for a runner."),
+        (status = 400, description = "Malformed id, or already running, done or cancelled.", body = ErrorBody),
+        (status = 403, description = "The caller may not resolve this task.", body = ErrorBody),
+        (status = 404, description = "No such resolution.", body = ErrorBody),
+    ),
+)]
 pub async fn run(
     State(state): State<AppState>,
     caller: Caller,
@@ -375,7 +520,23 @@ pub async fn run(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /resolution/{id}/pause[?force=true]` (force: admins only, from any state).
+/// Pauses a resolution (admin or manager; `force`: admins only, from any state).
+#[utoipa::path(
+    post,
+    path = "/resolution/{id}/pause",
+    tag = "resolution",
+    operation_id = "pause_resolution",
+    params(
+        ("id" = uuid::Uuid, Path, description = "Resolution id."),
+        ("force" = Option<bool>, Query, description = "Pause from any state (admins only); `true`/`1` or `false`/`0`."),
+    ),
+    responses(
+        (status = 204, description = "Paused."),
+        (status = 400, description = "Malformed id or `force`, or the state forbids a pause.", body = ErrorBody),
+        (status = 403, description = "The caller may not pause this task (or force a pause).", body = ErrorBody),
+        (status = 404, description = "No such resolution.", body = ErrorBody),
+    ),
+)]
 pub async fn pause(
     State(state): State<AppState>,
     caller: Caller,
@@ -413,7 +574,20 @@ pub async fn pause(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /resolution/{id}/extend`: BLOCKED_MAXRETRIES → ERROR, due now, `run_max += retry_max`.
+/// Extends a BLOCKED_MAXRETRIES resolution: ERROR, due now, `run_max += retry_max`.
+#[utoipa::path(
+    post,
+    path = "/resolution/{id}/extend",
+    tag = "resolution",
+    operation_id = "extend_resolution",
+    params(("id" = uuid::Uuid, Path, description = "Resolution id.")),
+    responses(
+        (status = 204, description = "Extended and queued for a runner."),
+        (status = 400, description = "Malformed id, or not BLOCKED_MAXRETRIES.", body = ErrorBody),
+        (status = 403, description = "The caller may not extend this resolution.", body = ErrorBody),
+        (status = 404, description = "No such resolution.", body = ErrorBody),
+    ),
+)]
 pub async fn extend(
     State(state): State<AppState>,
     caller: Caller,
@@ -439,7 +613,20 @@ pub async fn extend(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /resolution/{id}/cancel`: resolution and task CANCELLED.
+/// Cancels a resolution and its task (admin or manager).
+#[utoipa::path(
+    post,
+    path = "/resolution/{id}/cancel",
+    tag = "resolution",
+    operation_id = "cancel_resolution",
+    params(("id" = uuid::Uuid, Path, description = "Resolution id.")),
+    responses(
+        (status = 204, description = "Resolution and task CANCELLED."),
+        (status = 400, description = "Malformed id, or CANCELLED, RUNNING or DONE.", body = ErrorBody),
+        (status = 403, description = "The caller may not cancel this task.", body = ErrorBody),
+        (status = 404, description = "No such resolution.", body = ErrorBody),
+    ),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -460,13 +647,34 @@ pub async fn cancel(
 }
 
 /// Body of `PUT /resolution/{id}/step/{name}/state`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct StepStateBody {
+    /// A builtin step state or one of the step's `custom_states`.
+    #[schema(example = "TODO")]
     pub state: String,
 }
 
-/// `PUT /resolution/{id}/step/{name}/state`: admin or template owner, resolution PAUSED; the
-/// state is a builtin step state or one of the step's custom states.
+/// Sets the state of a step (admin or template owner; the resolution must be PAUSED).
+///
+/// The state is a builtin step state or one of the step's custom states (422 otherwise).
+#[utoipa::path(
+    put,
+    path = "/resolution/{id}/step/{name}/state",
+    tag = "resolution",
+    operation_id = "set_step_state",
+    params(
+        ("id" = uuid::Uuid, Path, description = "Resolution id."),
+        ("name" = String, Path, description = "Step name."),
+    ),
+    request_body(description = "The new state (JSON or YAML).", content((StepStateBody = "application/json"), (StepStateBody = "application/x-yaml"))),
+    responses(
+        (status = 200, description = "The step's new and previous state.", body = StepStateChanged),
+        (status = 400, description = "Malformed id or body, or the resolution is not PAUSED.", body = ErrorBody),
+        (status = 403, description = "The caller may not set step states.", body = ErrorBody),
+        (status = 404, description = "No such resolution or step.", body = ErrorBody),
+        (status = 422, description = "A state the step does not allow.", body = ErrorBody),
+    ),
+)]
 pub async fn set_step_state(
     State(state): State<AppState>,
     caller: Caller,

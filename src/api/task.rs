@@ -14,6 +14,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::body::Body;
+use super::error::ErrorBody;
+use super::openapi::{ResolutionStateSchema, TaskStateSchema};
 use super::{ApiError, AppState, Caller};
 use crate::domain::TaskId;
 use crate::store;
@@ -22,17 +24,23 @@ use crate::template::input;
 use crate::template::model::TaskTemplate;
 
 /// Body of `POST /task` (µTask's fields).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"template_name": "hello-world", "input": {"name": "world"}}))]
 pub struct CreateTask {
+    /// The template to create the task from.
     pub template_name: String,
+    /// The template's inputs by name (validated: 422 lists every problem).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub input: Option<Map<String, Value>>,
+    /// A first comment on the task.
     #[serde(default)]
     pub comment: Option<String>,
     #[serde(default)]
     pub watcher_usernames: Option<Vec<String>>,
     #[serde(default)]
     pub watcher_groups: Option<Vec<String>>,
+    /// Users who may resolve this task (besides the template's allowed resolvers).
     #[serde(default)]
     pub resolver_usernames: Option<Vec<String>>,
     #[serde(default)]
@@ -44,7 +52,68 @@ pub struct CreateTask {
     pub tags: Option<BTreeMap<String, String>>,
 }
 
-/// `POST /task`
+/// A task as answered by `POST /task`, `GET /task/{id}` and `PUT /task/{id}` (OpenAPI schema of
+/// [`task_json`]).
+#[derive(utoipa::ToSchema)]
+pub struct Task {
+    #[schema(value_type = uuid::Uuid)]
+    pub id: TaskId,
+    pub title: String,
+    pub template_name: String,
+    pub template_version: i32,
+    #[schema(value_type = TaskStateSchema)]
+    pub state: String,
+    pub requester_username: String,
+    pub requester_groups: Vec<String>,
+    pub watcher_usernames: Vec<String>,
+    pub watcher_groups: Vec<String>,
+    pub resolver_usernames: Vec<String>,
+    pub resolver_groups: Vec<String>,
+    /// Who runs (ran) the resolution.
+    #[schema(required = true)]
+    pub resolver_username: Option<String>,
+    /// The inputs; `password` inputs are masked for callers who are not admins.
+    #[schema(value_type = Object)]
+    pub input: Value,
+    /// The task's result (the template's `result_format`), once DONE.
+    #[schema(required = true)]
+    pub result: Option<Value>,
+    pub tags: BTreeMap<String, String>,
+    pub created: chrono::DateTime<chrono::Utc>,
+    pub last_activity: chrono::DateTime<chrono::Utc>,
+    pub steps_done: i32,
+    pub steps_total: i32,
+    /// Id of the task's resolution.
+    #[schema(required = true)]
+    pub resolution: Option<uuid::Uuid>,
+    #[schema(required = true, value_type = Option<ResolutionStateSchema>)]
+    pub resolution_state: Option<String>,
+    /// Id of the batch the task belongs to.
+    #[schema(required = true)]
+    pub batch: Option<uuid::Uuid>,
+    /// The task that created this one (`subtask` action).
+    #[schema(required = true)]
+    pub parent_task_id: Option<uuid::Uuid>,
+}
+
+/// Creates a task from a template.
+///
+/// Validates the inputs (422 with every field error at once), renders the title, and stores the
+/// task — plus its resolution when the template auto-runs — in one transaction.
+#[utoipa::path(
+    post,
+    path = "/task",
+    tag = "task",
+    operation_id = "create_task",
+    request_body(description = "The task to create (JSON or YAML).", content((CreateTask = "application/json"), (CreateTask = "application/x-yaml"))),
+    responses(
+        (status = 201, description = "The task.", body = Task),
+        (status = 400, description = "Malformed body, blocked template, or the title cannot be rendered.", body = ErrorBody),
+        (status = 403, description = "The caller may not create tasks from this template.", body = ErrorBody),
+        (status = 404, description = "No such template.", body = ErrorBody),
+        (status = 422, description = "Invalid inputs (`fields` names each).", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -140,7 +209,20 @@ pub fn task_json(rec: &store::task::TaskRecord, t: &TaskTemplate, caller: &Calle
     })
 }
 
-/// `GET /task/{id}`
+/// Reads a task (admins, requester, watchers and resolvers; passwords masked for non-admins).
+#[utoipa::path(
+    get,
+    path = "/task/{id}",
+    tag = "task",
+    operation_id = "get_task",
+    params(("id" = uuid::Uuid, Path, description = "Task id.")),
+    responses(
+        (status = 200, description = "The task.", body = Task),
+        (status = 400, description = "The id is not a UUID.", body = ErrorBody),
+        (status = 403, description = "The caller may not read this task.", body = ErrorBody),
+        (status = 404, description = "No such task.", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -165,9 +247,11 @@ pub async fn get(
 }
 
 /// Body of `PUT /task/{id}`: the fields to replace (absent ones are kept).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct UpdateTask {
+    /// Every input (re-validated; a masked password sent back keeps the stored one).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub input: Option<Map<String, Value>>,
     #[serde(default)]
     pub watcher_usernames: Option<Vec<String>>,
@@ -198,9 +282,26 @@ fn unmask_input(
     new
 }
 
-/// `PUT /task/{id}`: edit inputs, watchers and tags while no resolution exists or it is PAUSED;
-/// admins and template owners always, the requester only before a resolution exists. Inputs are
-/// re-validated (422) and the title re-rendered; the parent tag is read-only.
+/// Edits a task's inputs, watchers and tags.
+///
+/// Allowed while no resolution exists or it is PAUSED; to admins and template owners always, to
+/// the requester only before a resolution exists. Inputs are re-validated (422) and the title
+/// re-rendered; the parent tag is read-only.
+#[utoipa::path(
+    put,
+    path = "/task/{id}",
+    tag = "task",
+    operation_id = "update_task",
+    params(("id" = uuid::Uuid, Path, description = "Task id.")),
+    request_body(description = "The fields to replace (JSON or YAML).", content((UpdateTask = "application/json"), (UpdateTask = "application/x-yaml"))),
+    responses(
+        (status = 200, description = "The updated task.", body = Task),
+        (status = 400, description = "Malformed id or body, the resolution is not PAUSED, or the title cannot be rendered.", body = ErrorBody),
+        (status = 403, description = "The caller may not update this task.", body = ErrorBody),
+        (status = 404, description = "No such task.", body = ErrorBody),
+        (status = 422, description = "Invalid inputs, watchers or tags (`fields` names each).", body = ErrorBody),
+    ),
+)]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -348,7 +449,20 @@ pub async fn update(
     Ok(Json(task_json(&rec, &t, &caller)))
 }
 
-/// `POST /task/{id}/wontfix`: a TODO task becomes WONTFIX (admin, requester, manager).
+/// Marks a TODO task WONTFIX (admin, requester, resolution manager).
+#[utoipa::path(
+    post,
+    path = "/task/{id}/wontfix",
+    tag = "task",
+    operation_id = "wontfix_task",
+    params(("id" = uuid::Uuid, Path, description = "Task id.")),
+    responses(
+        (status = 204, description = "The task is WONTFIX."),
+        (status = 400, description = "Malformed id, or the task (or its resolution) is in a state that forbids it.", body = ErrorBody),
+        (status = 403, description = "The caller may not do this.", body = ErrorBody),
+        (status = 404, description = "No such task.", body = ErrorBody),
+    ),
+)]
 pub async fn wontfix(
     State(state): State<AppState>,
     caller: Caller,
@@ -386,7 +500,20 @@ pub async fn wontfix(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `DELETE /task/{id}`: admins only; not while the task is RUNNING or BLOCKED.
+/// Deletes a task (admins only; not while it is RUNNING or BLOCKED).
+#[utoipa::path(
+    delete,
+    path = "/task/{id}",
+    tag = "task",
+    operation_id = "delete_task",
+    params(("id" = uuid::Uuid, Path, description = "Task id.")),
+    responses(
+        (status = 204, description = "Deleted with its resolution and comments."),
+        (status = 400, description = "Malformed id, or the task is RUNNING or BLOCKED.", body = ErrorBody),
+        (status = 403, description = "Only admins may delete a task.", body = ErrorBody),
+        (status = 404, description = "No such task.", body = ErrorBody),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
