@@ -29,9 +29,13 @@ Environment (defaults in brackets):
   DAG_TASKS          5-step DAG tasks drained [2000; QUICK: 200]
   FOREACH_TASKS      foreach-of-10 tasks drained [1000; QUICK: 100]
   IDLE_SECONDS       idle measurement window [30; QUICK: 10]
+  PGSS               1 = load pg_stat_statements in the private cluster and report statements
+                     per task / per idle second, and the busiest statements (diagnostic; the
+                     cluster then differs from initdb defaults) [0]
   PEERS              1 = run pg-limit.sh and peer-graphile.sh; 0 = mutask only (no ratios) [1]
   SHARED_BENCH       where pg-limit.sh / peer-graphile.sh are [<repo>/../shared/bench]
   MUTASK_BIN         use this binary instead of building target/release/mutask
+  BENCH_COMMIT       label printed for a MUTASK_BIN binary [external-binary]
   BUILD              1 = `cargo build --release --locked` first (when MUTASK_BIN is unset) [1]
   BENCH_DIR          private cluster, logs, instance dirs (wiped at start) [/tmp/mutask-bench]
   BENCH_PG_PORT      private cluster port on 127.0.0.1 [55433] (the shared scripts use 55432)
@@ -60,6 +64,7 @@ STEADY_MINUTES=${STEADY_MINUTES:-0}
 STEADY_CLIENTS=${STEADY_CLIENTS:-8}
 STEADY_BACKLOG=${STEADY_BACKLOG:-5000}
 PEERS=${PEERS:-1}
+PGSS=${PGSS:-0}
 SHARED_BENCH=${SHARED_BENCH:-$REPO/../shared/bench}
 BUILD=${BUILD:-1}
 BENCH_DIR=${BENCH_DIR:-/tmp/mutask-bench}
@@ -118,7 +123,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------------ private cluster
-PSQL=(psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres)
+PSQL=(env PGOPTIONS='-c client_min_messages=warning' psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres)
 q() { "${PSQL[@]}" -d "${DB:-postgres}" -c "$1"; }      # one query, DB=... for another database
 qdb() { local d=$1; shift; DB=$d q "$@"; }
 
@@ -138,6 +143,9 @@ listen_addresses = '127.0.0.1'
 port = $BENCH_PG_PORT
 unix_socket_directories = '$BENCH_DIR'
 CONF
+  if [ "$PGSS" = 1 ]; then
+    printf "shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.max = 10000\n" >> "$BENCH_DIR/data/postgresql.conf"
+  fi
   PG_STARTED=1
   as_pg "$PGBIN/pg_ctl" -D "$BENCH_DIR/data" -l "$BENCH_DIR/server.log" -w start >/dev/null
   for _ in $(seq 1 60); do "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$BENCH_PG_PORT" && return 0; sleep 0.5; done
@@ -150,6 +158,15 @@ fresh_db() {  # $1 name, $2 synchronous_commit; [$3 template database]
   q "ALTER DATABASE $1 SET synchronous_commit = $2"
 }
 xacts() { q "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '$1'"; }
+pgss_reset() { [ "$PGSS" != 1 ] || q "SELECT pg_stat_statements_reset()" >/dev/null; }
+pgss_calls() {  # $1 db: statements executed in it since the last reset ("n/a" without PGSS)
+  if [ "$PGSS" != 1 ]; then echo n/a; return; fi
+  q "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '$1'"
+}
+pgss_top() {  # $1 db, $2 file: the busiest statements
+  [ "$PGSS" = 1 ] || return 0
+  q "SELECT calls || E'\t' || round(total_exec_time::numeric, 1) || E' ms\t' || regexp_replace(left(query, 300), '\s+', ' ', 'g') FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '$1' ORDER BY calls DESC LIMIT 25" > "$2"
+}
 
 # ------------------------------------------------------------------ mutask instances
 PW=$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)
@@ -202,7 +219,12 @@ cpu_s() {  # user+system CPU seconds of a process (and its reaped children)
 export BENCH_AUTH="admin:$PW"
 load() { node "$HERE/load.cjs" "$@"; }
 jf() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" | head -1; }            # numeric JSON field
-div() { awk -v a="${1:-}" -v b="${2:-}" -v p="${3:-2}" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.*f\n", p, a / b }'; }
+div() {  # a / b with p decimals; "n/a" when either is missing or not a number, or b is 0
+  awk -v a="${1:-}" -v b="${2:-}" -v p="${3:-2}" 'BEGIN {
+    num = "^-?[0-9]+([.][0-9]*)?$"
+    if (a !~ num || b !~ num || b + 0 == 0) print "n/a"; else printf "%.*f\n", p, a / b }'
+}
+cpu_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit }' /proc/stat; }
 
 declare -A R                  # every figure, key "<name>_<on|off>"
 
@@ -220,11 +242,17 @@ make_backlog() {  # $1 db, $2 template, $3 count
 }
 
 # Drain database DB (a copy of a backlog) with K worker instances; sets DRAIN_* figures.
-drain() {  # $1 db, $2 instances, $3 total tasks
-  local db=$1 k=$2 total=$3 pids=() i left t0 t1 x0 x1 cpu=0 limit
+# Steps executed per task: 1 (no-op), 5 (DAG), 10 (foreach: the 10 child actions; the parent
+# only collects them, and children are not kept as rows of their own).
+drain() {  # $1 db, $2 instances, $3 total tasks, $4 steps executed per task
+  local db=$1 k=$2 total=$3 per=$4 pids=() i left t0 t1 x0 x1 cpu=0 limit
   qdb "$db" "VACUUM ANALYZE"; q "CHECKPOINT"
   sleep 1
   x0=$(xacts "$db")
+  pgss_reset
+  local c0 c1 act="$BENCH_DIR/logs/activity-$db.txt" n=0
+  : > "$act"
+  c0=$(cpu_jiffies)
   t0=$(date +%s.%N)
   for i in $(seq 1 "$k"); do start_inst "w$i-$db" "$db" worker; pids+=("$INST_PID"); done
   limit=$((300 + total / 20))                # bounded: fails below 20 tasks/s
@@ -232,27 +260,36 @@ drain() {  # $1 db, $2 instances, $3 total tasks
   while :; do
     left=$(qdb "$db" "SELECT count(*) FROM task WHERE state <> 'DONE'")
     [ "$left" = 0 ] && break
+    n=$((n + 1))
+    if [ $((n % 5)) = 0 ]; then               # what the instances' sessions are doing
+      q "SELECT replace(coalesce(state, '-'), ' ', '_') || ' ' || coalesce(wait_event_type || ':' || wait_event, 'CPU') || ' ' || count(*) FROM pg_stat_activity WHERE datname = '$db' AND backend_type = 'client backend' GROUP BY 1" >> "$act" || true
+    fi
     if awk -v a="$(date +%s.%N)" -v b="$t0" -v l="$limit" 'BEGIN { exit !(a - b > l) }'; then
       echo "drain $db: $left tasks not DONE after ${limit} s" >&2; break
     fi
     sleep 0.1
   done
   t1=$(date +%s.%N)
+  c1=$(cpu_jiffies)
+  DRAIN_BUSY=$(awk -v a="$c0" -v b="$c1" 'BEGIN { split(a, x, " "); split(b, y, " "); if (y[2] > x[2]) printf "%.0f", 100 * (y[1] - x[1]) / (y[2] - x[2]); else print "n/a" }')
+  DRAIN_ACT=$(awk '{ k = $1 " " $2; c[k] += $3; t += $3 } END { for (k in c) printf "%s %.0f%%\n", k, 100 * c[k] / t }' "$act" | sort -k3 -t' ' -rn | head -4 | paste -sd ',' -)
   for i in "${pids[@]}"; do cpu=$(awk -v a="$cpu" -v b="$(cpu_s "$i")" 'BEGIN { print a + b }'); done
   for i in "${pids[@]}"; do stop_inst "$i"; done
   sleep 1.5                                  # exited backends have flushed their statistics
   x1=$(xacts "$db")
+  DRAIN_STMT=$(div "$(pgss_calls "$db")" "$total" 1)
+  pgss_top "$db" "$BENCH_DIR/logs/statements-$db.txt"
   DRAIN_LEFT=$left
   DRAIN_WALL=$(awk -v a="$t1" -v b="$t0" 'BEGIN { printf "%.3f", a - b }')
   # Server-side window: first claim .. last resolution end (excludes process startup).
   DRAIN_S=$(qdb "$db" "SELECT round(extract(epoch FROM max(last_stop) - min(last_start))::numeric, 3) FROM resolution")
   DRAIN_RATE=$(div "$total" "$DRAIN_S" 0)
-  DRAIN_STEPS=$(qdb "$db" "SELECT count(*) FROM step WHERE state = 'DONE'")
+  DRAIN_STEPS=$(( $(qdb "$db" "SELECT count(*) FROM task WHERE state = 'DONE'") * per ))
   DRAIN_STEP_RATE=$(div "$DRAIN_STEPS" "$DRAIN_S" 0)
   DRAIN_CYCLES=$(qdb "$db" "SELECT round(avg(run_count), 2) FROM resolution")
   DRAIN_XACT=$(div "$((x1 - x0))" "$total" 1)
   DRAIN_CPU=$(awk -v c="$cpu" -v t="$total" 'BEGIN { printf "%.2f", c * 1000 / t }')
-  log "drain $db x$k: $total tasks, server ${DRAIN_S}s -> ${DRAIN_RATE}/s, wall ${DRAIN_WALL}s, steps DONE $DRAIN_STEPS (${DRAIN_STEP_RATE}/s), cycles/task $DRAIN_CYCLES, xact/task $DRAIN_XACT, mutask CPU ms/task $DRAIN_CPU, left $left"
+  log "drain $db x$k: $total tasks, server ${DRAIN_S}s -> ${DRAIN_RATE}/s, wall ${DRAIN_WALL}s, steps $DRAIN_STEPS (${DRAIN_STEP_RATE}/s), cycles/task $DRAIN_CYCLES, xact/task $DRAIN_XACT, statements/task $DRAIN_STMT, mutask CPU ms/task $DRAIN_CPU, machine CPU busy ${DRAIN_BUSY}%, sessions [${DRAIN_ACT}], left $left"
   [ "$left" = 0 ]
 }
 
@@ -273,9 +310,9 @@ run_mutask_mode() {  # $1 = on|off
   R[backlog_create_$m]=$BACKLOG_RATE
   for k in 1 2; do
     fresh_db "d${k}_$m" "$m" "bl_$m"
-    drain "d${k}_$m" "$k" "$N"
+    drain "d${k}_$m" "$k" "$N" 1
     R[drain${k}_$m]=$DRAIN_RATE; R[drain${k}_wall_$m]=$DRAIN_WALL; R[drain${k}_xact_$m]=$DRAIN_XACT
-    R[drain${k}_cpu_$m]=$DRAIN_CPU; R[drain${k}_cycles_$m]=$DRAIN_CYCLES
+    R[drain${k}_cpu_$m]=$DRAIN_CPU; R[drain${k}_busy_$m]=$DRAIN_BUSY; R[drain${k}_cycles_$m]=$DRAIN_CYCLES; R[drain${k}_stmt_$m]=$DRAIN_STMT
   done
   q "DROP DATABASE bl_$m"; q "DROP DATABASE d1_$m"; q "DROP DATABASE d2_$m"
 
@@ -290,11 +327,11 @@ run_mutask_mode() {  # $1 = on|off
 
   # (c) steps/s: 5-step linear DAG and foreach of 10, 2 instances
   fresh_db "dag_$m" "$m"; make_backlog "dag_$m" bench-dag5 "$DAG_TASKS"
-  drain "dag_$m" 2 "$DAG_TASKS"; R[dag_steps_$m]=$DRAIN_STEP_RATE; R[dag_tasks_$m]=$DRAIN_RATE
+  drain "dag_$m" 2 "$DAG_TASKS" 5; R[dag_steps_$m]=$DRAIN_STEP_RATE; R[dag_tasks_$m]=$DRAIN_RATE
   R[dag_cycles_$m]=$DRAIN_CYCLES
   fresh_db "fe_$m" "$m"; make_backlog "fe_$m" bench-foreach10 "$FOREACH_TASKS"
-  drain "fe_$m" 2 "$FOREACH_TASKS"; R[fe_steps_$m]=$DRAIN_STEP_RATE; R[fe_tasks_$m]=$DRAIN_RATE
-  R[fe_steps_per_task_$m]=$(div "$DRAIN_STEPS" "$FOREACH_TASKS" 0); R[fe_cycles_$m]=$DRAIN_CYCLES
+  drain "fe_$m" 2 "$FOREACH_TASKS" 10; R[fe_steps_$m]=$DRAIN_STEP_RATE; R[fe_tasks_$m]=$DRAIN_RATE
+  R[fe_cycles_$m]=$DRAIN_CYCLES
   q "DROP DATABASE dag_$m"; q "DROP DATABASE fe_$m"
 
   # (d) API create rate, 4 and 50 clients, one --role api instance
@@ -311,11 +348,14 @@ run_mutask_mode() {  # $1 = on|off
   start_inst "idle-$m" "idle_$m" all; p1=$INST_PID
   sleep 11                                   # past startup; pending statistics flushed
   local x0 x1
+  pgss_reset
   x0=$(xacts "idle_$m"); sleep "$IDLE_SECONDS"; x1=$(xacts "idle_$m")
   R[idle_qps_$m]=$(div "$((x1 - x0))" "$IDLE_SECONDS" 2)
+  R[idle_sps_$m]=$(div "$(pgss_calls "idle_$m")" "$IDLE_SECONDS" 2)
+  pgss_top "idle_$m" "$BENCH_DIR/logs/statements-idle_$m.txt"
   R[idle_rss_$m]=$(div "$(rss_kib "$p1")" 1024 1)
   R[idle_rss_children_$m]=$(div "$(children_rss_kib "$p1")" 1024 1)
-  log "idle: $((x1 - x0)) transactions in ${IDLE_SECONDS}s, RSS ${R[idle_rss_$m]} MiB (+ children ${R[idle_rss_children_$m]} MiB)"
+  log "idle: $((x1 - x0)) transactions in ${IDLE_SECONDS}s (statements/s ${R[idle_sps_$m]}), RSS ${R[idle_rss_$m]} MiB (+ children ${R[idle_rss_children_$m]} MiB)"
   stop_all; q "DROP DATABASE idle_$m"
 
   # (f) steady run
@@ -400,7 +440,16 @@ START=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 log "mutask bench: QUICK=$QUICK N=$N SYNC=$SYNC STEADY_MINUTES=$STEADY_MINUTES; $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
 run_peers
 pg_start
+cp "$BIN" "$BENCH_DIR/mutask"          # others may rebuild target/ while this runs
+BIN=$BENCH_DIR/mutask
+if [ -n "${MUTASK_BIN:-}" ]; then
+  COMMIT=$(echo "${BENCH_COMMIT:-external-binary}" | tr -c 'A-Za-z0-9._+:\n-' '_')
+else                                   # the tree the binary was just built from
+  COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  [ -z "$(git -C "$REPO" status --porcelain -- src migrations build.rs Cargo.toml Cargo.lock 2>/dev/null)" ] || COMMIT="$COMMIT+dirty"
+fi
 KEY=$("$BIN" keys generate)
+[ "$PGSS" != 1 ] || q "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
 PGVERSION=$(q "SHOW server_version")
 for m in $MODES; do run_mutask_mode "$m"; done
 
@@ -409,7 +458,7 @@ g() { local v=${R[$1]:-}; echo "${v:-n/a}"; }
 ge() {  # $1 value, $2 target, $3 ge|le -> yes/no/n/a
   awk -v a="$1" -v b="$2" -v op="$3" 'BEGIN { if (a == "n/a" || b == "n/a" || a == "" || b == "") print "n/a"; else if (op == "ge") print (a + 0 >= b + 0 ? "yes" : "NO"); else print (a + 0 <= b + 0 ? "yes" : "NO") }'
 }
-line="RESULT mutask-bench: date=$START quick=$QUICK N=$N nproc=$(nproc) pg=$PGVERSION"
+line="RESULT mutask-bench: date=$START commit=$COMMIT quick=$QUICK N=$N nproc=$(nproc) pg=${PGVERSION%% *}"
 for m in $MODES; do
   R[r_batched_$m]=$(div "$(g drain2_$m)" "$(g gw_batched_$m)")
   R[r_default_$m]=$(div "$(g drain2_$m)" "$(g gw_default_$m)")
@@ -430,7 +479,7 @@ done
 
 {
   echo
-  echo "== mutask bench $START — QUICK=$QUICK N=$N, $(nproc) CPUs, PostgreSQL $PGVERSION =="
+  echo "== mutask bench $START — commit $COMMIT, QUICK=$QUICK N=$N, $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), PostgreSQL $PGVERSION =="
   printf '%-52s' "measurement"; for m in $MODES; do printf '%18s' "sync_commit=$m"; done; echo
   row() {  # $1 label, $2 key prefix
     printf '%-52s' "$1"; for m in $MODES; do printf '%18s' "$(g "$2_$m")"; done; echo
@@ -439,7 +488,10 @@ done
   row "(a) drain, 2 instances (tasks/s)" drain2
   row "    2 instances / 1 instance (target >= 1.0)" r_scale
   row "    transactions per task (2 instances)" drain2_xact
+  row "    statements per task (2 instances; PGSS=1)" drain2_stmt
   row "    mutask CPU ms per task (2 instances)" drain2_cpu
+  row "    machine CPU busy %, drain with 1 instance" drain1_busy
+  row "    machine CPU busy %, drain with 2 instances" drain2_busy
   row "(b) create->DONE p50 (ms)" lat_p50
   row "(b) create->DONE p95 (ms)" lat_p95
   row "(c) 5-step DAG (steps/s)" dag_steps
@@ -447,6 +499,7 @@ done
   row "(d) API create, 4 clients (tasks/s)" create4
   row "(d) API create, 50 clients (tasks/s)" create50
   row "(e) idle transactions/s (target <= 1)" idle_qps
+  row "(e) idle statements/s (PGSS=1)" idle_sps
   row "(e) idle RSS MiB (target <= 64)" idle_rss
   row "    + sandbox children RSS MiB" idle_rss_children
   [ "$STEADY_MINUTES" -gt 0 ] && row "(f) steady ${STEADY_MINUTES} min (tasks/s)" steady

@@ -35,7 +35,7 @@ impl Default for RunnerSettings {
     fn default() -> Self {
         RunnerSettings {
             max_concurrent: 100,
-            poll_interval: Duration::from_secs(1),
+            poll_interval: Duration::from_secs(2),
             batch: 20,
             recovery_interval: Duration::from_secs(5),
             completed_task_expiration: Duration::from_secs(720 * 3600),
