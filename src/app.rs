@@ -506,6 +506,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
             lease: config.lease,
             ..EngineSettings::default()
         }),
+        templates: Default::default(),
         shutdown: Default::default(),
         resources: Arc::new(crate::engine::resources::Resources::new(
             config.resource_limits.clone(),

@@ -90,6 +90,7 @@ async fn harness() -> H {
             .unwrap(),
         ))),
         settings: Arc::new(EngineSettings::default()),
+        templates: Default::default(),
         shutdown: Default::default(),
         resources: Default::default(),
     };

@@ -577,6 +577,34 @@ fn render_result(t: &Templater, format: &Map<String, Value>, ctx: &Value) -> Res
 }
 
 impl Engine {
+    /// A template version (immutable once stored, so cached for the engine's lifetime).
+    async fn template_version(
+        &self,
+        id: ResolutionId,
+        name: &str,
+        version: i32,
+    ) -> Result<Arc<TaskTemplate>, EngineError> {
+        let key = (name.to_string(), version);
+        if let Ok(cache) = self.templates.lock()
+            && let Some(t) = cache.get(&key)
+        {
+            return Ok(t.clone());
+        }
+        let (definition, _) = store::template::get_version(&self.store, name, version)
+            .await?
+            .ok_or_else(|| EngineError::Invalid(id, "its template version is missing".into()))?;
+        let template: TaskTemplate = serde_json::from_value(definition)
+            .map_err(|e| EngineError::Invalid(id, format!("stored template is unreadable: {e}")))?;
+        let template = Arc::new(template);
+        if let Ok(mut cache) = self.templates.lock() {
+            if cache.len() > 1000 {
+                cache.clear();
+            }
+            cache.insert(key, template.clone());
+        }
+        Ok(template)
+    }
+
     /// Runs one synchronous cycle of a resolution. `Ok(None)` when crash recovery blocked it for
     /// a human check; otherwise the resolution state at the end of the cycle.
     pub async fn run_cycle(
@@ -657,14 +685,9 @@ impl Engine {
         let task = store::task::get(store, rec.task_id)
             .await?
             .ok_or_else(|| EngineError::Invalid(id, "its task is missing".into()))?;
-        let (definition, _) =
-            store::template::get_version(store, &task.template_name, task.template_version)
-                .await?
-                .ok_or_else(|| {
-                    EngineError::Invalid(id, "its template version is missing".into())
-                })?;
-        let template: TaskTemplate = serde_json::from_value(definition)
-            .map_err(|e| EngineError::Invalid(id, format!("stored template is unreadable: {e}")))?;
+        let template = self
+            .template_version(id, &task.template_name, task.template_version)
+            .await?;
         let records = store_res::steps(store, id).await?;
         let mut positions = HashMap::new();
         let mut steps = indexmap::IndexMap::new();

@@ -89,7 +89,13 @@ pub struct Engine {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Named concurrency limits (µTask's resources).
     pub resources: Arc<resources::Resources>,
+    /// Template versions already read (they never change once stored).
+    pub templates: TemplateCache,
 }
+
+/// Cache of parsed template versions, keyed by (name, version).
+pub type TemplateCache =
+    Arc<std::sync::Mutex<std::collections::HashMap<(String, i32), Arc<TaskTemplate>>>>;
 
 /// The initial steps of a new resolution of `template` (all TODO).
 pub fn initial_steps(template: &TaskTemplate) -> Result<Vec<NewStep>, serde_json::Error> {
