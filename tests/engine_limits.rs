@@ -225,7 +225,7 @@ steps:
     timeout: 1s
     action:
       type: script
-      configuration: {file_path: sleep.sh, argv: ["5"]}
+      configuration: {file_path: sleep.sh, argv: ["30"]}
   onTimeout:
     dependencies: ["slow:TIMEOUT"]
     action: {type: echo, configuration: {output: {remediated: true}}}
