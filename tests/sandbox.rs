@@ -158,7 +158,9 @@ async fn hostile_programs_end_as_errors_within_budget_while_others_run() {
         let good = async {
             for i in 0..3u32 {
                 // a generous budget: this one only has to prove the pool still serves
-                let got = pool.eval_js(&format!("{i} * 10 + 1"), Duration::from_secs(10)).await;
+                let got = pool
+                    .eval_js(&format!("{i} * 10 + 1"), Duration::from_secs(10))
+                    .await;
                 assert_eq!(
                     got,
                     Ok(format!("{}", i * 10 + 1)),
