@@ -102,7 +102,8 @@ async fn runaway_javascript_and_templates_end_as_step_errors() {
     assert_eq!(js.state.as_str(), "FATAL_ERROR");
     let err = js.error.unwrap_or_default();
     assert!(
-        err.contains("spin") && (err.contains("loop") || err.contains("time")),
+        // the VM's loop limit, or the 2 s deadline on a loaded machine
+        err.contains("spin") && (err.contains("loop") || err.contains("within 2s")),
         "{err}"
     );
     let fuel = get("fuel");
