@@ -24,6 +24,7 @@ Environment (defaults in brackets):
   STEADY_MINUTES     length of the steady run (f), per sync mode; 0 = skip [0]
   STEADY_CLIENTS     creating clients in the steady run [8]
   STEADY_BACKLOG     creation pauses while more than this many tasks are not DONE [5000]
+  STEADY_ONLY        1 = run only (f) (with STEADY_MINUTES > 0; combine with PEERS=0) [0]
   LAT_M              latency samples [200; QUICK: 50]
   CREATE_M           tasks per API create-rate measurement [5000; QUICK: 1000]
   DAG_TASKS          5-step DAG tasks drained [2000; QUICK: 200]
@@ -63,6 +64,7 @@ SYNC=${SYNC:-both}
 STEADY_MINUTES=${STEADY_MINUTES:-0}
 STEADY_CLIENTS=${STEADY_CLIENTS:-8}
 STEADY_BACKLOG=${STEADY_BACKLOG:-5000}
+STEADY_ONLY=${STEADY_ONLY:-0}
 PEERS=${PEERS:-1}
 PGSS=${PGSS:-0}
 SHARED_BENCH=${SHARED_BENCH:-$REPO/../shared/bench}
@@ -79,6 +81,7 @@ for v in N LAT_M CREATE_M DAG_TASKS FOREACH_TASKS IDLE_SECONDS STEADY_MINUTES ST
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be a non-negative integer" >&2; exit 2; }
 done
 [ "$BENCH_PG_PORT" != 55432 ] || { echo "BENCH_PG_PORT 55432 is the shared scripts' port" >&2; exit 2; }
+[ "$STEADY_ONLY" != 1 ] || [ "$STEADY_MINUTES" -gt 0 ] || { echo "STEADY_ONLY=1 needs STEADY_MINUTES > 0" >&2; exit 2; }
 case "$BENCH_DIR" in /tmp/?*) ;; *) echo "BENCH_DIR must be under /tmp (it is wiped)" >&2; exit 2 ;; esac
 
 if [ -z "${PGBIN:-}" ]; then
@@ -106,13 +109,15 @@ fi
 
 # ------------------------------------------------------------------ cleanup
 PIDS=()                       # running mutask instances
+LOADER_PID=""                 # the steady run's load driver
 PG_STARTED=0
 as_pg() { if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi; }
 cleanup() {
   local rc=$?
   set +e
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do
+  [ -z "$LOADER_PID" ] || kill -TERM "$LOADER_PID" 2>/dev/null
+  for p in ${PIDS[@]+"${PIDS[@]}"}; do kill -TERM "$p" 2>/dev/null; done
+  for p in ${PIDS[@]+"${PIDS[@]}"}; do
     for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$p" 2>/dev/null
   done
@@ -127,7 +132,13 @@ PSQL=(env PGOPTIONS='-c client_min_messages=warning' psql -X -q -At -v ON_ERROR_
 q() { "${PSQL[@]}" -d "${DB:-postgres}" -c "$1"; }      # one query, DB=... for another database
 qdb() { local d=$1; shift; DB=$d q "$@"; }
 
+bench_dir_ok() {  # only ever wipe a directory this harness made
+  if [ -d "$BENCH_DIR" ] && [ -n "$(ls -A "$BENCH_DIR")" ] && [ ! -f "$BENCH_DIR/.mutask-bench" ]; then
+    echo "$BENCH_DIR exists and was not made by this harness: not wiping it (set BENCH_DIR)" >&2; return 1
+  fi
+}
 pg_start() {
+  bench_dir_ok
   if [ -f "$BENCH_DIR/data/postmaster.pid" ]; then
     as_pg "$PGBIN/pg_ctl" -D "$BENCH_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
   fi
@@ -260,8 +271,11 @@ drain() {  # $1 db, $2 instances, $3 total tasks, $4 steps executed per task
   while :; do
     left=$(qdb "$db" "SELECT count(*) FROM task WHERE state <> 'DONE'")
     [ "$left" = 0 ] && break
+    local alive=0
+    for i in "${pids[@]}"; do kill -0 "$i" 2>/dev/null && alive=1; done
+    [ "$alive" = 1 ] || { echo "drain $db: every worker instance exited; see $BENCH_DIR/logs/" >&2; break; }
     n=$((n + 1))
-    if [ $((n % 8)) = 0 ]; then               # every 2 s: what the instances' sessions are doing
+    if [ $((n % 4)) = 0 ]; then               # about every second: what the instances' sessions are doing
       q "SELECT s || ' ' || count(*) FROM (SELECT replace(coalesce(state, '-'), ' ', '_') || ' ' || coalesce(wait_event_type || ':' || wait_event, 'CPU') AS s FROM pg_stat_activity WHERE datname = '$db' AND backend_type = 'client backend' AND pid <> pg_backend_pid()) a GROUP BY s" >> "$act" || true
     fi
     if awk -v a="$(date +%s.%N)" -v b="$t0" -v l="$limit" 'BEGIN { exit !(a - b > l) }'; then
@@ -303,6 +317,7 @@ children_rss_kib() {
 run_mutask_mode() {  # $1 = on|off
   local m=$1 out p1 p2 urls
   log "== mutask, synchronous_commit=$m =="
+  if [ "$STEADY_ONLY" = 1 ]; then steady_run "$m"; return; fi
 
   # (a) drain of N one-step tasks, 1 and 2 instances, from identical copies of one backlog
   fresh_db "bl_$m" "$m"
@@ -370,7 +385,7 @@ steady_run() {  # $1 = on|off
   start_inst "st2-$m" "$db" all; urls="$urls,$INST_URL"
   rm -f "$pause"
   load steady "$urls" "$secs" "$STEADY_CLIENTS" bench-noop "$pause" >"$BENCH_DIR/logs/steady-$m.json" &
-  loader=$!
+  loader=$!; LOADER_PID=$loader
   t0=$(date +%s); done0=0; prev=0
   log "steady run: $STEADY_MINUTES min, backlog capped at $STEADY_BACKLOG"
   while [ "$(( $(date +%s) - t0 ))" -lt "$secs" ]; do
@@ -386,6 +401,7 @@ steady_run() {  # $1 = on|off
     fi
   done
   wait "$loader" || true
+  LOADER_PID=""
   rm -f "$pause"
   done=$(qdb "$db" "SELECT count(*) FROM task WHERE state = 'DONE'")
   R[steady_$m]=$(div "$done" "$secs" 0)
@@ -438,6 +454,7 @@ run_peers() {
 PG_LIMIT_LINE=""; PEER_LINE=""
 START=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 log "mutask bench: QUICK=$QUICK N=$N SYNC=$SYNC STEADY_MINUTES=$STEADY_MINUTES; $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+bench_dir_ok
 run_peers
 pg_start
 cp "$BIN" "$BENCH_DIR/mutask"          # others may rebuild target/ while this runs
