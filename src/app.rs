@@ -451,7 +451,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
     }
     .await;
     let (store, instance, functions) = match result {
-        Ok(v) => v,
+        Ok((store, instance, functions)) => (store, instance, Arc::new(functions)),
         Err(e) => {
             db.close().await;
             return Err(e);
@@ -488,7 +488,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
     let engine = Engine {
         store: store.clone(),
         renderer: renderer.clone(),
-        functions: Arc::new(functions),
+        functions: functions.clone(),
         actions,
         action_env: Arc::new(ActionEnv {
             scripts_dir: config.scripts_dir.clone(),
@@ -528,6 +528,8 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         config: Arc::new(config),
         auth,
         renderer,
+        functions: engine.functions.clone(),
+        metrics: Default::default(),
         draining: Arc::new(AtomicBool::new(false)),
     };
     let cancel = CancellationToken::new();

@@ -89,3 +89,76 @@ where
 /// The configured body limit, put in request extensions so errors can quote it.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
+
+/// True when an `Accept` header asks for YAML (µTask: `Accept: application/x-yaml`) before JSON.
+pub fn accepts_yaml(accept: &str) -> bool {
+    accept
+        .split(',')
+        .map(|part| part.split(';').next().unwrap_or("").trim())
+        .find(|m| is_yaml(m) || *m == "application/json")
+        .is_some_and(is_yaml)
+}
+
+/// Middleware: answers in YAML instead of JSON when the request's `Accept` asks for it. Only JSON
+/// answers are converted (errors included); other answers pass through unchanged.
+pub async fn yaml_answers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let wants_yaml = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(accepts_yaml);
+    let response = next.run(req).await;
+    let is_json_answer = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !wants_yaml || !is_json_answer {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // answers are built in memory by the handlers; the limit only guards against surprises
+    let bytes = match axum::body::to_bytes(body, 64 << 20).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "reading an answer to convert it to YAML");
+            return axum::response::IntoResponse::into_response(ApiError::internal(
+                "answer unreadable",
+            ));
+        }
+    };
+    let yaml = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|v| serde_yaml::to_string(&v).map_err(|e| e.to_string()));
+    match yaml {
+        Ok(text) => {
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/x-yaml"),
+            );
+            parts.headers.remove(header::CONTENT_LENGTH);
+            axum::response::Response::from_parts(parts, axum::body::Body::from(text))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "converting a JSON answer to YAML");
+            axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+        }
+    }
+}
+
+#[cfg(test)]
+mod accept_tests {
+    use super::accepts_yaml;
+
+    #[test]
+    fn yaml_only_when_asked_before_json() {
+        assert!(accepts_yaml("application/x-yaml"));
+        assert!(accepts_yaml("text/yaml; q=0.9, application/json"));
+        assert!(!accepts_yaml("application/json, application/x-yaml"));
+        assert!(!accepts_yaml("*/*"));
+        assert!(!accepts_yaml("text/html"));
+    }
+}

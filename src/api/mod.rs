@@ -1,7 +1,8 @@
 //! The HTTP API (axum): µTask's routes, JSON (or YAML) in, JSON out.
 //!
 //! Invariants: every handler authenticates through the [`auth::Caller`] extractor unless its path
-//! starts with `/unsecured` (or is Swagger UI's static `/docs`); every route is in the OpenAPI
+//! starts with `/unsecured` (or is Swagger UI's static `/docs`, or µTask's unauthenticated
+//! `/metrics`, which carries counts only); every route is in the OpenAPI
 //! document of [`openapi`]; every failure is an [`error::ApiError`] (no 5xx for a client
 //! mistake, and a 5xx body never carries the cause); bodies are limited to
 //! `MUTASK_MAX_BODY_BYTES`.
@@ -12,11 +13,13 @@ pub mod body;
 pub mod callback;
 pub mod comment;
 pub mod error;
+pub mod function;
 pub mod health;
 pub mod keys;
 pub mod listing;
 pub mod maintenance;
 pub mod meta;
+pub mod metrics;
 pub mod openapi;
 pub mod resolution;
 pub mod task;
@@ -33,6 +36,7 @@ use axum::routing::get;
 
 use crate::config::Config;
 use crate::store::Store;
+use crate::template::model::FunctionSet;
 use crate::template::render::Renderer;
 
 pub use auth::{Auth, Caller};
@@ -45,6 +49,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub auth: Arc<Auth>,
     pub renderer: Arc<Renderer>,
+    /// The functions loaded at startup (`MUTASK_FUNCTIONS_DIR`).
+    pub functions: Arc<FunctionSet>,
+    /// Prometheus registry of this instance (`GET /metrics`).
+    pub metrics: Arc<metrics::Metrics>,
     /// Set when the instance stops accepting work (readiness answers 503).
     pub draining: Arc<AtomicBool>,
 }
@@ -73,6 +81,8 @@ pub fn router(state: AppState) -> Router {
         .route("/unsecured/mon/ready", get(health::ready))
         .route("/template", get(template::list))
         .route("/template/{name}", get(template::get))
+        .route("/function", get(function::list))
+        .route("/function/{name}", get(function::get))
         .route("/task", axum::routing::post(task::create))
         .route("/task/{id}", get(task::get))
         .route("/task", get(listing::list))
@@ -126,11 +136,17 @@ pub fn router(state: AppState) -> Router {
         .route(openapi::DOCS_PATH, get(openapi::docs_redirect))
         .route("/docs/", get(openapi::docs_index))
         .route("/docs/{*file}", get(openapi::docs_asset))
+        .route("/metrics", get(metrics::metrics))
+        .route_layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::record,
+        ))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(move |req, next| {
             body_limit_ext(limit, req, next)
         }))
+        .layer(middleware::from_fn(body::yaml_answers))
         .layer(tower_http::trace::TraceLayer::new_for_http());
     let app = if maintenance {
         app.layer(middleware::from_fn(maintenance::guard))

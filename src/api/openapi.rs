@@ -62,6 +62,9 @@ and `/docs` need HTTP Basic credentials (`MUTASK_BASIC_AUTH`) or the `x-remote-u
         super::health::ready,
         super::template::list,
         super::template::get,
+        super::function::list,
+        super::function::get,
+        super::metrics::metrics,
         super::task::create,
         super::task::get,
         super::listing::list,
@@ -195,7 +198,9 @@ impl Modify for Common {
                 .or_insert_with(|| reference(name));
         };
         for (path, item) in doc.paths.paths.iter_mut() {
-            let secured = !path.starts_with("/unsecured/") && !path.starts_with(DOCS_PATH);
+            let secured = !path.starts_with("/unsecured/")
+                && !path.starts_with(DOCS_PATH)
+                && path != "/metrics";
             let ops = [
                 &mut item.get,
                 &mut item.put,

@@ -14,6 +14,7 @@ pub mod embedded;
 pub mod instance;
 pub mod keys;
 pub mod listing;
+pub mod metrics;
 pub mod resolution;
 pub mod rotation;
 pub mod task;
