@@ -146,9 +146,8 @@ fn spec_is_openapi_31_and_documents_every_route() {
                 .any(|s| s.starts_with('2') || s.starts_with('3')),
             "{method} {path}: no success response"
         );
-        let secured = !path.starts_with("/unsecured/")
-            && !path.starts_with("/docs")
-            && path != "/metrics";
+        let secured =
+            !path.starts_with("/unsecured/") && !path.starts_with("/docs") && path != "/metrics";
         assert_eq!(
             op["security"].is_array(),
             secured,

@@ -49,6 +49,12 @@ pub enum UpsertOutcome {
 /// Inserts or updates a template; a changed definition gets a new version.
 pub async fn upsert(store: &Store, t: &TemplateUpsert<'_>) -> Result<UpsertOutcome, StoreError> {
     let mut tx = store.pool.begin().await?;
+    // Instances starting together sync the same files: serialize per name, so the second one
+    // sees the first one's row instead of racing it to the INSERT (a primary key violation).
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('mutask.template'), hashtext($1))")
+        .bind(t.name)
+        .execute(&mut *tx)
+        .await?;
     let current: Option<(i32, Value, String, bool)> = sqlx::query_as(
         "SELECT version, definition, source, archived FROM template WHERE name = $1 FOR UPDATE",
     )
