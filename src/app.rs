@@ -314,6 +314,11 @@ pub fn build_auth(config: &Config) -> anyhow::Result<Auth> {
         users,
         trusted_proxies: config.trusted_proxies.clone(),
         admins,
+        limiter: crate::api::auth::LoginLimiter::new(
+            config.login_failure_limit,
+            Duration::from_secs(60),
+        ),
+        ..Auth::default()
     })
 }
 
@@ -428,7 +433,7 @@ async fn sandbox_pool(program: Option<&Path>) -> anyhow::Result<SandboxPool> {
 /// Starts an instance: database, migrations, keys, templates, HTTP.
 pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<Running> {
     let keys = Arc::new(load_key_ring(&config)?);
-    let auth = Arc::new(build_auth(&config)?);
+    let mut auth = build_auth(&config)?;
     let db = Database::open(&config).await?;
     let result = async {
         store::db::migrate(&db.pool)
@@ -457,6 +462,9 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
             return Err(e);
         }
     };
+
+    auth.tokens = Some(store.clone());
+    let auth = Arc::new(auth);
 
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,

@@ -193,6 +193,10 @@ pub struct Settings {
     /// Most resolution cycles one instance runs at once [default: 100].
     #[arg(long, env = "MUTASK_MAX_CONCURRENT_EXECUTIONS", global = true)]
     pub max_concurrent_executions: Option<usize>,
+    /// Failed logins (wrong password or token) one client address may make per minute before
+    /// its requests get 429 until the minute is over; 0 disables the limit [default: 10].
+    #[arg(long, env = "MUTASK_LOGIN_FAILURE_LIMIT", global = true)]
+    pub login_failure_limit: Option<u32>,
     /// Seconds a running resolution stays owned without a heartbeat; past it another instance
     /// recovers it [default: 60].
     #[arg(long, env = "MUTASK_LEASE_SECONDS", global = true)]
@@ -347,6 +351,8 @@ pub struct Config {
     pub resource_limits: std::collections::HashMap<String, usize>,
     /// Most cycles running at once in this instance.
     pub max_concurrent_executions: usize,
+    /// Failed logins per client address and minute before 429 (0: no limit).
+    pub login_failure_limit: u32,
     /// SSRF guard exceptions (see `MUTASK_NETWORK_ALLOW`).
     pub network_allow: Vec<String>,
     /// Deny private ranges to http/ping.
@@ -525,6 +531,7 @@ impl Settings {
             lease_seconds,
             resource_limits,
             max_concurrent_executions,
+            login_failure_limit,
             network_allow,
             network_deny_private,
             maintenance_mode
@@ -662,6 +669,7 @@ impl Settings {
             lease: std::time::Duration::from_secs(lease_seconds),
             resource_limits,
             max_concurrent_executions,
+            login_failure_limit: s.login_failure_limit.unwrap_or(10),
             network_allow,
             network_deny_private: s.network_deny_private.unwrap_or(false),
             maintenance_mode: s.maintenance_mode.unwrap_or(false),
@@ -703,6 +711,7 @@ impl Config {
             lease: std::time::Duration::from_secs(60),
             resource_limits: Default::default(),
             max_concurrent_executions: 100,
+            login_failure_limit: 10,
             network_allow: Vec::new(),
             network_deny_private: false,
             maintenance_mode: false,

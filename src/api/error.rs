@@ -34,6 +34,8 @@ pub enum ApiError {
         message: String,
         fields: Vec<FieldError>,
     },
+    #[error("too many failed logins from this address: retry in {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -53,6 +55,9 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+            ApiError::TooManyRequests { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
+            }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -125,6 +130,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// 422: validation failed; `fields` lists every problem.
     InvalidInput,
+    /// 429: too many failed logins from this address (with `Retry-After`).
+    TooManyRequests,
     /// 503: the service cannot answer now.
     Unavailable,
     /// 500: the cause is logged, never sent.
@@ -155,6 +162,11 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Basic realm=\"mutask\""),
             );
         }
+        if let ApiError::TooManyRequests { retry_after } = &self
+            && let Ok(v) = HeaderValue::from_str(&retry_after.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
         resp
     }
 }
@@ -177,6 +189,7 @@ mod tests {
                 message: "x".into(),
                 fields: vec![],
             },
+            ApiError::TooManyRequests { retry_after: 1 },
             ApiError::Unavailable("x".into()),
             ApiError::Internal("x".into()),
         ];
@@ -189,6 +202,7 @@ mod tests {
             ErrorCode::PayloadTooLarge,
             ErrorCode::UnsupportedMediaType,
             ErrorCode::InvalidInput,
+            ErrorCode::TooManyRequests,
             ErrorCode::Unavailable,
             ErrorCode::Internal,
         ];

@@ -24,6 +24,7 @@ pub mod openapi;
 pub mod resolution;
 pub mod task;
 pub mod template;
+pub mod token;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -127,6 +128,11 @@ pub fn router(state: AppState) -> Router {
             "/key-rotate",
             axum::routing::post(keys::rotate).get(keys::get),
         )
+        .route(
+            "/token",
+            axum::routing::post(token::create).get(token::list),
+        )
+        .route("/token/{id}", axum::routing::delete(token::revoke))
         .route("/unsecured/stats", get(meta::stats))
         .route(
             "/unsecured/callback/{id}",

@@ -65,6 +65,9 @@ and `/docs` need HTTP Basic credentials (`MUTASK_BASIC_AUTH`) or the `x-remote-u
         super::function::list,
         super::function::get,
         super::metrics::metrics,
+        super::token::create,
+        super::token::list,
+        super::token::revoke,
         super::task::create,
         super::task::get,
         super::listing::list,
@@ -130,6 +133,17 @@ impl Modify for Common {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Basic)
                     .description(Some("A user of `MUTASK_BASIC_AUTH`."))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API token (`mtk_…`) created by an admin with `POST /token`.",
+                    ))
                     .build(),
             ),
         );
@@ -212,6 +226,7 @@ impl Modify for Common {
                 if secured {
                     op.security = Some(vec![
                         SecurityRequirement::new("basic_auth", Vec::<String>::new()),
+                        SecurityRequirement::new("api_token", Vec::<String>::new()),
                         SecurityRequirement::new("proxy_user", Vec::<String>::new()),
                     ]);
                     add(op, "401", "Unauthorized");

@@ -19,6 +19,7 @@ pub mod resolution;
 pub mod rotation;
 pub mod task;
 pub mod template;
+pub mod token;
 
 use std::sync::Arc;
 
