@@ -20,6 +20,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/function"),
     ("get", "/function/{name}"),
     ("get", "/metrics"),
+    ("put", "/resolution/{id}"),
+    ("put", "/resolution/{id}/step/{name}"),
     ("post", "/token"),
     ("get", "/token"),
     ("delete", "/token/{id}"),

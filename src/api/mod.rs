@@ -103,7 +103,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/batch", axum::routing::post(batch::create))
         .route("/resolution", axum::routing::post(resolution::create))
-        .route("/resolution/{id}", get(resolution::get))
+        .route(
+            "/resolution/{id}",
+            get(resolution::get).put(resolution::update),
+        )
         .route("/resolution/{id}/run", axum::routing::post(resolution::run))
         .route(
             "/resolution/{id}/pause",
@@ -117,7 +120,10 @@ pub fn router(state: AppState) -> Router {
             "/resolution/{id}/cancel",
             axum::routing::post(resolution::cancel),
         )
-        .route("/resolution/{id}/step/{name}", get(resolution::get_step))
+        .route(
+            "/resolution/{id}/step/{name}",
+            get(resolution::get_step).put(resolution::update_step),
+        )
         .route(
             "/resolution/{id}/step/{name}/state",
             axum::routing::put(resolution::set_step_state),

@@ -65,6 +65,8 @@ and `/docs` need HTTP Basic credentials (`MUTASK_BASIC_AUTH`) or the `x-remote-u
         super::function::list,
         super::function::get,
         super::metrics::metrics,
+        super::resolution::update,
+        super::resolution::update_step,
         super::token::create,
         super::token::list,
         super::token::revoke,

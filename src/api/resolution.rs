@@ -1,12 +1,15 @@
-//! Resolutions: `POST /resolution`, `GET /resolution/{id}`, `POST /resolution/{id}/run|pause|
-//! extend|cancel`, `GET /resolution/{id}/step/{name}` and `PUT /resolution/{id}/step/{name}/state`.
+//! Resolutions: `POST /resolution`, `GET|PUT /resolution/{id}`, `POST /resolution/{id}/run|pause|
+//! extend|cancel`, `GET|PUT /resolution/{id}/step/{name}` and
+//! `PUT /resolution/{id}/step/{name}/state`.
 //!
 //! Roles (µTask's): a **manager** is named by the template's `allowed_resolver_usernames/groups`,
 //! the task's `resolver_usernames/groups`, or is the resolution's resolver. Creating and acting on
 //! a resolution takes an admin or a manager; reading it also suits the requester and watchers,
 //! who see steps without their outputs, metadata, children or foreach items, and no resolver
 //! inputs (managers who are not admins see password resolver inputs masked). Setting a step
-//! state takes an admin or a template owner and a PAUSED resolution.
+//! state takes an admin or a template owner and a PAUSED resolution; editing the steps or the
+//! resolver inputs of a PAUSED resolution (`PUT`) takes an admin, and the new steps are validated
+//! like a template's.
 //!
 //! Invariants: the API never runs a cycle itself — `run` and `extend` make the resolution
 //! claimable (TO_AUTORUN, or ERROR due now) and notify the runners; every state change is one
@@ -730,4 +733,305 @@ pub async fn set_step_state(
     Ok(Json(
         json!({"name": name, "state": wanted, "previous_state": old}),
     ))
+}
+
+/// Body of `PUT /resolution/{id}` (µTask: replace the steps and/or the resolver inputs).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateResolutionBody {
+    /// The whole new step set, by name (template step definitions). Steps kept by name keep
+    /// their state, tries and output; new ones start TODO; missing ones are removed (a removed
+    /// foreach step takes its children with it).
+    #[serde(default)]
+    #[schema(value_type = Option<BTreeMap<String, Object>>)]
+    pub steps: Option<Map<String, Value>>,
+    /// New resolver inputs (validated against the template: 422 lists every problem).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub resolver_inputs: Option<Map<String, Value>>,
+}
+
+/// Parses step definitions, naming the step of each problem.
+fn parse_steps(
+    given: &Map<String, Value>,
+) -> Result<indexmap::IndexMap<String, crate::template::model::Step>, ApiError> {
+    let mut out = indexmap::IndexMap::new();
+    let mut fields = Vec::new();
+    for (name, def) in given {
+        let name_ok = !name.trim().is_empty() && name.chars().count() <= 1000;
+        if !name_ok {
+            fields.push(FieldError {
+                field: format!("steps.{name}"),
+                message: "a step name is 1 to 1000 characters".into(),
+            });
+            continue;
+        }
+        match serde_json::from_value::<crate::template::model::Step>(def.clone()) {
+            Ok(mut step) => {
+                step.normalize();
+                out.insert(name.clone(), step);
+            }
+            Err(e) => fields.push(FieldError {
+                field: format!("steps.{name}"),
+                message: format!("not a valid step definition: {e}"),
+            }),
+        }
+    }
+    invalid(fields).map(|()| out)
+}
+
+fn invalid(fields: Vec<FieldError>) -> Result<(), ApiError> {
+    if fields.is_empty() {
+        return Ok(());
+    }
+    let message = fields
+        .iter()
+        .map(|f| format!("{}: {}", f.field, f.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(ApiError::Invalid { message, fields })
+}
+
+/// Validates a step set as the steps of the task's template (dependencies, cycles, action
+/// types, conditions…): 422 with every error.
+fn validate_steps(
+    state: &AppState,
+    template: &TaskTemplate,
+    steps: indexmap::IndexMap<String, crate::template::model::Step>,
+) -> Result<(), ApiError> {
+    use crate::template::validate::{ValidationContext, validate_template};
+    let mut t = template.clone();
+    t.steps = steps;
+    let fields: Vec<FieldError> = validate_template(&t, &ValidationContext::new(&state.functions))
+        .into_iter()
+        .filter(|p| p.is_error())
+        .map(|p| FieldError {
+            field: p.path,
+            message: p.message,
+        })
+        .collect();
+    invalid(fields)
+}
+
+fn validate_resolver_inputs(
+    template: &TaskTemplate,
+    given: &Map<String, Value>,
+) -> Result<Value, ApiError> {
+    input::validate(&template.resolver_inputs, given, "resolver_inputs")
+        .map(Value::Object)
+        .map_err(|errs| {
+            let fields = errs
+                .into_iter()
+                .map(|e| FieldError {
+                    field: e.field,
+                    message: e.message,
+                })
+                .collect();
+            invalid(fields).unwrap_err()
+        })
+}
+
+/// The stored definition of a step, parsed.
+fn step_def(s: &StepRecord) -> Result<crate::engine::model::StepDef, ApiError> {
+    serde_json::from_value(s.definition.clone()).map_err(|e| {
+        ApiError::internal(format!(
+            "stored definition of step {} is unreadable: {e}",
+            s.name
+        ))
+    })
+}
+
+fn edit_refused(id: ResolutionId, e: Refused) -> ApiError {
+    refused(id, e, |s| {
+        format!("Cannot update a resolution which is not in state 'PAUSED' (it is {s})")
+    })
+}
+
+/// Replaces the steps and/or resolver inputs of a PAUSED resolution (admin).
+///
+/// The new steps are validated as the template's steps would be (dependencies, cycles, action
+/// types…), the resolver inputs as at creation; an automatic comment records the edit.
+#[utoipa::path(
+    put,
+    path = "/resolution/{id}",
+    tag = "resolution",
+    operation_id = "update_resolution",
+    params(("id" = uuid::Uuid, Path, description = "Resolution id.")),
+    request_body(description = "New steps and/or resolver inputs (JSON or YAML).", content((UpdateResolutionBody = "application/json"), (UpdateResolutionBody = "application/x-yaml"))),
+    responses(
+        (status = 200, description = "The updated resolution.", body = Resolution),
+        (status = 400, description = "Malformed id or body, nothing to change, or the resolution is not PAUSED.", body = ErrorBody),
+        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 404, description = "No such resolution.", body = ErrorBody),
+        (status = 422, description = "Invalid steps or resolver inputs (every problem listed).", body = ErrorBody),
+    ),
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<UpdateResolutionBody>,
+) -> Result<Json<Value>, ApiError> {
+    if !caller.is_admin {
+        return Err(ApiError::Forbidden(
+            "only admins may edit a resolution".into(),
+        ));
+    }
+    let (r, _task, template) = load_resolution(&state, &id).await?;
+    if body.steps.is_none() && body.resolver_inputs.is_none() {
+        return Err(ApiError::BadRequest(
+            "nothing to update: give `steps` and/or `resolver_inputs`".into(),
+        ));
+    }
+    if r.state != ResolutionState::Paused {
+        return Err(edit_refused(r.id, Refused::State(r.state.as_str().into())));
+    }
+    let resolver_input = body
+        .resolver_inputs
+        .as_ref()
+        .map(|given| validate_resolver_inputs(&template, given))
+        .transpose()?;
+    let mut edit = control::EditResolution {
+        resolver_input,
+        ..Default::default()
+    };
+    let mut what = Vec::new();
+    if let Some(given) = &body.steps {
+        let new_steps = parse_steps(given)?;
+        validate_steps(&state, &template, new_steps.clone())?;
+        let current = store::resolution::steps(&state.store, r.id).await?;
+        let mut defs = HashMap::new();
+        for s in &current {
+            defs.insert(s.name.clone(), step_def(s)?);
+        }
+        let removed: std::collections::HashSet<&str> = defs
+            .iter()
+            .filter(|(name, d)| d.parent.is_none() && !new_steps.contains_key(name.as_str()))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        for (name, d) in &defs {
+            let orphan = d.parent.as_deref().is_some_and(|p| removed.contains(p));
+            if removed.contains(name.as_str()) || orphan {
+                edit.remove.push(name.clone());
+            }
+        }
+        for (name, step) in new_steps {
+            let mut def = crate::engine::model::StepDef::new(step);
+            let target = match defs.get(&name) {
+                Some(old) if old.parent.is_some() => {
+                    return Err(ApiError::BadRequest(format!(
+                        "`{name}` is a foreach child of `{}` in this resolution: edit it with PUT /resolution/{}/step/{name}",
+                        old.parent.as_deref().unwrap_or_default(),
+                        r.id
+                    )));
+                }
+                Some(old) => {
+                    def.children_steps = old.children_steps.clone();
+                    &mut edit.replace
+                }
+                None => &mut edit.add,
+            };
+            let value = serde_json::to_value(&def).map_err(ApiError::internal)?;
+            target.push((name, value));
+        }
+        edit.remove.sort();
+        what.push(format!(
+            "steps ({} replaced, {} added, {} removed)",
+            edit.replace.len(),
+            edit.add.len(),
+            edit.remove.len()
+        ));
+    }
+    if edit.resolver_input.is_some() {
+        what.push("resolver inputs".into());
+    }
+    edit.comment = format!("manually updated resolution: {}", what.join(", "));
+    control::edit_resolution(&state.store, r.id, &edit, &caller.username)
+        .await?
+        .map_err(|e| edit_refused(r.id, e))?;
+    tracing::info!(resolution = %r.id, by = %caller.username, "resolution edited");
+    let (r, task, template) = load_resolution(&state, &id).await?;
+    let steps = store::resolution::steps(&state.store, r.id).await?;
+    Ok(Json(resolution_json(
+        &r,
+        &task,
+        &template,
+        &steps,
+        View::Admin,
+    )))
+}
+
+/// Replaces the definition of one step of a PAUSED resolution (admin); its state, tries and
+/// output are kept (set the state with `PUT /resolution/{id}/step/{name}/state`).
+#[utoipa::path(
+    put,
+    path = "/resolution/{id}/step/{name}",
+    tag = "resolution",
+    operation_id = "update_resolution_step",
+    params(
+        ("id" = uuid::Uuid, Path, description = "Resolution id."),
+        ("name" = String, Path, description = "Step name."),
+    ),
+    request_body(description = "The step definition (as in a template; JSON or YAML).", content((Object = "application/json"), (Object = "application/x-yaml"))),
+    responses(
+        (status = 200, description = "The updated step.", body = ResolutionStep),
+        (status = 400, description = "Malformed id or body, or the resolution is not PAUSED.", body = ErrorBody),
+        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 404, description = "No such resolution or step.", body = ErrorBody),
+        (status = 422, description = "Invalid step definition (every problem listed).", body = ErrorBody),
+    ),
+)]
+pub async fn update_step(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, name)): Path<(String, String)>,
+    Body(body): Body<Map<String, Value>>,
+) -> Result<Json<Value>, ApiError> {
+    if !caller.is_admin {
+        return Err(ApiError::Forbidden(
+            "only admins may edit a resolution step".into(),
+        ));
+    }
+    let (r, _task, template) = load_resolution(&state, &id).await?;
+    if r.state != ResolutionState::Paused {
+        return Err(edit_refused(r.id, Refused::State(r.state.as_str().into())));
+    }
+    let current = store::resolution::steps(&state.store, r.id).await?;
+    let target = current.iter().find(|s| s.name == name).ok_or_else(|| {
+        ApiError::NotFound(format!("step `{name}` not found in resolution {}", r.id))
+    })?;
+    let mut given = Map::new();
+    given.insert(name.clone(), Value::Object(body));
+    let mut parsed = parse_steps(&given)?;
+    let step = parsed
+        .shift_remove(&name)
+        .ok_or_else(|| ApiError::internal("parsed step vanished"))?;
+    // validate within the resolution's top-level steps (and this one, if it is a foreach child)
+    let mut set = indexmap::IndexMap::new();
+    for s in &current {
+        let d = step_def(s)?;
+        if s.name == name {
+            set.insert(name.clone(), step.clone());
+        } else if d.parent.is_none() {
+            set.insert(s.name.clone(), d.step);
+        }
+    }
+    validate_steps(&state, &template, set)?;
+    let mut def = step_def(target)?;
+    def.step = step;
+    let value = serde_json::to_value(&def).map_err(ApiError::internal)?;
+    let edit = control::EditResolution {
+        replace: vec![(name.clone(), value)],
+        comment: format!("manually updated resolution step {name}"),
+        ..Default::default()
+    };
+    control::edit_resolution(&state.store, r.id, &edit, &caller.username)
+        .await?
+        .map_err(|e| edit_refused(r.id, e))?;
+    tracing::info!(resolution = %r.id, step = %name, by = %caller.username, "resolution step edited");
+    let steps = store::resolution::steps(&state.store, r.id).await?;
+    let step = steps.iter().find(|s| s.name == name).ok_or_else(|| {
+        ApiError::NotFound(format!("step `{name}` not found in resolution {}", r.id))
+    })?;
+    Ok(Json(step_json(step, View::Admin)))
 }

@@ -543,3 +543,110 @@ pub async fn delete_batch(store: &Store, batch: BatchId) -> Result<u64, StoreErr
     tx.commit().await?;
     Ok(n)
 }
+
+/// An edit of a PAUSED resolution (`PUT /resolution/{id}` and `PUT /resolution/{id}/step/{name}`).
+#[derive(Debug, Clone, Default)]
+pub struct EditResolution {
+    /// New resolver inputs (already validated).
+    pub resolver_input: Option<Value>,
+    /// Steps whose definition is replaced (name, definition); their run state is kept.
+    pub replace: Vec<(String, Value)>,
+    /// Steps to add in state TODO (name, definition).
+    pub add: Vec<(String, Value)>,
+    /// Steps to remove (with their outputs).
+    pub remove: Vec<String>,
+    /// The automatic task comment.
+    pub comment: String,
+}
+
+/// Applies an edit to a PAUSED resolution in one transaction: the guarded UPDATE of the
+/// resolution (`state = 'PAUSED'`) comes first and locks the row, so no runner can claim it
+/// while its steps change. `Err(Refused::State)` names the current state otherwise.
+pub async fn edit_resolution(
+    store: &Store,
+    id: ResolutionId,
+    edit: &EditResolution,
+    username: &str,
+) -> Result<Result<(), Refused>, StoreError> {
+    let mut tx = store.pool.begin().await?;
+    let row = id.to_string();
+    let resolver_input_enc = edit
+        .resolver_input
+        .as_ref()
+        .map(|v| {
+            store.keys.seal_json(
+                Aad {
+                    table: "resolution",
+                    column: "resolver_input_enc",
+                    row: &row,
+                },
+                v,
+            )
+        })
+        .transpose()?;
+    let task: Option<TaskId> = sqlx::query_scalar(
+        "UPDATE resolution SET updated = now(),
+                resolver_input_enc = coalesce($2, resolver_input_enc)
+          WHERE id = $1 AND state = 'PAUSED' RETURNING task_id",
+    )
+    .bind(id)
+    .bind(resolver_input_enc)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(task) = task else {
+        return Ok(Err(resolution_state(&mut tx, id).await?));
+    };
+    let seal = |name: &str, def: &Value| {
+        let srow = resolution::step_row(id, name);
+        store.keys.seal_json(
+            Aad {
+                table: "step",
+                column: "definition_enc",
+                row: &srow,
+            },
+            def,
+        )
+    };
+    if !edit.remove.is_empty() {
+        sqlx::query("DELETE FROM step WHERE resolution_id = $1 AND name = ANY($2)")
+            .bind(id)
+            .bind(&edit.remove)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for (name, def) in &edit.replace {
+        sqlx::query(
+            "UPDATE step SET definition_enc = $3, updated = now()
+              WHERE resolution_id = $1 AND name = $2",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(seal(name, def)?)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for (name, def) in &edit.add {
+        sqlx::query(
+            "INSERT INTO step (resolution_id, name, position, state, definition_enc)
+             SELECT $1, $2, coalesce(max(position) + 1, 0), 'TODO', $3
+               FROM step WHERE resolution_id = $1",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(seal(name, def)?)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "UPDATE task SET last_activity = now(),
+                steps_total = (SELECT count(*) FROM step WHERE resolution_id = $2)
+          WHERE id = $1",
+    )
+    .bind(task)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    add_comment(&mut tx, store, task, username, &edit.comment).await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
