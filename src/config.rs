@@ -175,6 +175,11 @@ pub struct Settings {
     /// [default: http://<listen address>].
     #[arg(long, env = "MUTASK_BASE_URL", global = true)]
     pub base_url: Option<String>,
+    /// Browser origins allowed to call the API from other sites (CORS): comma-separated
+    /// `https://host[:port]` origins, or `*` for any origin (then without credentials)
+    /// [default: none, CORS off].
+    #[arg(long, env = "MUTASK_CORS_ORIGINS", global = true)]
+    pub cors_origins: Option<String>,
     /// Destinations the http and ping actions may reach although the SSRF guard denies them by
     /// default (loopback, link-local, metadata addresses): comma-separated IPs, CIDRs, host
     /// names or `*.domain`.
@@ -345,6 +350,8 @@ pub struct Config {
     pub pg_bin_dir: Option<PathBuf>,
     /// Public base URL (`None`: `http://<bound address>`).
     pub base_url: Option<String>,
+    /// CORS: allowed browser origins (`["*"]`: any); empty: CORS off.
+    pub cors_origins: Vec<String>,
     /// Ownership lease of a running resolution.
     pub lease: std::time::Duration,
     /// Concurrency limit per resource label (per instance, as µTask).
@@ -528,6 +535,7 @@ impl Settings {
             max_body_bytes,
             pg_bin_dir,
             base_url,
+            cors_origins,
             lease_seconds,
             resource_limits,
             max_concurrent_executions,
@@ -602,6 +610,29 @@ impl Settings {
                 format!("{} is not a directory", dir.display()),
             ));
         }
+        let cors_origins = split_list(s.cors_origins.as_deref().unwrap_or(""));
+        for o in &cors_origins {
+            let ok = o == "*"
+                || url::Url::parse(o).is_ok_and(|u| {
+                    matches!(u.scheme(), "http" | "https")
+                        && u.host_str().is_some()
+                        && u.path() == "/"
+                        && !o.ends_with('/')
+                        && u.query().is_none()
+                });
+            if !ok {
+                return Err(err(
+                    "MUTASK_CORS_ORIGINS (--cors-origins)",
+                    format!("`{o}` is not `*` or an origin like https://ui.example.com:8443"),
+                ));
+            }
+        }
+        if cors_origins.len() > 1 && cors_origins.iter().any(|o| o == "*") {
+            return Err(err(
+                "MUTASK_CORS_ORIGINS (--cors-origins)",
+                "`*` cannot be combined with other origins",
+            ));
+        }
         let base_url = match s.base_url.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(u) => {
@@ -666,6 +697,7 @@ impl Settings {
             max_body_bytes,
             pg_bin_dir: s.pg_bin_dir,
             base_url,
+            cors_origins,
             lease: std::time::Duration::from_secs(lease_seconds),
             resource_limits,
             max_concurrent_executions,
@@ -708,6 +740,7 @@ impl Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             pg_bin_dir: None,
             base_url: None,
+            cors_origins: Vec::new(),
             lease: std::time::Duration::from_secs(60),
             resource_limits: Default::default(),
             max_concurrent_executions: 100,
@@ -757,6 +790,9 @@ mod tests {
             (&["--max-body-bytes", "10"], "MUTASK_MAX_BODY_BYTES"),
             (&["--pg-bin-dir", "/does/not/exist"], "MUTASK_PG_BIN_DIR"),
             (&["--base-url", "ftp://x"], "MUTASK_BASE_URL"),
+            (&["--cors-origins", "ui.example.com"], "MUTASK_CORS_ORIGINS"),
+            (&["--cors-origins", "https://a.example/path"], "MUTASK_CORS_ORIGINS"),
+            (&["--cors-origins", "*,https://a.example"], "MUTASK_CORS_ORIGINS"),
             (&["--resource-limits", "db"], "MUTASK_RESOURCE_LIMITS"),
             (&["--network-allow", "10.0.0.0/99"], "MUTASK_NETWORK_ALLOW"),
             (&["--resource-limits", "a=1,a=2"], "MUTASK_RESOURCE_LIMITS"),

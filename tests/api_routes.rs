@@ -407,3 +407,61 @@ async fn an_admin_edits_a_paused_resolution_and_it_runs_the_new_steps() {
     );
     m.stop().await;
 }
+
+#[tokio::test]
+async fn cors_is_off_unless_configured() {
+    let preflight = |m: &common::Instance, origin: &'static str| {
+        m.client
+            .request(reqwest::Method::OPTIONS, m.url("/task"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .send()
+    };
+    let m = common::start().await;
+    let r = preflight(&m, "https://ui.example.com").await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let r = m
+        .client
+        .get(m.url("/meta"))
+        .basic_auth("alice", Some("alice-pw"))
+        .header("origin", "https://ui.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    m.stop().await;
+
+    let m = common::start_with(|c| c.cors_origins = vec!["https://ui.example.com".into()]).await;
+    let r = preflight(&m, "https://ui.example.com").await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://ui.example.com"
+    );
+    assert_eq!(r.headers()["access-control-allow-credentials"], "true");
+    let methods = r.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(methods.contains("POST"), "{methods}");
+    let r = preflight(&m, "https://evil.example.net").await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let r = m
+        .client
+        .get(m.url("/meta"))
+        .basic_auth("alice", Some("alice-pw"))
+        .header("origin", "https://ui.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://ui.example.com"
+    );
+    m.stop().await;
+}

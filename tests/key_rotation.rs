@@ -109,7 +109,8 @@ async fn rotation_while_tasks_run_loses_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403, "only admins rotate keys");
-    for i in 0..20 {
+    // 100 tasks created and run while the rotation proceeds
+    for i in 0..100 {
         ids.push(create(&client, &base, &format!("New{}", letters(i))).await);
     }
     let resealed = rotation.await.unwrap();

@@ -73,6 +73,38 @@ async fn body_limit_ext(limit: usize, mut req: Request, next: Next) -> Response 
     next.run(req).await
 }
 
+/// The CORS layer of `MUTASK_CORS_ORIGINS` (`None`: CORS off, browsers refuse cross-site
+/// calls). Listed origins may send credentials; `*` allows any origin without them.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, HeaderValue, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("x-paging-pagesize"),
+            header::LINK,
+            header::RETRY_AFTER,
+        ])
+        .max_age(std::time::Duration::from_secs(600));
+    if origins.iter().any(|o| o == "*") {
+        return Some(layer.allow_origin(AllowOrigin::any()));
+    }
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(layer.allow_origin(list).allow_credentials(true))
+}
+
 /// The full router.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
@@ -164,6 +196,10 @@ pub fn router(state: AppState) -> Router {
         app.layer(middleware::from_fn(maintenance::guard))
     } else {
         app
+    };
+    let app = match cors(&state.config.cors_origins) {
+        Some(layer) => app.layer(layer),
+        None => app,
     };
     app.with_state(state)
 }
