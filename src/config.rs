@@ -791,8 +791,14 @@ mod tests {
             (&["--pg-bin-dir", "/does/not/exist"], "MUTASK_PG_BIN_DIR"),
             (&["--base-url", "ftp://x"], "MUTASK_BASE_URL"),
             (&["--cors-origins", "ui.example.com"], "MUTASK_CORS_ORIGINS"),
-            (&["--cors-origins", "https://a.example/path"], "MUTASK_CORS_ORIGINS"),
-            (&["--cors-origins", "*,https://a.example"], "MUTASK_CORS_ORIGINS"),
+            (
+                &["--cors-origins", "https://a.example/path"],
+                "MUTASK_CORS_ORIGINS",
+            ),
+            (
+                &["--cors-origins", "*,https://a.example"],
+                "MUTASK_CORS_ORIGINS",
+            ),
             (&["--resource-limits", "db"], "MUTASK_RESOURCE_LIMITS"),
             (&["--network-allow", "10.0.0.0/99"], "MUTASK_NETWORK_ALLOW"),
             (&["--resource-limits", "a=1,a=2"], "MUTASK_RESOURCE_LIMITS"),
