@@ -53,7 +53,7 @@ impl Gen {
             0 => Value::Null,
             1 => json!(self.rng.bool()),
             2 => json!(*self.pick(&[-1i64, 0, i64::MAX, i64::MIN, 1 << 53])),
-            3 => json!(*self.pick(&[1e308, -0.0, 1.5e-300, 3.14])),
+            3 => json!(*self.pick(&[1e308, -0.0, 1.5e-300, 2.5])),
             4 | 5 => json!(self.string()),
             6 if depth < 4 => Value::Array(
                 (0..self.rng.usize(..6))
@@ -309,7 +309,7 @@ async fn hostile_requests_get_4xx_fast_and_change_nothing() {
             .replace("{resolution}", &f.resolution)
             .replace(
                 "{step}",
-                *g.pick(&["plan", "deploy", "nope", "%2e%2e", "x y"]),
+                g.pick(&["plan", "deploy", "nope", "%2e%2e", "x y"]),
             )
             .replace(
                 "{junk}",
