@@ -309,7 +309,7 @@ async fn hostile_requests_get_4xx_fast_and_change_nothing() {
             .replace("{resolution}", &f.resolution)
             .replace(
                 "{step}",
-                g.pick(&["plan", "deploy", "nope", "%2e%2e", "x y"]),
+                g.pick::<&str>(&["plan", "deploy", "nope", "%2e%2e", "x y"]),
             )
             .replace(
                 "{junk}",
