@@ -383,6 +383,7 @@ pub struct Running {
     pub instance: InstanceId,
     pub engine: Engine,
     runner: Option<Runner>,
+    scheduler: Option<JoinHandle<()>>,
     sandbox: SandboxPool,
     cancel: CancellationToken,
     server: JoinHandle<()>,
@@ -398,6 +399,9 @@ impl Running {
             runner.shutdown(Duration::from_secs(30)).await;
         }
         self.cancel.cancel();
+        if let Some(s) = self.scheduler {
+            let _ = s.await;
+        }
         let mut server = self.server;
         if tokio::time::timeout(Duration::from_secs(10), &mut server)
             .await
@@ -541,6 +545,16 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         draining: Arc::new(AtomicBool::new(false)),
     };
     let cancel = CancellationToken::new();
+    // schedules fire from every engine instance (exactly once each, enforced in the database)
+    let scheduler = runner.is_some().then(|| {
+        let ticker = crate::schedule::Ticker {
+            store: store.clone(),
+            renderer: state.renderer.clone(),
+            clock: Arc::new(crate::domain::clock::SystemClock),
+            admins: Arc::new(state.auth.admins.clone()),
+        };
+        tokio::spawn(ticker.run(Duration::from_secs(1), cancel.clone()))
+    });
     let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let token = cancel.clone();
     let server = tokio::spawn(async move {
@@ -568,6 +582,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         instance,
         engine,
         runner,
+        scheduler,
         sandbox,
         cancel,
         server,

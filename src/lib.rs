@@ -26,6 +26,7 @@ pub mod crypto;
 pub mod domain;
 pub mod engine;
 pub mod sandbox;
+pub mod schedule;
 pub mod store;
 pub mod tasks;
 pub mod template;

@@ -114,6 +114,16 @@ pub fn render_title(r: &Renderer, t: &TaskTemplate, ctx: &Value) -> Result<Strin
         .map_err(|e| e.to_string())
 }
 
+/// A validated task, ready to be written (with its resolution and first comment).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub task: NewTask,
+    pub resolution: Option<NewResolution>,
+    pub comment: Option<NewComment>,
+    pub template: TaskTemplate,
+    pub autorun: bool,
+}
+
 /// Creates a task; returns it with its template.
 pub async fn create(
     store: &Store,
@@ -121,6 +131,65 @@ pub async fn create(
     who: &Requester,
     req: CreateRequest,
 ) -> Result<(store::task::TaskRecord, TaskTemplate), CreateError> {
+    let p = prepare(store, renderer, who, req).await?;
+    store::task::create(store, &p.task, p.resolution.as_ref(), p.comment.as_ref()).await?;
+    created(store, p).await
+}
+
+/// Creates a task under an idempotency key (per requester, kept for `ttl`): a repeated create
+/// with the same key answers the first task (`true` when this call created it).
+pub async fn create_idempotent(
+    store: &Store,
+    renderer: &Renderer,
+    who: &Requester,
+    req: CreateRequest,
+    key: &str,
+    ttl: std::time::Duration,
+) -> Result<(store::task::TaskRecord, TaskTemplate, bool), CreateError> {
+    let p = prepare(store, renderer, who, req).await?;
+    match store::task::create_idempotent(
+        store,
+        &p.task,
+        p.resolution.as_ref(),
+        p.comment.as_ref(),
+        key,
+        ttl,
+    )
+    .await?
+    {
+        None => {
+            let (rec, t) = created(store, p).await?;
+            Ok((rec, t, true))
+        }
+        Some(existing) => {
+            tracing::info!(task = %existing, key, requester = %who.username, "idempotent create answered an existing task");
+            let rec = store::task::get(store, existing)
+                .await?
+                .ok_or_else(|| CreateError::Internal("idempotent task vanished".into()))?;
+            Ok((rec, p.template, false))
+        }
+    }
+}
+
+async fn created(
+    store: &Store,
+    p: Prepared,
+) -> Result<(store::task::TaskRecord, TaskTemplate), CreateError> {
+    let task_id = p.task.id;
+    tracing::info!(task = %task_id, template = %p.template.name, requester = %p.task.requester_username, autorun = p.autorun, "task created");
+    let rec = store::task::get(store, task_id)
+        .await?
+        .ok_or_else(|| CreateError::Internal("task vanished after creation".into()))?;
+    Ok((rec, p.template))
+}
+
+/// Validates a creation request and builds the rows to write (nothing is written).
+pub async fn prepare(
+    store: &Store,
+    renderer: &Renderer,
+    who: &Requester,
+    req: CreateRequest,
+) -> Result<Prepared, CreateError> {
     let (template, version) = load_template(store, &req.template_name).await?;
     if template.blocked {
         return Err(CreateError::Blocked);
@@ -268,10 +337,11 @@ pub async fn create(
             username: who.username.clone(),
             body: c.clone(),
         });
-    store::task::create(store, &new_task, resolution.as_ref(), comment.as_ref()).await?;
-    tracing::info!(task = %task_id, template = %template.name, requester = %who.username, autorun, "task created");
-    let rec = store::task::get(store, task_id)
-        .await?
-        .ok_or_else(|| CreateError::Internal("task vanished after creation".into()))?;
-    Ok((rec, template))
+    Ok(Prepared {
+        task: new_task,
+        resolution,
+        comment,
+        template,
+        autorun,
+    })
 }

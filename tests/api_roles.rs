@@ -61,6 +61,7 @@ enum Needs {
     Nothing,
     Task,
     Resolution,
+    Schedule,
 }
 
 struct Case {
@@ -371,6 +372,60 @@ const CASES: &[Case] = &[
         needs: Needs::Resolution,
         body: || Some(json!({"state": "DONE"})),
     },
+    Case {
+        method: "POST",
+        path: "/schedule",
+        who: Who::Only(&[Admin, Owner]),
+        needs: Needs::Nothing,
+        body: || {
+            Some(
+                json!({"name": format!("s-{}", uuid::Uuid::new_v4().simple()),
+            "template_name": "matrix", "when": "daily", "input": {"x": "1"}}),
+            )
+        },
+    },
+    Case {
+        method: "GET",
+        path: "/schedule",
+        who: Who::Anyone,
+        needs: Needs::Nothing,
+        body: none,
+    },
+    Case {
+        method: "GET",
+        path: "/schedule/{name}",
+        who: Who::Only(&[Admin, Owner]),
+        needs: Needs::Schedule,
+        body: none,
+    },
+    Case {
+        method: "PUT",
+        path: "/schedule/{name}",
+        who: Who::Only(&[Admin, Owner]),
+        needs: Needs::Schedule,
+        body: || Some(json!({"template_name": "matrix", "when": "hourly", "input": {"x": "2"}})),
+    },
+    Case {
+        method: "DELETE",
+        path: "/schedule/{name}",
+        who: Who::Only(&[Admin, Owner]),
+        needs: Needs::Schedule,
+        body: none,
+    },
+    Case {
+        method: "POST",
+        path: "/schedule/{name}/pause",
+        who: Who::Only(&[Admin, Owner]),
+        needs: Needs::Schedule,
+        body: none,
+    },
+    Case {
+        method: "POST",
+        path: "/schedule/{name}/resume",
+        who: Who::Only(&[Admin, Owner]),
+        needs: Needs::Schedule,
+        body: none,
+    },
 ];
 
 const TEMPLATE: &str = r#"
@@ -396,6 +451,7 @@ struct Fixture {
     task: String,
     comment: String,
     resolution: Option<String>,
+    schedule: String,
 }
 
 async fn call(
@@ -463,23 +519,36 @@ async fn fixture(m: &common::Instance, needs: Needs) -> Fixture {
     } else {
         None
     };
+    let schedule = format!("m-{}", uuid::Uuid::new_v4().simple());
+    {
+        let (s, r) = call(
+            m,
+            "POST",
+            Some("admin"),
+            "/schedule",
+            Some(&json!({"name": schedule, "template_name": "matrix", "when": "daily", "input": {"x": "1"}})),
+        )
+        .await;
+        assert_eq!(s, 201, "{r}");
+    }
     Fixture {
         task,
         comment,
         resolution,
+        schedule,
     }
 }
 
 fn concrete(path: &str, f: Option<&Fixture>, token: &str) -> String {
+    let step_or_template = if path.starts_with("/template") {
+        "matrix".to_string()
+    } else if path.starts_with("/schedule") {
+        f.map(|f| f.schedule.clone()).unwrap_or_default()
+    } else {
+        "only".to_string()
+    };
     let mut p = path
-        .replace(
-            "{name}",
-            if path.starts_with("/template") {
-                "matrix"
-            } else {
-                "only"
-            },
-        )
+        .replace("{name}", &step_or_template)
         .replace("{file}", "index.html")
         .replace("{commentid}", f.map_or("x", |f| f.comment.as_str()));
     let id = if path.starts_with("/resolution") {
@@ -684,6 +753,7 @@ async fn bad_bodies_on_every_write_route_get_4xx_and_change_nothing() {
             || case.path.contains("/extend")
             || case.path.contains("/cancel")
             || case.path.contains("/wontfix")
+            || case.path.contains("/resume")
         {
             continue; // no body
         }

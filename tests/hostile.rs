@@ -290,6 +290,9 @@ async fn hostile_requests_get_4xx_fast_and_change_nothing() {
         ("PUT", "/resolution/{resolution}/step/{step}/state"),
         ("POST", "/token"),
         ("DELETE", "/token/{bad}"),
+        ("POST", "/schedule"),
+        ("PUT", "/schedule/{bad}"),
+        ("POST", "/schedule/{bad}/pause"),
         ("POST", "/unsecured/callback/{bad}?t={junk}"),
         (
             "GET",

@@ -22,6 +22,7 @@ pub mod meta;
 pub mod metrics;
 pub mod openapi;
 pub mod resolution;
+pub mod schedule;
 pub mod task;
 pub mod template;
 pub mod token;
@@ -171,6 +172,24 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(token::create).get(token::list),
         )
         .route("/token/{id}", axum::routing::delete(token::revoke))
+        .route(
+            "/schedule",
+            axum::routing::post(schedule::create).get(schedule::list),
+        )
+        .route(
+            "/schedule/{name}",
+            get(schedule::get)
+                .put(schedule::update)
+                .delete(schedule::delete),
+        )
+        .route(
+            "/schedule/{name}/pause",
+            axum::routing::post(schedule::pause),
+        )
+        .route(
+            "/schedule/{name}/resume",
+            axum::routing::post(schedule::resume),
+        )
         .route("/unsecured/stats", get(meta::stats))
         .route(
             "/unsecured/callback/{id}",

@@ -48,9 +48,23 @@ pub struct CreateTask {
     /// Go duration before the task runs (`10m`).
     #[serde(default)]
     pub delay: Option<String>,
+    /// mutask: when the task runs (RFC 3339; not with `delay`; a past time runs it now).
+    #[serde(default)]
+    pub run_at: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(default)]
     pub tags: Option<BTreeMap<String, String>>,
+    /// mutask: an idempotency key (also accepted as the `Idempotency-Key` header): a repeated
+    /// create with the same key by the same user, within `idempotency_ttl`, answers the first
+    /// task (200) instead of creating another.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// How long the key is remembered (Go duration, default `24h`, at most `720h`).
+    #[serde(default)]
+    pub idempotency_ttl: Option<String>,
 }
+
+/// Default lifetime of an idempotency key.
+const IDEMPOTENCY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// A task as answered by `POST /task`, `GET /task/{id}` and `PUT /task/{id}` (OpenAPI schema of
 /// [`task_json`]).
@@ -106,8 +120,10 @@ pub struct Task {
     tag = "task",
     operation_id = "create_task",
     request_body(description = "The task to create (JSON or YAML).", content((CreateTask = "application/json"), (CreateTask = "application/x-yaml"))),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same as the body's `idempotency_key`.")),
     responses(
         (status = 201, description = "The task.", body = Task),
+        (status = 200, description = "The task created earlier with the same idempotency key (header `Idempotent-Replayed: true`).", body = Task),
         (status = 400, description = "Malformed body, blocked template, or the title cannot be rendered.", body = ErrorBody),
         (status = 403, description = "The caller may not create tasks from this template.", body = ErrorBody),
         (status = 404, description = "No such template.", body = ErrorBody),
@@ -117,8 +133,71 @@ pub struct Task {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     Body(req): Body<CreateTask>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let mut fields = Vec::new();
+    let header_key = match headers.get("idempotency-key").map(|v| v.to_str()) {
+        Some(Ok(k)) => Some(k.trim().to_string()),
+        Some(Err(_)) => {
+            return Err(ApiError::BadRequest(
+                "the Idempotency-Key header is not text".into(),
+            ));
+        }
+        None => None,
+    };
+    let key = req.idempotency_key.clone().or(header_key);
+    if let Some(k) = &key
+        && (k.trim().is_empty() || k.chars().count() > 200 || k.chars().any(char::is_control))
+    {
+        fields.push(crate::domain::FieldError {
+            field: "idempotency_key".into(),
+            message: "1 to 200 printable characters".into(),
+        });
+    }
+    let ttl = match req.idempotency_ttl.as_deref() {
+        None => IDEMPOTENCY_TTL,
+        Some(t) => match crate::domain::duration::parse(t) {
+            Ok(d)
+                if d >= std::time::Duration::from_secs(1)
+                    && d <= std::time::Duration::from_secs(720 * 3600) =>
+            {
+                d
+            }
+            Ok(_) => {
+                fields.push(crate::domain::FieldError {
+                    field: "idempotency_ttl".into(),
+                    message: "between 1s and 720h".into(),
+                });
+                IDEMPOTENCY_TTL
+            }
+            Err(e) => {
+                fields.push(crate::domain::FieldError {
+                    field: "idempotency_ttl".into(),
+                    message: e.to_string(),
+                });
+                IDEMPOTENCY_TTL
+            }
+        },
+    };
+    let delay = match (req.run_at, req.delay) {
+        (Some(_), Some(_)) => {
+            fields.push(crate::domain::FieldError {
+                field: "run_at".into(),
+                message: "give `run_at` or `delay`, not both".into(),
+            });
+            None
+        }
+        (Some(at), None) => {
+            let secs = (at - chrono::Utc::now()).num_seconds();
+            (secs > 0).then(|| format!("{secs}s"))
+        }
+        (None, d) => d,
+    };
+    if !fields.is_empty() {
+        return Err(create_error(CreateError::Invalid(fields)));
+    }
     let who = Requester {
         username: caller.username.clone(),
         groups: caller.groups.clone(),
@@ -132,18 +211,31 @@ pub async fn create(
         watcher_groups: req.watcher_groups.unwrap_or_default(),
         resolver_usernames: req.resolver_usernames,
         resolver_groups: req.resolver_groups,
-        delay: req.delay,
+        delay,
         tags: req.tags.unwrap_or_default(),
         parent_task_id: None,
         batch_id: None,
     };
-    let (rec, template) = tasks::create(&state.store, &state.renderer, &who, request)
-        .await
-        .map_err(create_error)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(task_json(&rec, &template, &caller)),
-    ))
+    let Some(key) = key else {
+        let (rec, template) = tasks::create(&state.store, &state.renderer, &who, request)
+            .await
+            .map_err(create_error)?;
+        return Ok((
+            StatusCode::CREATED,
+            Json(task_json(&rec, &template, &caller)),
+        )
+            .into_response());
+    };
+    let (rec, template, created) =
+        tasks::create_idempotent(&state.store, &state.renderer, &who, request, &key, ttl)
+            .await
+            .map_err(create_error)?;
+    let body = Json(task_json(&rec, &template, &caller));
+    Ok(if created {
+        (StatusCode::CREATED, body).into_response()
+    } else {
+        (StatusCode::OK, [("idempotent-replayed", "true")], body).into_response()
+    })
 }
 
 /// Maps a task creation failure to its HTTP answer.
@@ -349,7 +441,7 @@ pub async fn update(
     ] {
         for (i, n) in names.iter().flatten().enumerate() {
             if n.trim().is_empty() || n.len() > 256 || n.contains('\0') {
-                fields.push(FieldError {
+                fields.push(crate::domain::FieldError {
                     field: format!("{field}[{i}]"),
                     message: "must be a non-empty name of at most 256 characters".into(),
                 });

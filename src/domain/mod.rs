@@ -4,6 +4,7 @@
 //! constraint lists the same values) and shown by the API. Custom step states declared by a
 //! template are the single `StepState::Custom` variant. See `docs/state-machine.md`.
 
+pub mod clock;
 pub mod duration;
 pub mod ids;
 pub mod state;

@@ -17,6 +17,7 @@ pub mod listing;
 pub mod metrics;
 pub mod resolution;
 pub mod rotation;
+pub mod schedule;
 pub mod task;
 pub mod template;
 pub mod token;

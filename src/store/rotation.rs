@@ -63,6 +63,12 @@ const SEALED: &[Sealed] = &[
         key: &["id"],
         columns: &["secret_enc", "schema_enc", "body_enc"],
     },
+    Sealed {
+        table: "schedule",
+        row: "id::text",
+        key: &["id"],
+        columns: &["input_enc"],
+    },
 ];
 
 /// SQL: the key id of a sealed value (`[version][id length][id]…`).

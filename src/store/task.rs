@@ -193,22 +193,89 @@ pub async fn create(
     comment: Option<&comment::NewComment>,
 ) -> Result<(), StoreError> {
     let mut tx = store.pool.begin().await?;
-    insert(&mut tx, &store.keys, task).await?;
+    create_in(&mut tx, store, task, resolution, comment).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`create`] inside an open transaction (schedules create their task in the transaction that
+/// records the occurrence).
+pub async fn create_in(
+    conn: &mut sqlx::PgConnection,
+    store: &Store,
+    task: &NewTask,
+    resolution: Option<&resolution::NewResolution>,
+    comment: Option<&comment::NewComment>,
+) -> Result<(), StoreError> {
+    insert(&mut *conn, &store.keys, task).await?;
     if let Some(c) = comment {
-        comment::insert(&mut tx, &store.keys, c).await?;
+        comment::insert(&mut *conn, &store.keys, c).await?;
     }
     if let Some(r) = resolution {
-        resolution::insert(&mut tx, &store.keys, task.id, r).await?;
+        resolution::insert(&mut *conn, &store.keys, task.id, r).await?;
         if matches!(r.state, ResolutionState::ToAutorun) {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(RESOLUTION_CHANNEL)
                 .bind(r.id.to_string())
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
         }
     }
-    tx.commit().await?;
     Ok(())
+}
+
+/// Creates a task under an idempotency key of its requester: when the key is already held (and
+/// not expired), nothing is created and the task that holds it is answered instead
+/// (`Ok(Some(existing))`). Concurrent creates with one key serialize on the key's primary key:
+/// exactly one task is created.
+pub async fn create_idempotent(
+    store: &Store,
+    task: &NewTask,
+    resolution: Option<&resolution::NewResolution>,
+    comment: Option<&comment::NewComment>,
+    key: &str,
+    ttl: std::time::Duration,
+) -> Result<Option<TaskId>, StoreError> {
+    let mut tx = store.pool.begin().await?;
+    sqlx::query(
+        "DELETE FROM task_idempotency
+          WHERE requester_username = $1 AND key = $2 AND expires <= now()",
+    )
+    .bind(&task.requester_username)
+    .bind(key)
+    .execute(&mut *tx)
+    .await?;
+    create_in(&mut tx, store, task, resolution, comment).await?;
+    let claimed = sqlx::query(
+        "INSERT INTO task_idempotency (requester_username, key, task_id, expires)
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&task.requester_username)
+    .bind(key)
+    .bind(task.id)
+    .bind(ttl.as_secs_f64())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if claimed {
+        tx.commit().await?;
+        return Ok(None);
+    }
+    tx.rollback().await?;
+    let existing: Option<TaskId> = sqlx::query_scalar(
+        "SELECT task_id FROM task_idempotency WHERE requester_username = $1 AND key = $2",
+    )
+    .bind(&task.requester_username)
+    .bind(key)
+    .fetch_optional(&store.pool)
+    .await?;
+    existing.map(Some).ok_or_else(|| {
+        StoreError::Conflict(format!(
+            "idempotency key `{key}` was released while this request ran: retry"
+        ))
+    })
 }
 
 macro_rules! select_task {
