@@ -465,3 +465,17 @@ async fn cors_is_off_unless_configured() {
     );
     m.stop().await;
 }
+
+#[tokio::test]
+async fn nul_characters_in_names_are_client_errors() {
+    let m = common::start().await;
+    for path in [
+        "/template/a%00b",
+        "/schedule/a%00b",
+        "/task?template=a%00b&type=all",
+    ] {
+        let (status, e) = m.get("admin", path).await;
+        assert!((400..500).contains(&status), "{path}: {status} {e}");
+    }
+    m.stop().await;
+}

@@ -4,7 +4,8 @@
 //! request changed the database (a statement trigger on every table counts writes).
 //!
 //! `HOSTILE_REQUESTS` (default 3000, the CI run; the campaign of docs/reliability.md uses 10000)
-//! and `HOSTILE_SEED` (default: from the clock, printed) select the run; the figures are printed
+//! and `HOSTILE_SEED` (default 20261124 so CI repeats itself; `random` explores, and the seed is
+//! printed) select the run; the figures are printed
 //! at the end (`cargo test --test hostile -- --nocapture`).
 
 mod common;
@@ -236,15 +237,15 @@ async fn hostile_requests_get_4xx_fast_and_change_nothing() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3_000);
-    let seed: u64 = std::env::var("HOSTILE_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    // a fixed seed by default, so CI is repeatable; HOSTILE_SEED=random explores
+    let seed: u64 = match std::env::var("HOSTILE_SEED").ok().as_deref() {
+        Some("random") => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+        Some(s) => s.parse().expect("HOSTILE_SEED is a number or `random`"),
+        None => 20261124,
+    };
     println!("hostile campaign: {total} requests, HOSTILE_SEED={seed}");
     let m = common::start_with(|c| c.max_body_bytes = LIMIT).await;
     let f = setup(&m).await;
@@ -303,6 +304,7 @@ async fn hostile_requests_get_4xx_fast_and_change_nothing() {
     let mut latencies = Vec::with_capacity(total);
     let mut failures = Vec::new();
     let mut accepted = 0;
+    let mut dropped = 0;
     let mut slowest = std::collections::BTreeMap::new();
     for i in 0..total {
         let (method, template) = *g.pick(routes);
@@ -344,10 +346,23 @@ async fn hostile_requests_get_4xx_fast_and_change_nothing() {
         let e = slowest.entry(what).or_insert(Duration::ZERO);
         *e = (*e).max(elapsed);
         let Ok(r) = r else {
-            failures.push(format!(
-                "#{i} {method} {path} ({what}): no answer: {}",
-                r.unwrap_err()
-            ));
+            // the server may answer a request before reading all of a large body and close the
+            // connection while the client still sends: fine if it is still healthy
+            let alive = m
+                .client
+                .get(m.url("/unsecured/mon/ping"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if alive && writes(&pool).await == before {
+                dropped += 1;
+            } else {
+                let short: String = path.chars().take(120).collect();
+                failures.push(format!(
+                    "#{i} {method} {short} ({what}): no answer: {}",
+                    r.unwrap_err()
+                ));
+            }
             continue;
         };
         let status = r.status().as_u16();
@@ -424,7 +439,7 @@ async fn hostile_requests_get_4xx_fast_and_change_nothing() {
     let n = latencies.len().max(1);
     let p = |q: f64| latencies[((n as f64 * q) as usize).min(n - 1)];
     println!(
-        "RESULT hostile: requests={} 2xx={} 3xx={} 4xx={} 5xx={} accepted={} p50={:?} p99={:?} max={:?} failures={}",
+        "RESULT hostile: requests={} 2xx={} 3xx={} 4xx={} 5xx={} accepted={} closed_early={dropped} p50={:?} p99={:?} max={:?} failures={}",
         latencies.len(),
         by_class[2],
         by_class[3],

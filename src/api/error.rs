@@ -74,6 +74,14 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             StoreError::Conflict(what) => ApiError::Conflict(what),
+            // text PostgreSQL cannot store (a NUL character): the client's mistake
+            StoreError::Db(sqlx::Error::Database(d))
+                if matches!(d.code().as_deref(), Some("22021" | "22P05")) =>
+            {
+                ApiError::BadRequest(
+                    "the request holds text PostgreSQL cannot store (a NUL character?)".into(),
+                )
+            }
             other => ApiError::internal(other),
         }
     }

@@ -242,6 +242,12 @@ fn valid_name(name: &str) -> bool {
 }
 
 async fn load(state: &AppState, caller: &Caller, name: &str) -> Result<ScheduleRecord, ApiError> {
+    if !valid_name(name) {
+        return Err(ApiError::NotFound(format!(
+            "schedule `{}` not found",
+            name.escape_debug()
+        )));
+    }
     let s = store::schedule::get(&state.store, name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("schedule `{name}` not found")))?;
