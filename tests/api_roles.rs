@@ -50,6 +50,8 @@ enum Who {
     Anyone,
     /// These roles.
     Only(&'static [Role]),
+    /// Nobody by user credentials: a signature is needed (401 for everyone without one).
+    BySignature,
 }
 
 const READERS: &[Role] = &[Admin, Owner, Resolver, Requester, Watcher];
@@ -426,6 +428,47 @@ const CASES: &[Case] = &[
         needs: Needs::Schedule,
         body: none,
     },
+    Case {
+        method: "POST",
+        path: "/webhook",
+        who: Who::Only(&[Admin, Owner]),
+        needs: Needs::Nothing,
+        body: || {
+            Some(
+                json!({"name": format!("w-{}", uuid::Uuid::new_v4().simple()),
+            "template_name": "matrix", "auth": "hmac-sha256", "secret": "0123456789"}),
+            )
+        },
+    },
+    Case {
+        method: "GET",
+        path: "/webhook",
+        who: Who::Anyone,
+        needs: Needs::Nothing,
+        body: none,
+    },
+    Case {
+        method: "GET",
+        path: "/webhook/{name}",
+        who: Who::Only(&[Admin, Owner]),
+        needs: Needs::Schedule,
+        body: none,
+    },
+    Case {
+        method: "DELETE",
+        path: "/webhook/{name}",
+        who: Who::Only(&[Admin, Owner]),
+        needs: Needs::Schedule,
+        body: none,
+    },
+    // a delivery is authenticated by its signature (401 without one, for everybody)
+    Case {
+        method: "POST",
+        path: "/webhook/{name}",
+        who: Who::BySignature,
+        needs: Needs::Schedule,
+        body: || Some(json!({"x": "1"})),
+    },
 ];
 
 const TEMPLATE: &str = r#"
@@ -531,6 +574,15 @@ async fn fixture(m: &common::Instance, needs: Needs) -> Fixture {
         .await;
         assert_eq!(s, 201, "{r}");
     }
+    let (s, r) = call(
+        m,
+        "POST",
+        Some("admin"),
+        "/webhook",
+        Some(&json!({"name": schedule, "template_name": "matrix", "auth": "hmac-sha256", "secret": "0123456789"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{r}");
     Fixture {
         task,
         comment,
@@ -542,7 +594,7 @@ async fn fixture(m: &common::Instance, needs: Needs) -> Fixture {
 fn concrete(path: &str, f: Option<&Fixture>, token: &str) -> String {
     let step_or_template = if path.starts_with("/template") {
         "matrix".to_string()
-    } else if path.starts_with("/schedule") {
+    } else if path.starts_with("/schedule") || path.starts_with("/webhook") {
         f.map(|f| f.schedule.clone()).unwrap_or_default()
     } else {
         "only".to_string()
@@ -657,8 +709,11 @@ async fn every_route_answers_each_role_as_specified() {
                 Who::Public => true,
                 Who::Anyone => role != Anonymous,
                 Who::Only(roles) => roles.contains(&role),
+                Who::BySignature => false,
             };
-            let ok = if expected_ok {
+            let ok = if matches!(case.who, Who::BySignature) {
+                status == 401
+            } else if expected_ok {
                 status != 401 && status != 403 && status < 500
             } else if role == Anonymous {
                 status == 401

@@ -292,6 +292,8 @@ async fn hostile_requests_get_4xx_fast_and_change_nothing() {
         ("POST", "/token"),
         ("DELETE", "/token/{bad}"),
         ("POST", "/schedule"),
+        ("POST", "/webhook"),
+        ("POST", "/webhook/{junk}"),
         ("PUT", "/schedule/{bad}"),
         ("POST", "/schedule/{bad}/pause"),
         ("POST", "/unsecured/callback/{bad}?t={junk}"),

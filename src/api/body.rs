@@ -86,6 +86,34 @@ where
     }
 }
 
+/// A raw request body (bytes), size-limited like [`Body`], with the same JSON errors.
+pub struct RawBody(pub Bytes);
+
+impl<S> FromRequest<S> for RawBody
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map(|l| l.0)
+            .unwrap_or(0);
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge(limit)
+                } else {
+                    ApiError::BadRequest(format!("cannot read request body: {rejection}"))
+                }
+            })
+    }
+}
+
 /// The configured body limit, put in request extensions so errors can quote it.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);

@@ -19,6 +19,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("authentication required")]
     Unauthorized,
+    /// 401 with the reason (a webhook signature): no `WWW-Authenticate: Basic`.
+    #[error("{0}")]
+    UnauthorizedBecause(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -46,7 +49,9 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Unauthorized | ApiError::UnauthorizedBecause(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -164,7 +169,7 @@ impl IntoResponse for ApiError {
             },
         };
         let mut resp = (status, Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
+        if matches!(self, ApiError::Unauthorized) {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"mutask\""),
@@ -188,6 +193,7 @@ mod tests {
         let errors = [
             ApiError::BadRequest("x".into()),
             ApiError::Unauthorized,
+            ApiError::UnauthorizedBecause("x".into()),
             ApiError::Forbidden("x".into()),
             ApiError::NotFound("x".into()),
             ApiError::Conflict("x".into()),
@@ -203,6 +209,7 @@ mod tests {
         ];
         let documented = [
             ErrorCode::BadRequest,
+            ErrorCode::Unauthorized,
             ErrorCode::Unauthorized,
             ErrorCode::Forbidden,
             ErrorCode::NotFound,

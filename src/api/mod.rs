@@ -26,6 +26,7 @@ pub mod schedule;
 pub mod task;
 pub mod template;
 pub mod token;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -172,6 +173,16 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(token::create).get(token::list),
         )
         .route("/token/{id}", axum::routing::delete(token::revoke))
+        .route(
+            "/webhook",
+            axum::routing::post(webhook::create).get(webhook::list),
+        )
+        .route(
+            "/webhook/{name}",
+            get(webhook::get)
+                .post(webhook::deliver)
+                .delete(webhook::delete),
+        )
         .route(
             "/schedule",
             axum::routing::post(schedule::create).get(schedule::list),

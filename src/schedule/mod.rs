@@ -17,6 +17,7 @@
 //! from an injected [`Clock`], never from the database, so tests drive it.
 
 pub mod spec;
+pub mod webhook;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -21,6 +21,7 @@ pub mod schedule;
 pub mod task;
 pub mod template;
 pub mod token;
+pub mod webhook;
 
 use std::sync::Arc;
 

@@ -69,6 +69,12 @@ const SEALED: &[Sealed] = &[
         key: &["id"],
         columns: &["input_enc"],
     },
+    Sealed {
+        table: "webhook",
+        row: "id::text",
+        key: &["id"],
+        columns: &["secret_enc"],
+    },
 ];
 
 /// SQL: the key id of a sealed value (`[version][id length][id]…`).
