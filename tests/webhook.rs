@@ -7,6 +7,8 @@ mod common;
 use mutask::schedule::webhook::hmac_sha256_hex;
 use serde_json::{Value, json};
 
+type Headers<'a> = Vec<(&'a str, String)>;
+
 async fn task_count(m: &common::Instance, hook: &str) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM task WHERE tags->>'mutask_webhook' = $1")
         .bind(hook)
@@ -107,7 +109,7 @@ async fn github_signed_deliveries_create_tasks_and_forgeries_do_not() {
     assert_eq!(s, 409, "{e}");
     // forged: signed with another secret; tampered body; unsigned; sha1 with the wrong key
     let forged = format!("sha256={}", hmac_sha256_hex(b"not the secret", body));
-    let cases: Vec<(Vec<(&str, String)>, &[u8])> = vec![
+    let cases: Vec<(Headers, &[u8])> = vec![
         (
             vec![
                 ("X-Hub-Signature-256", forged),
