@@ -384,6 +384,7 @@ pub struct Running {
     pub engine: Engine,
     runner: Option<Runner>,
     scheduler: Option<JoinHandle<()>>,
+    notifier: Option<JoinHandle<()>>,
     sandbox: SandboxPool,
     cancel: CancellationToken,
     server: JoinHandle<()>,
@@ -401,6 +402,9 @@ impl Running {
         self.cancel.cancel();
         if let Some(s) = self.scheduler {
             let _ = s.await;
+        }
+        if let Some(n) = self.notifier {
+            let _ = n.await;
         }
         let mut server = self.server;
         if tokio::time::timeout(Duration::from_secs(10), &mut server)
@@ -555,6 +559,25 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         };
         tokio::spawn(ticker.run(Duration::from_secs(1), cancel.clone()))
     });
+    // notifications are sent from every engine instance (each claimed by one of them)
+    let notifier = match runner.is_some() {
+        false => None,
+        true => {
+            let base = state
+                .config
+                .base_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{addr}"));
+            let n = crate::notify::Notifier::new(
+                store.clone(),
+                state.config.notify_backends.clone(),
+                state.config.notify_strategy,
+                base,
+            )
+            .context("building the notification HTTP client")?;
+            Some(tokio::spawn(n.run(Duration::from_secs(1), cancel.clone())))
+        }
+    };
     let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let token = cancel.clone();
     let server = tokio::spawn(async move {
@@ -583,6 +606,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         engine,
         runner,
         scheduler,
+        notifier,
         sandbox,
         cancel,
         server,

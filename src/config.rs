@@ -175,6 +175,30 @@ pub struct Settings {
     /// [default: http://<listen address>].
     #[arg(long, env = "MUTASK_BASE_URL", global = true)]
     pub base_url: Option<String>,
+    /// Generic notification webhook: task creations and state changes are POSTed there as JSON
+    /// (see docs/notifications.md) [default: none].
+    #[arg(long, env = "MUTASK_NOTIFY_WEBHOOK_URL", global = true)]
+    pub notify_webhook_url: Option<String>,
+    /// HMAC-SHA256 key signing the notification webhook's bodies (`X-Mutask-Signature`).
+    #[arg(
+        long,
+        env = "MUTASK_NOTIFY_WEBHOOK_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub notify_webhook_secret: Option<String>,
+    /// Slack incoming-webhook URL for notifications [default: none].
+    #[arg(
+        long,
+        env = "MUTASK_NOTIFY_SLACK_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub notify_slack_url: Option<String>,
+    /// Which task changes are notified: `always`, `failure_only` (BLOCKED) or
+    /// `failure_or_done` [default: always].
+    #[arg(long, env = "MUTASK_NOTIFY_STRATEGY", global = true)]
+    pub notify_strategy: Option<String>,
     /// Browser origins allowed to call the API from other sites (CORS): comma-separated
     /// `https://host[:port]` origins, or `*` for any origin (then without credentials)
     /// [default: none, CORS off].
@@ -352,6 +376,9 @@ pub struct Config {
     pub base_url: Option<String>,
     /// CORS: allowed browser origins (`["*"]`: any); empty: CORS off.
     pub cors_origins: Vec<String>,
+    /// Notification backends (none configured: nothing is sent).
+    pub notify_backends: Vec<crate::notify::Backend>,
+    pub notify_strategy: crate::notify::Strategy,
     /// Ownership lease of a running resolution.
     pub lease: std::time::Duration,
     /// Concurrency limit per resource label (per instance, as µTask).
@@ -536,6 +563,10 @@ impl Settings {
             pg_bin_dir,
             base_url,
             cors_origins,
+            notify_webhook_url,
+            notify_webhook_secret,
+            notify_slack_url,
+            notify_strategy,
             lease_seconds,
             resource_limits,
             max_concurrent_executions,
@@ -610,6 +641,43 @@ impl Settings {
                 format!("{} is not a directory", dir.display()),
             ));
         }
+        let mut notify_backends = Vec::new();
+        let http_url = |setting: &'static str, u: &str| -> Result<String, ConfigError> {
+            let parsed =
+                url::Url::parse(u.trim()).map_err(|e| err(setting, format!("not a URL ({e})")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(err(setting, "must be an http:// or https:// URL"));
+            }
+            Ok(u.trim().to_string())
+        };
+        if let Some(u) = s
+            .notify_webhook_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+        {
+            notify_backends.push(crate::notify::Backend::Webhook {
+                url: http_url("MUTASK_NOTIFY_WEBHOOK_URL (--notify-webhook-url)", u)?,
+                secret: s.notify_webhook_secret.clone().filter(|x| !x.is_empty()),
+            });
+        }
+        if let Some(u) = s
+            .notify_slack_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+        {
+            notify_backends.push(crate::notify::Backend::Slack {
+                url: http_url("MUTASK_NOTIFY_SLACK_URL (--notify-slack-url)", u)?,
+            });
+        }
+        let notify_strategy = match s.notify_strategy.as_deref() {
+            None | Some("") => crate::notify::Strategy::Always,
+            Some(v) => crate::notify::Strategy::parse(v).ok_or_else(|| {
+                err(
+                    "MUTASK_NOTIFY_STRATEGY (--notify-strategy)",
+                    format!("`{v}` is not always, failure_only or failure_or_done"),
+                )
+            })?,
+        };
         let cors_origins = split_list(s.cors_origins.as_deref().unwrap_or(""));
         for o in &cors_origins {
             let ok = o == "*"
@@ -698,6 +766,8 @@ impl Settings {
             pg_bin_dir: s.pg_bin_dir,
             base_url,
             cors_origins,
+            notify_backends,
+            notify_strategy,
             lease: std::time::Duration::from_secs(lease_seconds),
             resource_limits,
             max_concurrent_executions,
@@ -741,6 +811,8 @@ impl Config {
             pg_bin_dir: None,
             base_url: None,
             cors_origins: Vec::new(),
+            notify_backends: Vec::new(),
+            notify_strategy: Default::default(),
             lease: std::time::Duration::from_secs(60),
             resource_limits: Default::default(),
             max_concurrent_executions: 100,

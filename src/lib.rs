@@ -25,6 +25,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod engine;
+pub mod notify;
 pub mod sandbox;
 pub mod schedule;
 pub mod store;

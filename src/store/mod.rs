@@ -15,6 +15,7 @@ pub mod instance;
 pub mod keys;
 pub mod listing;
 pub mod metrics;
+pub mod notification;
 pub mod resolution;
 pub mod rotation;
 pub mod schedule;

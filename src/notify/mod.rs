@@ -1,0 +1,284 @@
+//! Notifications of task changes to Slack and to signed generic webhooks, through the outbox of
+//! [`store::notification`].
+//!
+//! Every instance running the engine runs a notifier: once a second it expands new task events
+//! into one notification per configured backend (filtered by `MUTASK_NOTIFY_STRATEGY`) and sends
+//! the due ones. A failed send is retried with exponential backoff (5 s doubling, at most 10 min
+//! apart) and given up after 12 attempts; notifications survive restarts (they are rows) and
+//! never block the engine (separate task, no transaction open during a send).
+//!
+//! Generic webhook: `POST` of the JSON payload with `X-Mutask-Id` (unique per notification: the
+//! receiver's deduplication key — delivery is at least once), `X-Mutask-Timestamp` and, when
+//! `MUTASK_NOTIFY_WEBHOOK_SECRET` is set, `X-Mutask-Signature: sha256=<hex HMAC-SHA256(secret,
+//! body)>`. Slack: `{"text": …}` to an incoming-webhook URL. Payloads carry task ids, title,
+//! states, template, requester and links — never inputs, outputs or resolver inputs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::schedule::webhook::hmac_sha256_hex;
+use crate::store::{self, Store, StoreError, notification::Event};
+
+/// Which task changes are notified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// Every creation and state change.
+    #[default]
+    Always,
+    /// Tasks becoming BLOCKED.
+    FailureOnly,
+    /// Tasks becoming BLOCKED or DONE.
+    FailureOrDone,
+}
+
+impl Strategy {
+    pub fn parse(s: &str) -> Option<Strategy> {
+        match s.trim() {
+            "always" => Some(Strategy::Always),
+            "failure_only" => Some(Strategy::FailureOnly),
+            "failure_or_done" => Some(Strategy::FailureOrDone),
+            _ => None,
+        }
+    }
+
+    /// True when a change to `state` is notified.
+    pub fn wants(self, state: &str) -> bool {
+        match self {
+            Strategy::Always => true,
+            Strategy::FailureOnly => state == "BLOCKED",
+            Strategy::FailureOrDone => state == "BLOCKED" || state == "DONE",
+        }
+    }
+}
+
+/// A notification backend.
+#[derive(Clone)]
+pub enum Backend {
+    Webhook { url: String, secret: Option<String> },
+    Slack { url: String },
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // URLs may hold tokens (Slack's do): never printed
+        f.write_str(self.name())
+    }
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Webhook { .. } => "webhook",
+            Backend::Slack { .. } => "slack",
+        }
+    }
+}
+
+/// Backoff before attempt `attempts + 1`; `None` once given up.
+pub fn retry_in(attempts: i32) -> Option<Duration> {
+    if attempts >= 12 {
+        return None;
+    }
+    let secs = 5u64.saturating_mul(1 << attempts.clamp(0, 16) as u32 >> 1);
+    Some(Duration::from_secs(secs.clamp(5, 600)))
+}
+
+fn level(state: &str) -> &'static str {
+    match state {
+        "BLOCKED" => "error",
+        "CANCELLED" | "WONTFIX" => "warning",
+        _ => "info",
+    }
+}
+
+/// Sends notifications.
+#[derive(Clone)]
+pub struct Notifier {
+    pub store: Store,
+    pub backends: Arc<Vec<Backend>>,
+    pub strategy: Strategy,
+    /// Base of the links in payloads.
+    pub base_url: String,
+    pub http: reqwest::Client,
+}
+
+impl Notifier {
+    pub fn new(
+        store: Store,
+        backends: Vec<Backend>,
+        strategy: Strategy,
+        base_url: String,
+    ) -> Result<Notifier, reqwest::Error> {
+        crate::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Notifier {
+            store,
+            backends: Arc::new(backends),
+            strategy,
+            base_url,
+            http,
+        })
+    }
+
+    async fn payloads(&self, e: Event) -> Vec<(String, Value)> {
+        if self.backends.is_empty() || !self.strategy.wants(&e.new_state) {
+            return Vec::new();
+        }
+        let task = match store::task::get(&self.store, crate::domain::TaskId(e.task_id)).await {
+            Ok(Some(t)) => t,
+            _ => return Vec::new(), // deleted since
+        };
+        let action = if e.old_state.is_none() {
+            "task_created"
+        } else {
+            "task_state_update"
+        };
+        let payload = json!({
+            "action": action,
+            "level": level(&e.new_state),
+            "subject": format!("{} is {}", task.title, e.new_state),
+            "task": {
+                "id": task.id, "title": task.title, "state": e.new_state,
+                "previous_state": e.old_state, "template": e.template,
+                "requester": task.requester_username, "resolver": task.resolver_username,
+                "resolution": task.resolution_id, "steps_done": task.steps_done,
+                "steps_total": task.steps_total, "tags": task.tags,
+            },
+            "links": {
+                "task": format!("{}/task/{}", self.base_url, task.id),
+                "template": format!("{}/template/{}", self.base_url, e.template),
+            },
+            "at": e.at,
+        });
+        self.backends
+            .iter()
+            .map(|b| (b.name().to_string(), payload.clone()))
+            .collect()
+    }
+
+    async fn send(&self, backend: &Backend, id: uuid::Uuid, payload: &Value) -> Result<(), String> {
+        let (url, body, headers) = match backend {
+            Backend::Webhook { url, secret } => {
+                let mut p = payload.clone();
+                p["id"] = json!(id);
+                let body = serde_json::to_vec(&p).map_err(|e| e.to_string())?;
+                let mut headers = vec![
+                    ("x-mutask-id", id.to_string()),
+                    (
+                        "x-mutask-timestamp",
+                        chrono::Utc::now().timestamp().to_string(),
+                    ),
+                ];
+                if let Some(s) = secret {
+                    headers.push((
+                        "x-mutask-signature",
+                        format!("sha256={}", hmac_sha256_hex(s.as_bytes(), &body)),
+                    ));
+                }
+                (url, body, headers)
+            }
+            Backend::Slack { url } => {
+                let text = format!(
+                    "*{}* — <{}|task {}> ({})",
+                    payload["subject"].as_str().unwrap_or_default(),
+                    payload["links"]["task"].as_str().unwrap_or_default(),
+                    payload["task"]["id"].as_str().unwrap_or_default(),
+                    payload["task"]["template"].as_str().unwrap_or_default(),
+                );
+                let body =
+                    serde_json::to_vec(&json!({ "text": text })).map_err(|e| e.to_string())?;
+                (url, body, vec![])
+            }
+        };
+        let mut req = self
+            .http
+            .post(url.as_str())
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let r = req.send().await.map_err(|e| format!("sending: {e}"))?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("the receiver answered {}", r.status()))
+        }
+    }
+
+    /// Expands new events and sends due notifications once.
+    pub async fn tick(&self) -> Result<(usize, usize), StoreError> {
+        let expanded = store::notification::expand(&self.store, 100, |e| self.payloads(e)).await?;
+        let due = store::notification::claim_due(&self.store, 20, Duration::from_secs(120)).await?;
+        let mut sent = 0;
+        for n in due {
+            let Some(backend) = self.backends.iter().find(|b| b.name() == n.backend) else {
+                store::notification::failed(
+                    &self.store,
+                    n.id,
+                    "backend no longer configured",
+                    None,
+                )
+                .await?;
+                continue;
+            };
+            match self.send(backend, n.id, &n.payload).await {
+                Ok(()) => {
+                    store::notification::delivered(&self.store, n.id).await?;
+                    sent += 1;
+                }
+                Err(e) => {
+                    let retry = retry_in(n.attempts);
+                    tracing::warn!(notification = %n.id, backend = backend.name(), attempts = n.attempts, error = %e, given_up = retry.is_none(), "notification not delivered");
+                    store::notification::failed(&self.store, n.id, &e, retry).await?;
+                }
+            }
+        }
+        Ok((expanded, sent))
+    }
+
+    /// Ticks every `period` until `shutdown`; forgets old events hourly.
+    pub async fn run(self, period: Duration, shutdown: tokio_util::sync::CancellationToken) {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_gc = std::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.tick().await {
+                tracing::warn!(error = %e, "notification tick failed");
+            }
+            if last_gc.elapsed() > Duration::from_secs(3600) {
+                last_gc = std::time::Instant::now();
+                if let Err(e) = store::notification::collect(&self.store).await {
+                    tracing::warn!(error = %e, "collecting old notifications failed");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strategies_and_backoff() {
+        assert!(Strategy::Always.wants("RUNNING"));
+        assert!(!Strategy::FailureOnly.wants("DONE"));
+        assert!(Strategy::FailureOnly.wants("BLOCKED"));
+        assert!(Strategy::FailureOrDone.wants("DONE"));
+        assert_eq!(Strategy::parse("nope"), None);
+        let waits: Vec<u64> = (1..=12)
+            .map(|a| retry_in(a).map(|d| d.as_secs()).unwrap_or(0))
+            .collect();
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 320, 600, 600, 600, 600, 0]);
+    }
+}

@@ -1,0 +1,139 @@
+//! `task_event` and `notification`: the notification outbox.
+//!
+//! Invariants: events are written by a trigger in the transaction of the task change (so a
+//! change is never notified without happening, nor lost when it happens); an event is expanded
+//! once (claimed with SKIP LOCKED, one notification per backend, unique per event and backend);
+//! a notification is claimed by pushing its `next_attempt` forward (a lease) and committed
+//! before any HTTP call — no transaction is open while a receiver answers.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+
+/// A task change to notify.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Event {
+    pub id: i64,
+    pub task_id: Uuid,
+    pub template: String,
+    pub old_state: Option<String>,
+    pub new_state: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Expands pending events: `build` returns the (backend, payload) pairs of each event; the
+/// notifications and the `expanded` mark are written in one transaction.
+pub async fn expand<F, Fut>(store: &Store, limit: i64, build: F) -> Result<usize, StoreError>
+where
+    F: Fn(Event) -> Fut,
+    Fut: std::future::Future<Output = Vec<(String, Value)>>,
+{
+    let mut tx = store.pool.begin().await?;
+    let events: Vec<Event> = sqlx::query_as(
+        "SELECT id, task_id, template, old_state, new_state, at FROM task_event
+          WHERE NOT expanded ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    let n = events.len();
+    let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+    for e in events {
+        let event_id = e.id;
+        for (backend, payload) in build(e).await {
+            sqlx::query(
+                "INSERT INTO notification (id, event_id, backend, payload) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(Uuid::now_v7())
+            .bind(event_id)
+            .bind(backend)
+            .bind(payload)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    sqlx::query("UPDATE task_event SET expanded = true WHERE id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// A notification to send.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Due {
+    pub id: Uuid,
+    pub backend: String,
+    pub payload: Value,
+    pub attempts: i32,
+}
+
+/// Claims due notifications for `lease` (another instance retries them after it).
+pub async fn claim_due(
+    store: &Store,
+    limit: i64,
+    lease: std::time::Duration,
+) -> Result<Vec<Due>, StoreError> {
+    Ok(sqlx::query_as(
+        "UPDATE notification n SET attempts = n.attempts + 1,
+                next_attempt = now() + make_interval(secs => $2)
+          WHERE n.id IN (SELECT id FROM notification
+                          WHERE delivered IS NULL AND given_up IS NULL AND next_attempt <= now()
+                          ORDER BY next_attempt LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING n.id, n.backend, n.payload, n.attempts",
+    )
+    .bind(limit)
+    .bind(lease.as_secs_f64())
+    .fetch_all(&store.pool)
+    .await?)
+}
+
+pub async fn delivered(store: &Store, id: Uuid) -> Result<(), StoreError> {
+    sqlx::query("UPDATE notification SET delivered = now(), last_error = NULL WHERE id = $1")
+        .bind(id)
+        .execute(&store.pool)
+        .await?;
+    Ok(())
+}
+
+/// Records a failed attempt: retried after `retry_in`, or given up.
+pub async fn failed(
+    store: &Store,
+    id: Uuid,
+    error: &str,
+    retry_in: Option<std::time::Duration>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE notification SET last_error = $2,
+                next_attempt = CASE WHEN $3::float8 IS NULL THEN next_attempt
+                                    ELSE now() + make_interval(secs => $3) END,
+                given_up = CASE WHEN $3::float8 IS NULL THEN now() END
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(retry_in.map(|d| d.as_secs_f64()))
+    .execute(&store.pool)
+    .await?;
+    Ok(())
+}
+
+/// Forgets expanded events after a day and finished notifications after a week.
+pub async fn collect(store: &Store) -> Result<u64, StoreError> {
+    let a = sqlx::query("DELETE FROM task_event WHERE expanded AND at < now() - interval '1 day'")
+        .execute(&store.pool)
+        .await?
+        .rows_affected();
+    let b = sqlx::query(
+        "DELETE FROM notification WHERE (delivered IS NOT NULL OR given_up IS NOT NULL)
+            AND created < now() - interval '7 days'",
+    )
+    .execute(&store.pool)
+    .await?
+    .rows_affected();
+    Ok(a + b)
+}

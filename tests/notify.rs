@@ -1,0 +1,228 @@
+//! Notifications end to end: signed webhook and Slack deliveries reach real receivers on
+//! 127.0.0.1, carry no secrets, and a notification that could not be delivered before a restart
+//! is delivered by the next instance.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use mutask::config::Role;
+use mutask::notify::Backend;
+use mutask::schedule::webhook::hmac_sha256_hex;
+use serde_json::{Value, json};
+
+/// (path, headers, body) of each accepted request.
+type Received = Vec<(String, HeaderMap, Vec<u8>)>;
+
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Received>>,
+    failing: Arc<Mutex<bool>>,
+}
+
+async fn receiver() -> (Receiver, String) {
+    let r = Receiver::default();
+    let state = r.clone();
+    let app = axum::Router::new().route(
+        "/{which}",
+        axum::routing::post(
+            move |axum::extract::Path(which): axum::extract::Path<String>,
+                  headers: HeaderMap,
+                  body: axum::body::Bytes| {
+                let state = state.clone();
+                async move {
+                    if *state.failing.lock().unwrap() {
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    state
+                        .got
+                        .lock()
+                        .unwrap()
+                        .push((which, headers, body.to_vec()));
+                    axum::http::StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (r, format!("http://{addr}"))
+}
+
+const SECRET: &str = "notify-secret-42";
+
+fn backends(base: &str) -> Vec<Backend> {
+    vec![
+        Backend::Webhook {
+            url: format!("{base}/hook"),
+            secret: Some(SECRET.into()),
+        },
+        Backend::Slack {
+            url: format!("{base}/slack"),
+        },
+    ]
+}
+
+/// The verified webhook payloads received so far.
+fn verified(r: &Receiver) -> Vec<Value> {
+    r.got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(w, _, _)| w == "hook")
+        .map(|(_, h, body)| {
+            let sig = h["x-mutask-signature"].to_str().unwrap();
+            assert_eq!(
+                sig,
+                format!("sha256={}", hmac_sha256_hex(SECRET.as_bytes(), body)),
+                "a valid signature"
+            );
+            let v: Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(
+                h["x-mutask-id"].to_str().unwrap(),
+                v["id"].as_str().unwrap()
+            );
+            v
+        })
+        .collect()
+}
+
+async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_notifications_reach_receivers_without_secrets() {
+    let (rx, base) = receiver().await;
+    let m = common::start_with(|c| c.notify_backends = backends(&base)).await;
+    let canary = "pw-canary-7781";
+    let (s, t) = m
+        .post(
+            "admin",
+            "/task",
+            &json!({"template_name": "hello-world", "input": {"name": "Notify"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let id = t["id"].as_str().unwrap().to_string();
+    let (s, _) = m
+        .post(
+            "alice",
+            "/task",
+            &json!({"template_name": "deploy-approval",
+                    "input": {"service": "svc", "environment": "staging", "api_token": canary}}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    wait_for("the DONE notification", || {
+        verified(&rx)
+            .iter()
+            .any(|v| v["task"]["id"] == id.as_str() && v["task"]["state"] == "DONE")
+    })
+    .await;
+    let all = verified(&rx);
+    let mine: Vec<&Value> = all
+        .iter()
+        .filter(|v| v["task"]["id"] == id.as_str())
+        .collect();
+    let created = mine.iter().find(|v| v["action"] == "task_created").unwrap();
+    assert_eq!(created["task"]["previous_state"], Value::Null);
+    assert!(
+        mine.iter()
+            .any(|v| v["task"]["state"] == "RUNNING" && v["task"]["previous_state"] == "TODO"),
+        "{mine:?}"
+    );
+    let done = mine.iter().find(|v| v["task"]["state"] == "DONE").unwrap();
+    assert_eq!(done["action"], "task_state_update");
+    assert_eq!(done["subject"], "Say hello to Notify is DONE");
+    assert_eq!(done["task"]["template"], "hello-world");
+    assert!(
+        done["links"]["task"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/task/{id}"))
+    );
+    let ids: std::collections::HashSet<&str> =
+        all.iter().map(|v| v["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), all.len(), "one id per notification");
+    // Slack got the same events as text
+    wait_for("slack", || {
+        rx.got.lock().unwrap().iter().any(|(w, _, b)| {
+            w == "slack" && String::from_utf8_lossy(b).contains("Say hello to Notify is DONE")
+        })
+    })
+    .await;
+    // no secret in any notification
+    for (_, _, body) in rx.got.lock().unwrap().iter() {
+        assert!(!String::from_utf8_lossy(body).contains(canary));
+    }
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undelivered_notification_survives_a_restart() {
+    let (rx, base) = receiver().await;
+    *rx.failing.lock().unwrap() = true;
+    let db = mutask::testing::test_db().await;
+    let data = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut c = common::test_config(&db, data.path());
+        c.notify_backends = backends(&base)[..1].to_vec();
+        c.notify_strategy = mutask::notify::Strategy::FailureOrDone;
+        c
+    };
+    let a = mutask::app::start(config(), Role::All, false)
+        .await
+        .unwrap();
+    let client = common::http();
+    let r = client
+        .post(format!("http://{}/task", a.addr))
+        .basic_auth("admin", Some("admin-pw"))
+        .json(&json!({"template_name": "hello-world", "input": {"name": "Restart"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id: Value = r.json().await.unwrap();
+    let id = id["id"].as_str().unwrap().to_string();
+    // the DONE notification is tried and refused by the receiver
+    let pool = a.state.store.pool.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let row: Option<(i32, Option<String>)> = sqlx::query_as(
+            "SELECT attempts, last_error FROM notification WHERE payload->'task'->>'id' = $1",
+        )
+        .bind(&id)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        if let Some((attempts, err)) = row
+            && attempts >= 1
+        {
+            assert!(err.unwrap().contains("503"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "no attempt");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    a.shutdown().await.unwrap();
+    assert!(verified(&rx).is_empty());
+    // only DONE is notified with failure_or_done; the receiver is back; a new instance delivers
+    *rx.failing.lock().unwrap() = false;
+    let b = mutask::app::start(config(), Role::All, false)
+        .await
+        .unwrap();
+    wait_for("delivery after the restart", || !verified(&rx).is_empty()).await;
+    let got = verified(&rx);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["task"]["id"], id.as_str());
+    assert_eq!(got[0]["task"]["state"], "DONE");
+    b.shutdown().await.unwrap();
+}
