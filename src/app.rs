@@ -110,6 +110,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// `mutask template validate`: prints every problem; returns the exit code.
 fn validate_files(config: &Config, paths: &[PathBuf]) -> i32 {
     let (functions, fproblems) = template::load_functions_dir(&config.functions_dir);
+    let (plugins, pproblems) = crate::action::plugin::load_dir(&config.plugins_dir);
+    for p in &pproblems {
+        println!("{p}");
+    }
+    let plugin_types: std::collections::HashSet<String> =
+        plugins.iter().map(|p| p.manifest.name.clone()).collect();
     let mut problems: Vec<template::Problem> = fproblems
         .into_iter()
         .filter(|p| p.severity == Severity::Error)
@@ -117,11 +123,19 @@ fn validate_files(config: &Config, paths: &[PathBuf]) -> i32 {
     let mut loaded = 0;
     for path in paths {
         if path.is_dir() {
-            let report = template::load_templates_dir(path, &functions);
+            let report = template::load::load_templates_dir_with_plugins(
+                path,
+                &functions,
+                Some(&plugin_types),
+            );
             loaded += report.templates.len();
             problems.extend(report.problems);
         } else {
-            let report = template::load_template_files(std::slice::from_ref(path), &functions);
+            let report = template::load::load_template_files_with_plugins(
+                std::slice::from_ref(path),
+                &functions,
+                Some(&plugin_types),
+            );
             loaded += report.templates.len();
             problems.extend(report.problems);
         }
@@ -328,9 +342,14 @@ pub async fn sync_templates(
     store: &Store,
     config: &Config,
     strict: bool,
+    plugin_types: &std::collections::HashSet<String>,
 ) -> anyhow::Result<(usize, crate::template::model::FunctionSet)> {
     let (functions, mut problems) = template::load_functions_dir(&config.functions_dir);
-    let report = template::load_templates_dir(&config.templates_dir, &functions);
+    let report = template::load::load_templates_dir_with_plugins(
+        &config.templates_dir,
+        &functions,
+        Some(plugin_types),
+    );
     problems.extend(report.problems.iter().cloned());
     let errors = problems
         .iter()
@@ -442,6 +461,18 @@ async fn sandbox_pool(program: Option<&Path>) -> anyhow::Result<SandboxPool> {
 pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<Running> {
     let keys = Arc::new(load_key_ring(&config)?);
     let mut auth = build_auth(&config)?;
+    let (plugins, plugin_problems) = crate::action::plugin::load_dir(&config.plugins_dir);
+    for p in &plugin_problems {
+        tracing::error!("plugin not loaded: {p}");
+    }
+    if strict && !plugin_problems.is_empty() {
+        bail!(
+            "{} plugin problem(s) and --strict is set",
+            plugin_problems.len()
+        );
+    }
+    let plugin_types: std::collections::HashSet<String> =
+        plugins.iter().map(|p| p.manifest.name.clone()).collect();
     let db = Database::open(&config).await?;
     let result = async {
         store::db::migrate(&db.pool)
@@ -457,7 +488,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
                 missing.join(", ")
             );
         }
-        let (_, functions) = sync_templates(&store, &config, strict).await?;
+        let (_, functions) = sync_templates(&store, &config, strict, &plugin_types).await?;
         let instance = InstanceId::new();
         store::instance::register(&store, instance, role.as_str()).await?;
         Ok::<_, anyhow::Error>((store, instance, functions))
@@ -501,6 +532,10 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
     let mut actions = Registry::builtin();
     actions.register(Arc::new(crate::action::http::Http::new(policy.clone())));
     actions.register(Arc::new(crate::action::ping::Ping::new(policy)));
+    for p in plugins {
+        tracing::info!(plugin = %p.manifest.name, version = %p.manifest.version, "plugin loaded");
+        actions.register(Arc::new(p));
+    }
     let engine = Engine {
         store: store.clone(),
         renderer: renderer.clone(),

@@ -13,6 +13,7 @@ pub mod callback;
 pub mod echo;
 pub mod http;
 pub mod ping;
+pub mod plugin;
 pub mod script;
 pub mod subtask;
 pub mod tag;

@@ -802,26 +802,45 @@ fn missing_dir_report(dir: &Path, what: &str) -> Option<Problem> {
 /// Duplicate names across files: the second one is an error. Subtask/batch references must name
 /// a template of the directory. `report.functions` stays empty (see [`load_all`]).
 pub fn load_templates_dir(dir: &Path, functions: &FunctionSet) -> LoadReport {
+    load_templates_dir_with_plugins(dir, functions, None)
+}
+
+/// [`load_templates_dir`] knowing the plugin action types (`MUTASK_PLUGINS_DIR`).
+pub fn load_templates_dir_with_plugins(
+    dir: &Path,
+    functions: &FunctionSet,
+    plugin_types: Option<&HashSet<String>>,
+) -> LoadReport {
     let mut report = LoadReport::default();
     if let Some(p) = missing_dir_report(dir, "templates") {
         report.problems.push(p);
         return report;
     }
     let files = yaml_files(dir, &mut report.problems);
-    load_files(&files, functions, true, report)
+    load_files(&files, functions, true, plugin_types, report)
 }
 
 /// Load the given template files (same rules as [`load_templates_dir`]), e.g. for
 /// `mutask template validate a.yaml b.yaml`. Subtask/batch references are not checked (the
 /// referenced templates may live elsewhere).
 pub fn load_template_files(paths: &[PathBuf], functions: &FunctionSet) -> LoadReport {
-    load_files(paths, functions, false, LoadReport::default())
+    load_files(paths, functions, false, None, LoadReport::default())
+}
+
+/// [`load_template_files`] knowing the plugin action types.
+pub fn load_template_files_with_plugins(
+    paths: &[PathBuf],
+    functions: &FunctionSet,
+    plugin_types: Option<&HashSet<String>>,
+) -> LoadReport {
+    load_files(paths, functions, false, plugin_types, LoadReport::default())
 }
 
 fn load_files(
     files: &[PathBuf],
     functions: &FunctionSet,
     check_references: bool,
+    plugin_types: Option<&HashSet<String>>,
     mut report: LoadReport,
 ) -> LoadReport {
     // Stage 1: parse everything, so that cross-template references do not depend on order.
@@ -861,7 +880,7 @@ fn load_files(
     let ctx = ValidationContext {
         functions,
         known_templates: check_references.then_some(&known),
-        plugin_types: None,
+        plugin_types,
     };
     for p in parsed {
         match validate_stage(p, &ctx) {

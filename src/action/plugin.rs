@@ -1,0 +1,439 @@
+//! # Plugins: actions in any language
+//!
+//! A plugin is a folder under `MUTASK_PLUGINS_DIR` (`./plugins`) holding a `manifest.yaml` and
+//! an executable. mutask loads every plugin at startup; its `name` becomes an action type that
+//! templates use like a builtin. No recompiling.
+//!
+//! ```yaml
+//! # plugins/greet/manifest.yaml
+//! name: greet
+//! version: 1.0.0
+//! description: Greets someone
+//! executable: greet.py          # relative to the folder; must be executable
+//! timeout: 30s                  # default 2m; the process is killed past it
+//! max_output_bytes: 1048576     # stdout limit (default 1 MiB)
+//! config_schema:                # JSON schema of the step's configuration
+//!   type: object
+//!   required: [name]
+//!   additionalProperties: false
+//!   properties:
+//!     name: {type: string}
+//! ```
+//!
+//! A step then says:
+//!
+//! ```yaml
+//! steps:
+//!   hello:
+//!     action:
+//!       type: greet
+//!       configuration:
+//!         name: "{{ input.who }}"
+//! ```
+//!
+//! ## Protocol
+//!
+//! The executable runs in its folder with a clean environment (`PATH`, `LANG`, `HOME`, and
+//! `MUTASK_TASK_ID`, `MUTASK_RESOLUTION_ID`, `MUTASK_STEP_NAME`, `MUTASK_PLUGIN`). It reads one
+//! JSON document on stdin:
+//!
+//! ```json
+//! {"config": {"name": "world"},
+//!  "step": {"name": "hello", "task_id": "…", "resolution_id": "…", "requester": "alice"},
+//!  "previous_output": null, "previous_metadata": null}
+//! ```
+//!
+//! (the configuration is rendered and checked against `config_schema` first: a mismatch is a
+//! CLIENT_ERROR naming the field, and the plugin does not run). It writes its result as the
+//! **last line** of stdout, one JSON object (earlier lines, like stderr, are kept as the step's
+//! log in the metadata):
+//!
+//! ```json
+//! {"output": {"greeting": "hello world"}, "metadata": {"took_ms": 3}}
+//! {"error": {"class": "server", "message": "upstream unavailable"}}
+//! ```
+//!
+//! | result | step state |
+//! |---|---|
+//! | `output` / `metadata`, no `error` | DONE (subject to the step's conditions) |
+//! | `error.class` `client` / `server` / `fatal` / `waiting` | CLIENT_ERROR / SERVER_ERROR / FATAL_ERROR / WAITING |
+//! | no JSON last line, non-zero exit | SERVER_ERROR with the exit status and the end of stderr |
+//! | timeout, or stdout over `max_output_bytes` | SERVER_ERROR (the process is killed) |
+//!
+//! Metadata always carries `exit_code`, `execution_time` and `log` (stderr and earlier stdout
+//! lines, at most 64 KiB). `plugins/greet/` is a complete example in Python.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{Action, ActionError, ActionRequest, ActionResult, BoxFuture};
+
+/// Longest log kept in the metadata.
+const MAX_LOG: usize = 64 << 10;
+
+/// `manifest.yaml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub description: String,
+    pub executable: String,
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub max_output_bytes: Option<usize>,
+    #[serde(default)]
+    pub config_schema: Option<Value>,
+    #[serde(default)]
+    pub metadata_schema: Option<Value>,
+}
+
+/// A loaded plugin.
+pub struct Plugin {
+    pub manifest: Manifest,
+    name: &'static str,
+    dir: PathBuf,
+    exe: PathBuf,
+    timeout: Duration,
+    max_output: usize,
+    validator: Option<jsonschema::Validator>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Loads one plugin folder.
+pub fn load(dir: &Path) -> Result<Plugin, String> {
+    let mpath = dir.join("manifest.yaml");
+    let text = std::fs::read_to_string(&mpath)
+        .map_err(|e| format!("{}: cannot read: {e}", mpath.display()))?;
+    let manifest: Manifest = serde_yaml::from_str(&text).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!(":{}:{}", l.line(), l.column()))
+            .unwrap_or_default();
+        format!("{}{at}: {e}", mpath.display())
+    })?;
+    let fail = |m: String| Err(format!("{}: {m}", mpath.display()));
+    if !valid_name(&manifest.name) {
+        return fail(format!(
+            "name `{}` must be 1-64 of a-z, 0-9, `-`, `_`",
+            manifest.name
+        ));
+    }
+    if super::Registry::builtin().get(&manifest.name).is_some()
+        || crate::template::model::is_builtin_action(&manifest.name)
+    {
+        return fail(format!("name `{}` is a builtin action type", manifest.name));
+    }
+    let exe = super::script::resolve_in(dir, &manifest.executable)
+        .map_err(|e| format!("{}: executable: {e}", mpath.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&exe)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0);
+        if mode & 0o111 == 0 {
+            return fail(format!(
+                "executable `{}` is not executable",
+                manifest.executable
+            ));
+        }
+    }
+    let timeout = match manifest.timeout.as_deref() {
+        None => Duration::from_secs(120),
+        Some(t) => crate::domain::duration::parse(t)
+            .map_err(|e| format!("{}: timeout: {e}", mpath.display()))?,
+    };
+    let validator = match &manifest.config_schema {
+        None => None,
+        Some(s) => Some(
+            jsonschema::validator_for(s)
+                .map_err(|e| format!("{}: config_schema: {e}", mpath.display()))?,
+        ),
+    };
+    Ok(Plugin {
+        name: Box::leak(manifest.name.clone().into_boxed_str()),
+        max_output: manifest
+            .max_output_bytes
+            .unwrap_or(1 << 20)
+            .clamp(1024, 64 << 20),
+        dir: dir.to_path_buf(),
+        exe,
+        timeout,
+        validator,
+        manifest,
+    })
+}
+
+/// Every plugin under `dir` (one per sub-folder with a manifest); problems are returned, never
+/// fatal. A missing directory holds no plugins.
+pub fn load_dir(dir: &Path) -> (Vec<Plugin>, Vec<String>) {
+    let (mut plugins, mut problems) = (Vec::new(), Vec::new());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (plugins, problems);
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p.join("manifest.yaml").is_file())
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        match load(&d) {
+            Ok(p) if plugins.iter().any(|q: &Plugin| q.name == p.name) => problems.push(format!(
+                "{}: plugin `{}` is defined twice",
+                d.display(),
+                p.name
+            )),
+            Ok(p) => plugins.push(p),
+            Err(e) => problems.push(e),
+        }
+    }
+    (plugins, problems)
+}
+
+fn tail(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    s[start..].to_string()
+}
+
+impl Plugin {
+    async fn execute(&self, req: ActionRequest) -> ActionResult {
+        let client = |m: String| ActionResult::err(ActionError::Client(m));
+        if let Some(v) = &self.validator {
+            let errors: Vec<String> = v
+                .iter_errors(&req.config)
+                .map(|e| {
+                    let at = e.instance_path().to_string();
+                    let at = if at.is_empty() {
+                        "configuration".into()
+                    } else {
+                        format!("configuration{at}")
+                    };
+                    format!("{at}: {e}")
+                })
+                .collect();
+            if !errors.is_empty() {
+                return client(format!("{}: {}", self.name, errors.join("; ")));
+            }
+        }
+        let input = json!({
+            "config": req.config,
+            "step": {"name": req.step_name, "task_id": req.task_id.to_string(),
+                     "resolution_id": req.resolution_id.to_string(),
+                     "requester": req.requester_username},
+            "previous_output": req.previous_output,
+            "previous_metadata": req.previous_metadata,
+        });
+        let mut cmd = tokio::process::Command::new(&self.exe);
+        cmd.env_clear()
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
+            )
+            .env("LANG", "C.UTF-8")
+            .env(
+                "HOME",
+                std::env::var_os("HOME").unwrap_or_else(|| "/".into()),
+            )
+            .env("MUTASK_TASK_ID", req.task_id.to_string())
+            .env("MUTASK_RESOLUTION_ID", req.resolution_id.to_string())
+            .env("MUTASK_STEP_NAME", &req.step_name)
+            .env("MUTASK_PLUGIN", self.name)
+            .current_dir(&self.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let started = Instant::now();
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                return ActionResult::err(ActionError::Server(format!(
+                    "{}: cannot run `{}`: {e}",
+                    self.name,
+                    self.exe.display()
+                )));
+            }
+        };
+        let mut stdin = child.stdin.take();
+        let body = serde_json::to_vec(&input).unwrap_or_default();
+        let writer = tokio::spawn(async move {
+            if let Some(si) = stdin.as_mut() {
+                let _ = si.write_all(&body).await;
+            }
+            drop(stdin);
+        });
+        let mut stdout = child.stdout.take();
+        let mut stderr = child.stderr.take();
+        let max = self.max_output;
+        let read_out = async move {
+            let mut out = Vec::new();
+            if let Some(s) = stdout.as_mut() {
+                let mut buf = vec![0u8; 8192];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            out.extend_from_slice(&buf[..n]);
+                            if out.len() > max {
+                                return Err(out.len());
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        };
+        let read_err = async move {
+            let mut err = Vec::new();
+            if let Some(s) = stderr.as_mut() {
+                let mut buf = vec![0u8; 8192];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    if err.len() < MAX_LOG {
+                        err.extend_from_slice(&buf[..n.min(MAX_LOG - err.len())]);
+                    }
+                }
+            }
+            err
+        };
+        let waited = tokio::time::timeout(self.timeout, async {
+            let (out, err) = tokio::join!(read_out, read_err);
+            (out, err)
+        })
+        .await;
+        let server = |m: String, meta: Value| ActionResult {
+            metadata: Some(meta),
+            ..ActionResult::err(ActionError::Server(m))
+        };
+        let (out, err) = match waited {
+            Err(_) => {
+                let _ = child.kill().await;
+                return server(
+                    format!("{}: timed out after {:?}", self.name, self.timeout),
+                    json!({"exit_code": "-1", "execution_time": format!("{:?}", started.elapsed()), "log": ""}),
+                );
+            }
+            Ok((Err(n), _)) => {
+                let _ = child.kill().await;
+                return server(
+                    format!(
+                        "{}: stdout larger than max_output_bytes ({} > {})",
+                        self.name, n, self.max_output
+                    ),
+                    json!({"exit_code": "-1", "execution_time": format!("{:?}", started.elapsed()), "log": ""}),
+                );
+            }
+            Ok((Ok(out), err)) => (out, err),
+        };
+        let _ = writer.await;
+        let status = child.wait().await;
+        let code = status.ok().and_then(|s| s.code()).unwrap_or(-1);
+        let out = String::from_utf8_lossy(&out).into_owned();
+        let err = String::from_utf8_lossy(&err).into_owned();
+        let mut lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+        let result: Option<Value> = lines
+            .last()
+            .and_then(|l| serde_json::from_str::<Value>(l.trim()).ok())
+            .filter(Value::is_object);
+        if result.is_some() {
+            lines.pop();
+        }
+        let mut log = lines.join("\n");
+        if !err.is_empty() {
+            if !log.is_empty() {
+                log.push('\n');
+            }
+            log.push_str(&err);
+        }
+        let mut meta = json!({
+            "exit_code": code.to_string(),
+            "execution_time": format!("{:?}", started.elapsed()),
+            "log": tail(&log, MAX_LOG),
+        });
+        let Some(result) = result else {
+            return server(
+                format!(
+                    "{}: no JSON result on the last line of stdout (exit status {code}): {}",
+                    self.name,
+                    tail(err.trim(), 500)
+                ),
+                meta,
+            );
+        };
+        if let Some(Value::Object(m)) = result.get("metadata") {
+            for (k, v) in m {
+                meta[k] = v.clone();
+            }
+        }
+        let output = result.get("output").cloned().filter(|v| !v.is_null());
+        let error = match result.get("error") {
+            None | Some(Value::Null) => None,
+            Some(e) => {
+                let message = e
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("the plugin reported an error")
+                    .to_string();
+                let message = format!("{}: {message}", self.name);
+                Some(
+                    match e.get("class").and_then(Value::as_str).unwrap_or("server") {
+                        "client" => ActionError::Client(message),
+                        "fatal" => ActionError::Fatal(message),
+                        "waiting" => ActionError::Waiting(message),
+                        _ => ActionError::Server(message),
+                    },
+                )
+            }
+        };
+        let error = error.or_else(|| {
+            (code != 0).then(|| ActionError::Server(format!("{}: exit status {code}", self.name)))
+        });
+        ActionResult {
+            output,
+            metadata: Some(meta),
+            tags: None,
+            error,
+        }
+    }
+}
+
+impl Action for Plugin {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn run(&self, req: ActionRequest) -> BoxFuture<'_, ActionResult> {
+        Box::pin(self.execute(req))
+    }
+}
