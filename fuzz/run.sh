@@ -12,16 +12,19 @@ cd "$(dirname "$0")/.."
 export RUSTC_BOOTSTRAP=1
 seconds=${FUZZ_SECONDS:-20}
 sanitizer=${SANITIZER:-none}
+# debug builds compile in about half the time (CI); FUZZ_RELEASE=1 for long campaigns
+profile=(--dev)
+[ "${FUZZ_RELEASE:-0}" = 1 ] && profile=()
 targets=${FUZZ_TARGETS:-"template_load dialect_translate render input_validate request_body"}
-cargo fuzz build -s "$sanitizer"
+cargo fuzz build "${profile[@]}" -s "$sanitizer"
 for t in $targets; do
   mkdir -p "fuzz/corpus/$t" "fuzz/regressions/$t"
   if compgen -G "fuzz/regressions/$t/*" >/dev/null; then
     echo "== $t: replaying regressions"
-    cargo fuzz run -s "$sanitizer" "$t" "fuzz/regressions/$t" -- -runs=0 -timeout=10
+    cargo fuzz run "${profile[@]}" -s "$sanitizer" "$t" "fuzz/regressions/$t" -- -runs=0 -timeout=10
   fi
   echo "== $t: ${seconds}s"
-  cargo fuzz run -s "$sanitizer" "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
+  cargo fuzz run "${profile[@]}" -s "$sanitizer" "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 2>&1 \
     | grep -E '^(Done|stat::number_of_executed_units|==|SUMMARY|thread)|panicked|ERROR' || true
   if compgen -G "fuzz/artifacts/$t/*" >/dev/null; then
