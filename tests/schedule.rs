@@ -474,3 +474,56 @@ async fn idempotency_keys_and_run_at() {
     );
     m.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signed_heartbeat_example_signs_its_body() {
+    use axum::http::HeaderMap;
+    type Received = std::sync::Mutex<Vec<(String, Vec<u8>)>>;
+    let got: Arc<Received> = Default::default();
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |h: HeaderMap, body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                let sig = h
+                    .get("x-mutask-sign")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                sink.lock().unwrap().push((sig, body.to_vec()));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let m = common::start_with(|c| c.network_allow = vec!["127.0.0.1".into()]).await;
+    let secret = "heartbeat-key";
+    let (s, t) = m
+        .post(
+            "admin",
+            "/task",
+            &json!({"template_name": "signed-heartbeat",
+                    "input": {"url": format!("http://{addr}/hook"), "secret": secret}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while got.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "nothing received");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (sig, body) = got.lock().unwrap()[0].clone();
+    assert_eq!(
+        sig,
+        format!(
+            "sha256={}",
+            mutask::schedule::webhook::hmac_sha256_hex(secret.as_bytes(), &body)
+        )
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["task"], t["id"]);
+    m.stop().await;
+}

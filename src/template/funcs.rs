@@ -667,7 +667,8 @@ fn call_go(name: &str, f: GoFn, state: &State, args: &[Value]) -> Result<Value, 
 /// - natural names for native Jinja templates: functions `eval(name)`, `evalCache(name)`
 ///   (alias `eval_cache`), `field(k1, k2, …)`, `uuid()`, `now()`; filters `fromjson`,
 ///   `mustfromjson`, `gotojson` (Go's `json.Marshal`), `b64encode`, `b64decode`,
-///   `b64rawencode`, `b64rawdecode`, `sha1sum`, `sha256sum`, `regex_match(re)`,
+///   `b64rawencode`, `b64rawdecode`, `sha1sum`, `sha256sum`, `hmac_sha256(key)`,
+///   `regex_match(re)`,
 ///   `regex_replace(re, repl)`, `regex_find(re)`, `regex_find_all(re)`, `regex_split(re)`,
 ///   `goprint` (Go's `%v`). minijinja's own builtins (`tojson`, `default`, `join`, `upper`, …)
 ///   stay available with their Jinja semantics.
@@ -710,6 +711,7 @@ pub fn register(env: &mut Environment<'static>) {
         ("b64rawdecode", "b64RawDec"),
         ("sha1sum", "sha1sum"),
         ("sha256sum", "sha256sum"),
+        ("hmac_sha256", "hmacSha256"),
         ("regex_match", "regexMatch"),
         ("regex_replace", "regexReplaceAll"),
         ("regex_find", "regexFind"),
@@ -1307,6 +1309,7 @@ static GO_FUNCS: &[(&str, GoFn)] = &[
     ("b64enc", sprig::b64enc),
     ("b64dec", sprig::b64dec),
     ("sha256sum", sprig::sha256sum),
+    ("hmacSha256", sprig::hmac_sha256),
     ("sha1sum", sprig::sha1sum),
     ("adler32sum", sprig::adler32sum),
     ("regexMatch", sprig::regex_match),

@@ -1334,6 +1334,16 @@ pub(crate) fn sha256sum(_s: &State, a: &[Value]) -> Result<Value, Error> {
     ))))
 }
 
+/// mutask: `hmacSha256 key message` → lower-case hex HMAC-SHA256 (sign outbound requests).
+pub(crate) fn hmac_sha256(_s: &State, a: &[Value]) -> Result<Value, Error> {
+    use hmac::{KeyInit, Mac};
+    want(a, 2)?;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(arg_str(&a[0])?.as_bytes())
+        .map_err(|e| err(format!("hmacSha256: {e}")))?;
+    mac.update(arg_str(&a[1])?.as_bytes());
+    Ok(Value::from(hex(&mac.finalize().into_bytes())))
+}
+
 pub(crate) fn sha1sum(_s: &State, a: &[Value]) -> Result<Value, Error> {
     use sha1::Digest as _;
     want(a, 1)?;

@@ -356,6 +356,11 @@ const OK: &[(&str, &str)] = &[
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
     ),
     (
+        // GitHub's documented webhook example
+        "{{ hmacSha256 \"It's a Secret to Everybody\" \"Hello, World!\" }}",
+        "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+    ),
+    (
         "{{ sha1sum \"abc\" }}|{{ adler32sum \"abc\" }}",
         "a9993e364706816aba3e25717850c26c9cd0d89d|38600999",
     ),

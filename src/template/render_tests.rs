@@ -865,6 +865,10 @@ fn native_jinja_templates() {
             "['1', '22']",
         ),
         ("{{ go_add(1, \"2\") }}", "3"),
+        (
+            "{{ \"Hello, World!\" | hmac_sha256(\"It's a Secret to Everybody\") }}",
+            "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+        ),
     ];
     for (src, want) in cases {
         assert_eq!(r.render(src, &ctx, Some(&ev)).unwrap(), want, "{src}");
