@@ -226,3 +226,67 @@ async fn an_undelivered_notification_survives_a_restart() {
     assert_eq!(got[0]["task"]["state"], "DONE");
     b.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_running_past_their_expected_duration_are_notified_once() {
+    let (rx, base) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("slow.yaml"),
+        r#"
+name: slow-one
+dialect: jinja
+description: Waits for a callback, expected to take a second
+title_format: "slow {{ input.x }}"
+expected_duration: 1s
+auto_runnable: true
+allow_all_resolver_usernames: true
+inputs:
+  - name: x
+steps:
+  wait:
+    action:
+      type: callback
+      configuration: {action: create}
+  hold:
+    dependencies: [wait]
+    action:
+      type: callback
+      configuration: {action: wait, id: "{{ step.wait.output.id }}"}
+"#,
+    )
+    .unwrap();
+    let tdir = dir.path().to_path_buf();
+    let m = common::start_with(move |c| {
+        c.templates_dir = tdir;
+        c.notify_backends = backends(&base)[..1].to_vec();
+        c.notify_strategy = mutask::notify::Strategy::FailureOnly;
+    })
+    .await;
+    let (s, t) = m
+        .post(
+            "admin",
+            "/task",
+            &json!({"template_name": "slow-one", "input": {"x": "1"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let id = t["id"].as_str().unwrap().to_string();
+    wait_for("the overdue notification", || {
+        verified(&rx).iter().any(|v| v["action"] == "task_overdue")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let got = verified(&rx);
+    let overdue: Vec<&Value> = got
+        .iter()
+        .filter(|v| v["action"] == "task_overdue")
+        .collect();
+    assert_eq!(overdue.len(), 1, "once: {got:?}");
+    assert_eq!(overdue[0]["task"]["id"], id.as_str());
+    assert_eq!(overdue[0]["level"], "warning");
+    assert_eq!(overdue[0]["subject"], "slow 1 runs longer than expected");
+    // failure_only: the creation and RUNNING changes were not sent
+    assert!(got.iter().all(|v| v["action"] == "task_overdue"), "{got:?}");
+    m.stop().await;
+}

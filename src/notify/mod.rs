@@ -10,7 +10,9 @@
 //! Generic webhook: `POST` of the JSON payload with `X-Mutask-Id` (unique per notification: the
 //! receiver's deduplication key — delivery is at least once), `X-Mutask-Timestamp` and, when
 //! `MUTASK_NOTIFY_WEBHOOK_SECRET` is set, `X-Mutask-Signature: sha256=<hex HMAC-SHA256(secret,
-//! body)>`. Slack: `{"text": …}` to an incoming-webhook URL. Payloads carry task ids, title,
+//! body)>`. Slack: `{"text": …}` to an incoming-webhook URL. Every 5 s the notifier also looks
+//! for unfinished tasks older than their template's `expected_duration` and notifies each once
+//! (`task_overdue`, whatever the strategy). Payloads carry task ids, title,
 //! states, template, requester and links — never inputs, outputs or resolver inputs.
 
 use std::sync::Arc;
@@ -43,8 +45,11 @@ impl Strategy {
         }
     }
 
-    /// True when a change to `state` is notified.
+    /// True when a change to `state` is notified (an overdue task always is).
     pub fn wants(self, state: &str) -> bool {
+        if state == "OVERDUE" {
+            return true;
+        }
         match self {
             Strategy::Always => true,
             Strategy::FailureOnly => state == "BLOCKED",
@@ -88,7 +93,7 @@ pub fn retry_in(attempts: i32) -> Option<Duration> {
 fn level(state: &str) -> &'static str {
     match state {
         "BLOCKED" => "error",
-        "CANCELLED" | "WONTFIX" => "warning",
+        "CANCELLED" | "WONTFIX" | "OVERDUE" => "warning",
         _ => "info",
     }
 }
@@ -133,18 +138,35 @@ impl Notifier {
             Ok(Some(t)) => t,
             _ => return Vec::new(), // deleted since
         };
-        let action = if e.old_state.is_none() {
+        let overdue = e.new_state == "OVERDUE";
+        let action = if overdue {
+            "task_overdue"
+        } else if e.old_state.is_none() {
             "task_created"
         } else {
             "task_state_update"
         };
+        let (state, previous, subject) = if overdue {
+            let state = e.old_state.clone().unwrap_or_default();
+            (
+                state.clone(),
+                Some(state),
+                format!("{} runs longer than expected", task.title),
+            )
+        } else {
+            (
+                e.new_state.clone(),
+                e.old_state.clone(),
+                format!("{} is {}", task.title, e.new_state),
+            )
+        };
         let payload = json!({
             "action": action,
             "level": level(&e.new_state),
-            "subject": format!("{} is {}", task.title, e.new_state),
+            "subject": subject,
             "task": {
-                "id": task.id, "title": task.title, "state": e.new_state,
-                "previous_state": e.old_state, "template": e.template,
+                "id": task.id, "title": task.title, "state": state,
+                "previous_state": previous, "template": e.template,
                 "requester": task.requester_username, "resolver": task.resolver_username,
                 "resolution": task.resolution_id, "steps_done": task.steps_done,
                 "steps_total": task.steps_total, "tags": task.tags,
@@ -211,6 +233,30 @@ impl Notifier {
         }
     }
 
+    /// Records an `OVERDUE` event for each unfinished task older than its template's
+    /// `expected_duration` (once per task).
+    pub async fn find_overdue(&self) -> Result<usize, StoreError> {
+        let now = chrono::Utc::now();
+        let mut n = 0;
+        for (task, template, state, created, expected) in
+            store::notification::overdue_candidates(&self.store, 200).await?
+        {
+            let Ok(d) = crate::domain::duration::parse(&expected) else {
+                continue; // validated at load; an unreadable one is ignored
+            };
+            let Ok(d) = chrono::Duration::from_std(d) else {
+                continue;
+            };
+            if created + d < now
+                && store::notification::mark_overdue(&self.store, task, &template, &state).await?
+            {
+                tracing::warn!(%task, %template, %expected, "task runs longer than its expected_duration");
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Expands new events and sends due notifications once.
     pub async fn tick(&self) -> Result<(usize, usize), StoreError> {
         let expanded = store::notification::expand(&self.store, 100, |e| self.payloads(e)).await?;
@@ -247,10 +293,17 @@ impl Notifier {
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_gc = std::time::Instant::now();
+        let mut last_overdue = std::time::Instant::now();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
+            }
+            if !self.backends.is_empty() && last_overdue.elapsed() >= Duration::from_secs(5) {
+                last_overdue = std::time::Instant::now();
+                if let Err(e) = self.find_overdue().await {
+                    tracing::warn!(error = %e, "looking for overdue tasks failed");
+                }
             }
             if let Err(e) = self.tick().await {
                 tracing::warn!(error = %e, "notification tick failed");

@@ -137,3 +137,53 @@ pub async fn collect(store: &Store) -> Result<u64, StoreError> {
     .rows_affected();
     Ok(a + b)
 }
+
+/// Unfinished tasks whose template version declares an `expected_duration` and that were not
+/// yet reported overdue: (task, template, state, created, expected_duration text).
+pub async fn overdue_candidates(
+    store: &Store,
+    limit: i64,
+) -> Result<Vec<(Uuid, String, String, DateTime<Utc>, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT t.id, t.template_name, t.state, t.created, v.definition->>'expected_duration'
+           FROM task t
+           JOIN template_version v ON v.name = t.template_name AND v.version = t.template_version
+          WHERE t.state NOT IN ('DONE', 'CANCELLED', 'WONTFIX')
+            AND v.definition ? 'expected_duration'
+            AND NOT EXISTS (SELECT 1 FROM task_overdue o WHERE o.task_id = t.id)
+          ORDER BY t.created LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&store.pool)
+    .await?)
+}
+
+/// Marks a task overdue and records the event to notify, once (false when already marked).
+pub async fn mark_overdue(
+    store: &Store,
+    task: Uuid,
+    template: &str,
+    state: &str,
+) -> Result<bool, StoreError> {
+    let mut tx = store.pool.begin().await?;
+    let first =
+        sqlx::query("INSERT INTO task_overdue (task_id) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(task)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+    if first {
+        sqlx::query(
+            "INSERT INTO task_event (task_id, template, old_state, new_state)
+             VALUES ($1, $2, $3, 'OVERDUE')",
+        )
+        .bind(task)
+        .bind(template)
+        .bind(state)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(first)
+}
