@@ -7,17 +7,22 @@ RUN cargo build --release --locked && strip target/release/mutask
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/mutask --create-home mutask
 COPY --from=build /src/target/release/mutask /usr/local/bin/mutask
 COPY templates /etc/mutask/templates
+COPY plugins /etc/mutask/plugins
 USER mutask
 ENV MUTASK_LISTEN=0.0.0.0:8081 \
     MUTASK_TEMPLATES_DIR=/etc/mutask/templates \
     MUTASK_FUNCTIONS_DIR=/etc/mutask/functions \
     MUTASK_SCRIPTS_DIR=/etc/mutask/scripts \
+    MUTASK_PLUGINS_DIR=/etc/mutask/plugins \
     MUTASK_DATA_DIR=/var/lib/mutask
 EXPOSE 8081
+# ready = the database answers and every migration is applied (503 while draining)
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD curl -fsS http://127.0.0.1:8081/unsecured/mon/ready || exit 1
 ENTRYPOINT ["/usr/local/bin/mutask"]
 CMD ["serve"]

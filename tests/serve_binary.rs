@@ -451,5 +451,45 @@ fn compose_file_runs_two_instances_on_one_postgres() {
             port.starts_with("127.0.0.1:"),
             "{m} must listen on localhost only: {port}"
         );
+        let volumes: Vec<&str> = doc["services"][m]["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        for dir in ["templates", "functions", "scripts", "plugins"] {
+            assert!(
+                volumes.contains(&format!("./{dir}:/etc/mutask/{dir}:ro").as_str()),
+                "{m} mounts {dir}: {volumes:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_image_runs_as_a_user_with_a_readiness_healthcheck() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile"),
+    )
+    .unwrap();
+    let healthcheck = text
+        .lines()
+        .skip_while(|l| !l.starts_with("HEALTHCHECK"))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        healthcheck.contains("/unsecured/mon/ready"),
+        "{healthcheck}"
+    );
+    assert!(text.contains("\nUSER mutask\n"));
+    // the build stage runs what CI runs natively
+    assert!(text.contains("cargo build --release --locked"));
+    for env in [
+        "MUTASK_TEMPLATES_DIR",
+        "MUTASK_PLUGINS_DIR",
+        "MUTASK_DATA_DIR",
+    ] {
+        assert!(text.contains(env), "{env}");
     }
 }
