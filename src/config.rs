@@ -114,7 +114,7 @@ pub enum LogFormat {
 }
 
 /// Settings shared by every subcommand; each is a flag, an env var and a config-file key.
-#[derive(Args, Default, Deserialize)]
+#[derive(Args, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// TOML configuration file; its keys are these settings' names in snake_case.

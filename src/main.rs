@@ -26,7 +26,19 @@ fn main() {
     }
     mutask::install_crypto_provider();
     let cli = Cli::parse();
-    init_logging(cli.settings.log_format.unwrap_or(LogFormat::Text));
+    // the format may come from the config file too; a bad file is reported by `run` below
+    let format = cli
+        .settings
+        .log_format
+        .or_else(|| {
+            cli.settings
+                .clone()
+                .merge_file()
+                .ok()
+                .and_then(|s| s.log_format)
+        })
+        .unwrap_or(LogFormat::Text);
+    init_logging(format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -493,3 +493,25 @@ fn the_image_runs_as_a_user_with_a_readiness_healthcheck() {
         assert!(text.contains(env), "{env}");
     }
 }
+
+#[test]
+fn the_config_file_sets_the_log_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mutask.toml");
+    std::fs::write(&file, "log_format = \"json\"\n").unwrap();
+    let out = mutask(dir.path(), 1)
+        .env("MUTASK_CONFIG", &file)
+        .env("MUTASK_BASIC_AUTH", "admin:plain-password") // warns at startup
+        .env("MUTASK_DATABASE_URL", "postgres://mutask@127.0.0.1:1/none")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "no database there");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warning = err
+        .lines()
+        .find(|l| l.contains("plain-text password"))
+        .unwrap_or_else(|| panic!("{err}"));
+    let v: Value = serde_json::from_str(warning).unwrap_or_else(|e| panic!("{e}: {warning}"));
+    assert_eq!(v["level"], "WARN", "{v}");
+}
