@@ -1,8 +1,16 @@
-# mutask container image (multi-stage). The build stage runs the same command CI runs natively
-# (`cargo build --release --locked`); the UI build joins it when the UI lands (issue: packaging).
+# mutask container image (multi-stage). The build stages run the same commands CI runs natively
+# (`npm ci && npm run build` in ui/, then `cargo build --release --locked`, which embeds ui/dist).
+FROM node:20-bookworm AS ui
+WORKDIR /src/ui
+COPY ui/package.json ui/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY ui/ ./
+RUN npm run build
+
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
+COPY --from=ui /src/ui/dist ui/dist
 RUN cargo build --release --locked && strip target/release/mutask
 
 FROM debian:bookworm-slim

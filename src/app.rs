@@ -582,6 +582,8 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         functions: engine.functions.clone(),
         metrics: Default::default(),
         draining: Arc::new(AtomicBool::new(false)),
+        sandbox: Some(sandbox.clone()),
+        plugin_types: Arc::new(plugin_types),
     };
     let cancel = CancellationToken::new();
     // schedules fire from every engine instance (exactly once each, enforced in the database)

@@ -483,8 +483,17 @@ fn the_image_runs_as_a_user_with_a_readiness_healthcheck() {
         "{healthcheck}"
     );
     assert!(text.contains("\nUSER mutask\n"));
-    // the build stage runs what CI runs natively
-    assert!(text.contains("cargo build --release --locked"));
+    // the build stages run what CI runs natively, the UI first (it is embedded)
+    let ui = text.find("npm run build").expect("the UI is built");
+    let cargo = text
+        .find("cargo build --release --locked")
+        .expect("the binary is built");
+    assert!(
+        ui < cargo,
+        "the UI must be built before the binary embeds it"
+    );
+    assert!(text.contains("npm ci"));
+    assert!(text.contains("COPY --from=ui /src/ui/dist ui/dist"));
     for env in [
         "MUTASK_TEMPLATES_DIR",
         "MUTASK_PLUGINS_DIR",

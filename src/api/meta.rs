@@ -59,16 +59,30 @@ pub async fn meta(caller: Caller) -> Json<Value> {
     }))
 }
 
-/// Redirects to `/meta` (as µTask).
+/// Redirects browsers (`Accept: text/html`) to the dashboard at `/ui/`, API clients to `/meta`
+/// (as µTask).
 #[utoipa::path(
     get,
     path = "/",
     tag = "meta",
     operation_id = "root",
-    responses((status = 301, description = "To `/meta`.", headers(("location" = String, description = "`/meta`")))),
+    responses(
+        (status = 301, description = "To `/meta` (API clients; authenticated).", headers(("location" = String, description = "`/meta`"))),
+        (status = 302, description = "To `/ui/` (browsers).", headers(("location" = String, description = "`/ui/`"))),
+    ),
 )]
-pub async fn root(_caller: Caller) -> Response {
-    (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, "/meta")]).into_response()
+pub async fn root(headers: axum::http::HeaderMap, caller: Result<Caller, ApiError>) -> Response {
+    let browser = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if browser {
+        return (StatusCode::FOUND, [(header::LOCATION, "/ui/")]).into_response();
+    }
+    match caller {
+        Ok(_) => (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, "/meta")]).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Parses repeated `tag=key=value` query parameters into a JSON object (400 on a malformed one).

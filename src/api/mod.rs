@@ -26,6 +26,7 @@ pub mod schedule;
 pub mod task;
 pub mod template;
 pub mod token;
+pub mod ui;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -58,6 +59,10 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Set when the instance stops accepting work (readiness answers 503).
     pub draining: Arc<AtomicBool>,
+    /// Worker processes rendering caller-written templates (plan mode).
+    pub sandbox: Option<crate::sandbox::SandboxPool>,
+    /// Action types of the loaded plugins (template validation).
+    pub plugin_types: Arc<std::collections::HashSet<String>>,
 }
 
 impl FromRef<AppState> for Arc<Auth> {
@@ -90,6 +95,7 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
             header::CONTENT_TYPE,
             header::ACCEPT,
             HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static(ui::CLIENT_HEADER),
         ])
         .expose_headers([
             HeaderName::from_static("x-paging-pagesize"),
@@ -115,7 +121,13 @@ pub fn router(state: AppState) -> Router {
         .route("/unsecured/mon/ping", get(health::ping))
         .route("/unsecured/mon/ready", get(health::ready))
         .route("/template", get(template::list))
-        .route("/template/{name}", get(template::get))
+        .route("/template/{name}", get(template::get).put(template::save))
+        .route("/template/{name}/version", get(template::versions))
+        .route(
+            "/template/validate",
+            axum::routing::post(template::validate),
+        )
+        .route("/template/plan", axum::routing::post(template::plan))
         .route("/function", get(function::list))
         .route("/function/{name}", get(function::get))
         .route("/task", axum::routing::post(task::create))
@@ -211,6 +223,9 @@ pub fn router(state: AppState) -> Router {
         .route("/docs/", get(openapi::docs_index))
         .route("/docs/{*file}", get(openapi::docs_asset))
         .route("/metrics", get(metrics::metrics))
+        .route("/ui", get(ui::redirect))
+        .route("/ui/", get(ui::index))
+        .route("/ui/{*path}", get(ui::file))
         .route_layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::record,
@@ -221,6 +236,7 @@ pub fn router(state: AppState) -> Router {
             body_limit_ext(limit, req, next)
         }))
         .layer(middleware::from_fn(body::yaml_answers))
+        .layer(middleware::from_fn(ui::no_browser_dialog))
         .layer(tower_http::trace::TraceLayer::new_for_http());
     let app = if maintenance {
         app.layer(middleware::from_fn(maintenance::guard))

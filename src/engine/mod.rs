@@ -13,6 +13,7 @@ pub mod condition;
 pub mod cycle;
 pub mod js;
 pub mod model;
+pub mod plan;
 pub mod resolve;
 pub mod resources;
 pub mod retry;

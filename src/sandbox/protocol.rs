@@ -51,6 +51,14 @@ pub enum Job {
         /// Wall-clock budget of the evaluation, in milliseconds.
         timeout_ms: u64,
     },
+    /// Plan a template with inputs ([`crate::engine::plan::PlanRequest`] as JSON) and return
+    /// the [`crate::engine::plan::Plan`] as JSON: the template text comes from the caller, so
+    /// its rendering runs here, under the worker's limits.
+    Plan {
+        request: serde_json::Value,
+        /// Wall-clock budget of the whole plan, in milliseconds.
+        timeout_ms: u64,
+    },
 }
 
 impl Job {
@@ -58,7 +66,9 @@ impl Job {
     #[must_use]
     pub fn timeout(&self) -> Duration {
         match self {
-            Job::Js { timeout_ms, .. } => Duration::from_millis(*timeout_ms),
+            Job::Js { timeout_ms, .. } | Job::Plan { timeout_ms, .. } => {
+                Duration::from_millis(*timeout_ms)
+            }
         }
     }
 }

@@ -156,6 +156,7 @@ fn run_job(job: &Job) -> Result<String, JobError> {
     LAST_PANIC.with(|p| p.borrow_mut().take());
     let outcome = catch_unwind(AssertUnwindSafe(|| match job {
         Job::Js { code, .. } => evaluate(code, job.timeout(), JsLimits::default()),
+        Job::Plan { request, .. } => run_plan(request),
     }));
     outcome.unwrap_or_else(|_| {
         let detail = LAST_PANIC
@@ -166,6 +167,31 @@ fn run_job(job: &Job) -> Result<String, JobError> {
             format!("the JS engine failed internally: {detail}"),
         ))
     })
+}
+
+/// JavaScript of a plan's expression variables, evaluated in this (sandboxed) process.
+struct InProcessJs;
+
+impl crate::engine::JsEval for InProcessJs {
+    fn eval_js(&self, code: &str, timeout: std::time::Duration) -> Result<String, String> {
+        super::js::eval_js_in_process(code, timeout)
+    }
+}
+
+fn run_plan(request: &serde_json::Value) -> Result<String, JobError> {
+    use crate::engine::plan::{PlanRequest, plan};
+    use crate::template::render::{RenderOptions, Renderer};
+    let req: PlanRequest = serde_json::from_value(request.clone()).map_err(|e| {
+        JobError::new(
+            ErrorKind::BadRequest,
+            format!("unreadable plan request: {e}"),
+        )
+    })?;
+    let renderer = std::sync::Arc::new(Renderer::new(RenderOptions::default()));
+    let js: std::sync::Arc<dyn crate::engine::JsEval> = std::sync::Arc::new(InProcessJs);
+    let p = plan(&req, renderer, Some(js));
+    serde_json::to_string(&p)
+        .map_err(|e| JobError::new(ErrorKind::Panic, format!("cannot encode the plan: {e}")))
 }
 
 /// Best effort: the id of a request that does not deserialize, so the parent can match it.

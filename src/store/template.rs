@@ -198,3 +198,13 @@ pub async fn get_version(
     .fetch_optional(&store.pool)
     .await?)
 }
+
+/// The versions of a template, newest first: (version, created).
+pub async fn versions(store: &Store, name: &str) -> Result<Vec<(i32, DateTime<Utc>)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT version, created FROM template_version WHERE name = $1 ORDER BY version DESC",
+    )
+    .bind(name)
+    .fetch_all(&store.pool)
+    .await?)
+}

@@ -1,0 +1,214 @@
+// Task detail: the step graph (live while it runs), each step's configuration, output,
+// metadata, error and tries; the resolver flow (fill resolver inputs, approve); run control
+// (run, pause, cancel, extend, start over; retry / skip / prune a failed step); comments.
+import { useEffect, useState } from 'preact/hooks';
+import { Comment, Meta, Resolution, Step, Task, Template, del, get, post, put } from './api';
+import { Graph } from './graph';
+import { InputField, StateBadge, fieldErrors } from './tasks';
+
+const FINAL_TASK = ['DONE', 'CANCELLED', 'WONTFIX'];
+const FAILED_STEP = ['SERVER_ERROR', 'CLIENT_ERROR', 'FATAL_ERROR', 'CRASHED', 'TIMEOUT', 'AFTERRUN_ERROR', 'TO_RETRY'];
+
+function Json(props: { value: unknown; label: string }) {
+  if (props.value === null || props.value === undefined) return null;
+  return <><h3>{props.label}</h3><pre data-testid={`step-${props.label.toLowerCase()}`}>{JSON.stringify(props.value, null, 2)}</pre></>;
+}
+
+export function TaskDetail(props: { id: string; meta: Meta }) {
+  const [task, setTask] = useState<Task | null>(null);
+  const [res, setRes] = useState<Resolution | null>(null);
+  const [tpl, setTpl] = useState<Template | null>(null);
+  const [comments, setComments] = useState<Comment[]>([]);
+  const [selected, setSelected] = useState<string>('');
+  const [error, setError] = useState('');
+  const [notice, setNotice] = useState('');
+
+  const load = async () => {
+    try {
+      const t = await get<Task>(`/task/${props.id}`);
+      setTask(t);
+      if (!tpl || tpl.name !== t.template_name) get<Template>(`/template/${encodeURIComponent(t.template_name)}`).then(setTpl).catch(() => {});
+      if (t.resolution) setRes(await get<Resolution>(`/resolution/${t.resolution}`)); else setRes(null);
+      get<Comment[]>(`/task/${props.id}/comment`).then(setComments).catch(() => {});
+      setError('');
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  };
+  useEffect(() => { load(); }, [props.id]);
+  const live = task && !FINAL_TASK.includes(task.state);
+  useEffect(() => {
+    if (!live) return;
+    const t = setInterval(load, 1500);
+    return () => clearInterval(t);
+  }, [live, props.id]);
+
+  if (error && !task) return <p class="error" role="alert">{error}</p>;
+  if (!task) return <p class="muted">Loading…</p>;
+
+  const act = async (what: string, fn: () => Promise<unknown>) => {
+    try {
+      await fn();
+      setNotice(what);
+      setError('');
+      await load();
+    } catch (e) {
+      setError(`${what}: ${(e as Error).message}`);
+    }
+  };
+  const r = res;
+  const steps = r ? Object.values(r.steps) : [];
+  const step = r && selected ? r.steps[selected] : undefined;
+  const nodes = steps.filter((s) => !s.parent).map((s) => ({ name: s.name, state: s.state, deps: s.dependencies ?? [] }));
+  return (
+    <section>
+      <h1 data-testid="task-title">{task.title} <StateBadge state={task.state} /></h1>
+      <p class="muted">
+        {task.template_name} v{task.template_version} · requested by {task.requester_username} · {new Date(task.created).toLocaleString()}
+        {task.resolver_username ? ` · resolved by ${task.resolver_username}` : ''}
+        {(task.watcher_usernames ?? []).length > 0 ? ` · watchers: ${task.watcher_usernames!.join(', ')}` : ''}
+        {Object.keys(task.tags ?? {}).length > 0 ? ` · tags: ${Object.entries(task.tags).map(([k, v]) => `${k}=${v}`).join(', ')}` : ''}
+      </p>
+      {error && <p class="error" role="alert">{error}</p>}
+      {notice && !error && <p class="muted" role="status">{notice}: done.</p>}
+      <div class="row">
+        <div class="grow">
+          {!r && task.state === 'TODO' && <ResolveForm task={task} tpl={tpl} onDone={load} />}
+          {r && (
+            <>
+              <div class="actions" aria-label="resolution actions">
+                <span>Resolution <StateBadge state={r.state} /> run {r.run_count}/{r.run_max}</span>
+                <button onClick={() => act('Run', () => post(`/resolution/${r.id}/run`))}>Run</button>
+                <button onClick={() => act('Pause', () => post(`/resolution/${r.id}/pause`))}>Pause</button>
+                <button onClick={() => act('Extend', () => post(`/resolution/${r.id}/extend`))}>Extend</button>
+                <button class="danger" onClick={() => confirm('Cancel this task?') && act('Cancel', () => post(`/resolution/${r.id}/cancel`))}>Cancel</button>
+                <button onClick={() => act('Start over', () => post('/resolution', { task_id: task.id, start_over: true, resolver_inputs: r.resolver_inputs ?? {} }))}>Start over</button>
+              </div>
+              <Graph nodes={nodes} selected={selected} onSelect={setSelected} label="task steps" />
+              <p class="muted">Select a step to see its details.</p>
+            </>
+          )}
+          {task.result != null && <Json label="Result" value={task.result} />}
+          <h2>Inputs</h2>
+          <pre data-testid="task-input">{JSON.stringify(task.input, null, 2)}</pre>
+          <Comments task={task} comments={comments} meta={props.meta} onChange={load} />
+        </div>
+        {r && step && (
+          <aside class="grow card" aria-label={`step ${step.name}`} data-testid="step-panel">
+            <h2>{step.name} <StateBadge state={step.state} /></h2>
+            {step.description && <p>{step.description}</p>}
+            <p class="muted">action {step.action?.type ?? '?'} · tries {step.try_count}{step.last_run ? ` · last run ${new Date(step.last_run).toLocaleString()}` : ''}</p>
+            {step.error && <p class="error" data-testid="step-error">{step.error}</p>}
+            <StepControl r={r} step={step} act={act} />
+            <Json label="Configuration" value={step.action?.configuration} />
+            {step.action?.configuration !== undefined && <p class="muted">As written in the template; values are rendered when the step runs.</p>}
+            <Json label="Output" value={step.output} />
+            <Json label="Metadata" value={step.metadata} />
+            <Json label="Children" value={step.children} />
+          </aside>
+        )}
+      </div>
+    </section>
+  );
+}
+
+function StepControl(props: { r: Resolution; step: Step; act: (w: string, f: () => Promise<unknown>) => Promise<void> }) {
+  const { r, step, act } = props;
+  const set = (state: string) => act(`Set ${step.name} to ${state}`, async () => {
+    if (!['PAUSED'].includes(r.state)) await post(`/resolution/${r.id}/pause`);
+    await put(`/resolution/${r.id}/step/${encodeURIComponent(step.name)}/state`, { state });
+    await post(`/resolution/${r.id}/run`);
+  });
+  const failed = FAILED_STEP.includes(step.state) || (step.custom_states ?? []).includes(step.state);
+  if (!failed) return null;
+  return (
+    <div class="actions" aria-label="step actions">
+      <button onClick={() => set('TODO')}>Retry step</button>
+      <button onClick={() => set('DONE')}>Skip (mark DONE)</button>
+      <button onClick={() => set('PRUNE')}>Prune step</button>
+    </div>
+  );
+}
+
+function ResolveForm(props: { task: Task; tpl: Template | null; onDone: () => void }) {
+  const [values, setValues] = useState<Record<string, unknown>>({});
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [error, setError] = useState('');
+  const inputs = props.tpl?.resolver_inputs ?? [];
+  useEffect(() => {
+    const init: Record<string, unknown> = {};
+    for (const i of inputs) if (i.default !== undefined) init[i.name] = i.default;
+    setValues(init);
+  }, [props.tpl?.name]);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    try {
+      const resolver_inputs: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(values)) if (v !== undefined) resolver_inputs[k] = v;
+      const res = await post<{ id: string }>('/resolution', { task_id: props.task.id, resolver_inputs });
+      await post(`/resolution/${res.id}/run`);
+      props.onDone();
+    } catch (err) {
+      setErrors(fieldErrors(err, 'resolver_input'));
+      setError((err as Error).message);
+    }
+  };
+  return (
+    <form class="card" onSubmit={submit} aria-label="resolve">
+      <h2>Waiting for a resolver</h2>
+      {inputs.filter((i) => !i.hidden).map((i) => (
+        <InputField key={i.name} prefix="resolver_input" input={i} value={values[i.name]} error={errors[i.name]}
+          onChange={(v) => setValues({ ...values, [i.name]: v })} />
+      ))}
+      {error && <p class="error" role="alert" data-testid="resolve-error">{error}</p>}
+      <div class="actions">
+        <button class="primary" type="submit">Approve and run</button>
+      </div>
+    </form>
+  );
+}
+
+function Comments(props: { task: Task; comments: Comment[]; meta: Meta; onChange: () => void }) {
+  const [text, setText] = useState('');
+  const [editing, setEditing] = useState<string>('');
+  const [editText, setEditText] = useState('');
+  const [error, setError] = useState('');
+  const base = `/task/${props.task.id}/comment`;
+  const run = async (f: () => Promise<unknown>) => {
+    try { await f(); setError(''); props.onChange(); } catch (e) { setError((e as Error).message); }
+  };
+  return (
+    <section aria-label="comments">
+      <h2>Comments and history</h2>
+      {props.comments.length === 0 && <p class="muted">No comment yet.</p>}
+      <ul>
+        {props.comments.map((c) => (
+          <li key={c.id} data-comment={c.id}>
+            <strong>{c.username}</strong> <span class="muted">{new Date(c.created).toLocaleString()}</span>
+            {editing === c.id ? (
+              <form onSubmit={(e) => { e.preventDefault(); run(() => put(`${base}/${c.id}`, { content: editText })).then(() => setEditing('')); }}>
+                <input aria-label="edit comment" value={editText} onInput={(e) => setEditText((e.target as HTMLInputElement).value)} />
+                <button type="submit">Save</button> <button type="button" onClick={() => setEditing('')}>Cancel</button>
+              </form>
+            ) : (
+              <>
+                <div>{c.content}</div>
+                {(c.username === props.meta.username || props.meta.user_is_admin) && (
+                  <span class="actions">
+                    <button class="link" onClick={() => { setEditing(c.id); setEditText(c.content); }}>edit</button>
+                    <button class="link" onClick={() => run(() => del(`${base}/${c.id}`))}>delete</button>
+                  </span>
+                )}
+              </>
+            )}
+          </li>
+        ))}
+      </ul>
+      <form onSubmit={(e) => { e.preventDefault(); if (text.trim()) run(() => post(base, { content: text })).then(() => setText('')); }} class="inline">
+        <label>Add a comment <input name="comment" value={text} onInput={(e) => setText((e.target as HTMLInputElement).value)} /></label>
+        <button type="submit">Add</button>
+      </form>
+      {error && <p class="error" role="alert">{error}</p>}
+    </section>
+  );
+}
