@@ -395,6 +395,10 @@ pub async fn sync_templates(
     Ok((names.len(), functions))
 }
 
+/// Longest sleep of the schedule ticker and the notifier between two looks at the database
+/// (NOTIFY hints and known deadlines wake them sooner).
+const IDLE_SLEEP: Duration = Duration::from_secs(30);
+
 /// A started instance.
 pub struct Running {
     pub addr: SocketAddr,
@@ -404,6 +408,7 @@ pub struct Running {
     runner: Option<Runner>,
     scheduler: Option<JoinHandle<()>>,
     notifier: Option<JoinHandle<()>>,
+    waker: Option<JoinHandle<()>>,
     sandbox: SandboxPool,
     cancel: CancellationToken,
     server: JoinHandle<()>,
@@ -424,6 +429,9 @@ impl Running {
         }
         if let Some(n) = self.notifier {
             let _ = n.await;
+        }
+        if let Some(w) = self.waker {
+            let _ = w.await;
         }
         let mut server = self.server;
         if tokio::time::timeout(Duration::from_secs(10), &mut server)
@@ -531,7 +539,8 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         .deny_private(config.network_deny_private);
     let mut actions = Registry::builtin();
     actions.register(Arc::new(crate::action::http::Http::new(policy.clone())));
-    actions.register(Arc::new(crate::action::ping::Ping::new(policy)));
+    actions.register(Arc::new(crate::action::ping::Ping::new(policy.clone())));
+    actions.register(Arc::new(crate::action::email::Email::new(policy)));
     for p in plugins {
         tracing::info!(plugin = %p.manifest.name, version = %p.manifest.version, "plugin loaded");
         actions.register(Arc::new(p));
@@ -565,7 +574,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         )),
     };
     let runner_settings = RunnerSettings {
-        recovery_interval: (config.lease / 2).min(Duration::from_secs(5)),
+        recovery_interval: (config.lease / 4).min(Duration::from_secs(10)),
         max_concurrent: config.max_concurrent_executions,
         ..RunnerSettings::default()
     };
@@ -586,6 +595,15 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         plugin_types: Arc::new(plugin_types),
     };
     let cancel = CancellationToken::new();
+    // the ticker and the notifier sleep until their next deadline or a NOTIFY hint
+    let wakeups = store::wake::Wakeups::default();
+    let waker = runner.is_some().then(|| {
+        tokio::spawn(store::wake::listen(
+            store.clone(),
+            wakeups.clone(),
+            cancel.clone(),
+        ))
+    });
     // schedules fire from every engine instance (exactly once each, enforced in the database)
     let scheduler = runner.is_some().then(|| {
         let ticker = crate::schedule::Ticker {
@@ -594,7 +612,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
             clock: Arc::new(crate::domain::clock::SystemClock),
             admins: Arc::new(state.auth.admins.clone()),
         };
-        tokio::spawn(ticker.run(Duration::from_secs(1), cancel.clone()))
+        tokio::spawn(ticker.run(wakeups.schedule.clone(), IDLE_SLEEP, cancel.clone()))
     });
     // notifications are sent from every engine instance (each claimed by one of them)
     let notifier = match runner.is_some() {
@@ -612,7 +630,11 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
                 base,
             )
             .context("building the notification HTTP client")?;
-            Some(tokio::spawn(n.run(Duration::from_secs(1), cancel.clone())))
+            Some(tokio::spawn(n.run(
+                wakeups.event.clone(),
+                IDLE_SLEEP,
+                cancel.clone(),
+            )))
         }
     };
     let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -644,6 +666,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         runner,
         scheduler,
         notifier,
+        waker,
         sandbox,
         cancel,
         server,

@@ -195,6 +195,16 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub notify_slack_url: Option<String>,
+    /// Email notifications: `smtp://user:password@host:587?from=robot@example.com&to=a@example.com,b@example.com`
+    /// (`smtps://` for implicit TLS; `tls=starttls|none`, `skip_tls_verify=true` in the query)
+    /// [default: none].
+    #[arg(
+        long,
+        env = "MUTASK_NOTIFY_EMAIL_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub notify_email_url: Option<String>,
     /// Which task changes are notified: `always`, `failure_only` (BLOCKED) or
     /// `failure_or_done` [default: always].
     #[arg(long, env = "MUTASK_NOTIFY_STRATEGY", global = true)]
@@ -566,6 +576,7 @@ impl Settings {
             notify_webhook_url,
             notify_webhook_secret,
             notify_slack_url,
+            notify_email_url,
             notify_strategy,
             lease_seconds,
             resource_limits,
@@ -668,6 +679,16 @@ impl Settings {
             notify_backends.push(crate::notify::Backend::Slack {
                 url: http_url("MUTASK_NOTIFY_SLACK_URL (--notify-slack-url)", u)?,
             });
+        }
+        if let Some(u) = s
+            .notify_email_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+        {
+            notify_backends.push(
+                crate::notify::Backend::email_from_url(u.trim())
+                    .map_err(|e| err("MUTASK_NOTIFY_EMAIL_URL (--notify-email-url)", e))?,
+            );
         }
         let notify_strategy = match s.notify_strategy.as_deref() {
             None | Some("") => crate::notify::Strategy::Always,

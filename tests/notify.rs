@@ -290,3 +290,58 @@ steps:
     assert!(got.iter().all(|v| v["action"] == "task_overdue"), "{got:?}");
     m.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_notifications_reach_a_real_smtp_server() {
+    let sink = common::smtp::start(common::smtp::Options {
+        credentials: Some(("notifier".into(), "p@ss w0rd".into())),
+        ..Default::default()
+    })
+    .await;
+    let url = format!(
+        "smtp://notifier:p%40ss%20w0rd@127.0.0.1:{}?tls=none&from=mutask@example.com&to=ops@example.com,lead@example.com",
+        sink.addr.port()
+    );
+    let backend = Backend::email_from_url(&url).unwrap();
+    assert_eq!(
+        format!("{backend:?}"),
+        "email",
+        "credentials are never printed"
+    );
+    let m = common::start_with(move |c| c.notify_backends = vec![backend]).await;
+    let (s, t) = m
+        .post(
+            "admin",
+            "/task",
+            &json!({"template_name": "hello-world", "input": {"name": "Mail"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let id = t["id"].as_str().unwrap().to_string();
+    wait_for("the DONE email", || {
+        sink.mails().iter().any(|m| m.data.contains("State: DONE"))
+    })
+    .await;
+    let mails = sink.mails();
+    let done = mails
+        .iter()
+        .find(|m| m.data.contains("State: DONE"))
+        .unwrap();
+    assert_eq!(done.auth_user.as_deref(), Some("notifier"));
+    assert_eq!(done.rcpt, ["ops@example.com", "lead@example.com"]);
+    assert!(done.data.contains("Subject: [mutask] "), "{}", done.data);
+    assert!(done.data.contains(&format!("/task/{id}")), "{}", done.data);
+    assert!(!done.data.contains("Mail\""), "no inputs in notifications");
+    m.stop().await;
+
+    // bad URLs are refused at startup, naming the problem
+    for (bad, needle) in [
+        ("http://x?from=a@b.c&to=d@e.f", "smtp://"),
+        ("smtp://host?to=d@e.f", "from="),
+        ("smtp://host?from=a@b.c&to=nobody", "to"),
+        ("smtp://host?from=a@b.c&to=d@e.f&color=red", "color"),
+    ] {
+        let e = Backend::email_from_url(bad).unwrap_err();
+        assert!(e.contains(needle), "{bad}: {e}");
+    }
+}

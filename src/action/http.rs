@@ -680,7 +680,7 @@ impl Plan {
 
 /// reqwest is built without a default crypto provider (ring instead of aws-lc): install ring
 /// once, or building a client panics. An already installed provider is kept.
-fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();

@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod callback;
 pub mod echo;
+pub mod email;
 pub mod http;
 pub mod ping;
 pub mod plugin;
@@ -148,6 +149,7 @@ impl Registry {
         r.register(Arc::new(http::Http::default()));
         r.register(Arc::new(ping::Ping::default()));
         r.register(Arc::new(tag::Tag));
+        r.register(Arc::new(email::Email::default()));
         r
     }
 

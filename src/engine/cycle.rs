@@ -924,6 +924,23 @@ impl Engine {
         };
         with_db_retry(|| store_res::end_cycle(store, &c.claim, &writes, &removed, &end)).await??;
         tracing::debug!(resolution = %id, state = %state, "cycle ended");
+        if let Some(at) = next_retry {
+            // wake the claim loops when the retry is due (polling still finds it if this
+            // instance is gone by then)
+            let delay = (at - Utc::now()).to_std().unwrap_or_default();
+            let store = store.clone();
+            let shutdown = self.shutdown.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(delay) => {
+                        if let Err(e) = store_res::hint_due(&store).await {
+                            tracing::debug!(error = %e, "retry wake-up hint not sent");
+                        }
+                    }
+                }
+            });
+        }
         Ok(Some(state))
     }
 }

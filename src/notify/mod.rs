@@ -23,6 +23,9 @@ use serde_json::{Value, json};
 use crate::schedule::webhook::hmac_sha256_hex;
 use crate::store::{self, Store, StoreError, notification::Event};
 
+/// Task events expanded into notifications per pass.
+const EXPAND_BATCH: usize = 100;
+
 /// Which task changes are notified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Strategy {
@@ -61,8 +64,20 @@ impl Strategy {
 /// A notification backend.
 #[derive(Clone)]
 pub enum Backend {
-    Webhook { url: String, secret: Option<String> },
-    Slack { url: String },
+    Webhook {
+        url: String,
+        secret: Option<String>,
+    },
+    Slack {
+        url: String,
+    },
+    /// An SMTP server: `smtp` holds the `email` action's server fields (`smtp_hostname`,
+    /// `smtp_port`, `smtp_tls`, credentials), `from` and `to` the addresses.
+    Email {
+        smtp: serde_json::Map<String, Value>,
+        from: String,
+        to: Vec<String>,
+    },
 }
 
 impl std::fmt::Debug for Backend {
@@ -77,7 +92,120 @@ impl Backend {
         match self {
             Backend::Webhook { .. } => "webhook",
             Backend::Slack { .. } => "slack",
+            Backend::Email { .. } => "email",
         }
+    }
+
+    /// The email backend of `smtp[s]://[user:password@]host[:port]?from=…&to=…[,…]`
+    /// (`tls=starttls|none`, `skip_tls_verify=true`, `ca_file=/path.pem` in the query).
+    pub fn email_from_url(text: &str) -> Result<Backend, String> {
+        let u = url::Url::parse(text).map_err(|e| format!("not a URL ({e})"))?;
+        let tls = match u.scheme() {
+            "smtp" => "auto",
+            "smtps" => "tls",
+            other => {
+                return Err(format!(
+                    "must be an smtp:// or smtps:// URL, not {other}://"
+                ));
+            }
+        };
+        let host = u
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or("the URL names no SMTP host")?;
+        let mut smtp = serde_json::Map::new();
+        smtp.insert("smtp_hostname".into(), json!(host.trim_matches(['[', ']'])));
+        smtp.insert("smtp_tls".into(), json!(tls));
+        if let Some(port) = u.port() {
+            smtp.insert("smtp_port".into(), json!(port));
+        }
+        let decode = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        if !u.username().is_empty() {
+            smtp.insert("smtp_username".into(), json!(decode(u.username())));
+            smtp.insert(
+                "smtp_password".into(),
+                json!(decode(u.password().unwrap_or(""))),
+            );
+        }
+        let (mut from, mut to) = (String::new(), Vec::new());
+        for (k, v) in u.query_pairs() {
+            match k.as_ref() {
+                "from" => from = v.into_owned(),
+                "to" => to.extend(
+                    v.split(',')
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty()),
+                ),
+                "tls" => {
+                    smtp.insert("smtp_tls".into(), json!(v.as_ref()));
+                }
+                "skip_tls_verify" => {
+                    smtp.insert("smtp_skip_tls_verify".into(), json!(v == "true"));
+                }
+                "ca_file" => {
+                    let pem = std::fs::read_to_string(v.as_ref())
+                        .map_err(|e| format!("ca_file {v}: {e}"))?;
+                    smtp.insert("smtp_root_ca".into(), json!(pem));
+                }
+                other => return Err(format!("unknown query parameter `{other}`")),
+            }
+        }
+        if from.is_empty() || to.is_empty() {
+            return Err("give `from=` and `to=` in the query".into());
+        }
+        // check everything now, with a sample message: a bad address fails at startup
+        let mut sample = Value::Object(smtp.clone());
+        sample["from_address"] = json!(from);
+        sample["to"] = json!(to);
+        sample["subject"] = json!("check");
+        sample["body"] = json!("");
+        crate::action::email::params(&sample).map_err(|e| e.replacen("email: ", "", 1))?;
+        Ok(Backend::Email { smtp, from, to })
+    }
+}
+
+/// Sends one notification by email: the subject line, the task's link and the event as text.
+/// The SMTP host was configured by the operator, so the network policy allows it.
+async fn send_email(
+    smtp: &serde_json::Map<String, Value>,
+    from: &str,
+    to: &[String],
+    id: uuid::Uuid,
+    payload: &Value,
+) -> Result<(), String> {
+    let host = smtp
+        .get("smtp_hostname")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let policy = crate::action::http::NetworkPolicy::with_allow_list([host])?;
+    let task = &payload["task"];
+    let body = format!(
+        "{subject}\n\nTask: {title}\nTemplate: {template}\nState: {state}\nRequested by: {requester}\nLink: {link}\n\nNotification {id}\n",
+        subject = payload["subject"].as_str().unwrap_or_default(),
+        title = task["title"].as_str().unwrap_or_default(),
+        template = task["template"].as_str().unwrap_or_default(),
+        state = task["state"].as_str().unwrap_or_default(),
+        requester = task["requester"].as_str().unwrap_or_default(),
+        link = payload["links"]["task"].as_str().unwrap_or_default(),
+    );
+    let mut config = Value::Object(smtp.clone());
+    config["from_address"] = json!(from);
+    config["from_name"] = json!("mutask");
+    config["to"] = json!(to);
+    config["subject"] = json!(format!(
+        "[mutask] {}",
+        payload["subject"].as_str().unwrap_or_default()
+    ));
+    config["body"] = json!(body);
+    let r = crate::action::email::execute(&config, &policy).await;
+    match r.error {
+        None => Ok(()),
+        Some(e) => Err(e.message().to_string()),
     }
 }
 
@@ -184,6 +312,9 @@ impl Notifier {
     }
 
     async fn send(&self, backend: &Backend, id: uuid::Uuid, payload: &Value) -> Result<(), String> {
+        if let Backend::Email { smtp, from, to } = backend {
+            return send_email(smtp, from, to, id, payload).await;
+        }
         let (url, body, headers) = match backend {
             Backend::Webhook { url, secret } => {
                 let mut p = payload.clone();
@@ -216,6 +347,7 @@ impl Notifier {
                     serde_json::to_vec(&json!({ "text": text })).map_err(|e| e.to_string())?;
                 (url, body, vec![])
             }
+            Backend::Email { .. } => unreachable!("sent above"),
         };
         let mut req = self
             .http
@@ -259,7 +391,9 @@ impl Notifier {
 
     /// Expands new events and sends due notifications once.
     pub async fn tick(&self) -> Result<(usize, usize), StoreError> {
-        let expanded = store::notification::expand(&self.store, 100, |e| self.payloads(e)).await?;
+        let expanded =
+            store::notification::expand(&self.store, EXPAND_BATCH as i64, |e| self.payloads(e))
+                .await?;
         let due = store::notification::claim_due(&self.store, 20, Duration::from_secs(120)).await?;
         let mut sent = 0;
         for n in due {
@@ -288,31 +422,56 @@ impl Notifier {
         Ok((expanded, sent))
     }
 
-    /// Ticks every `period` until `shutdown`; forgets old events hourly.
-    pub async fn run(self, period: Duration, shutdown: tokio_util::sync::CancellationToken) {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// Builds and sends notifications until `shutdown`: after each pass it sleeps until the
+    /// earliest pending delivery is due (at most `max_sleep`) or a task event is signalled
+    /// (`wake`: the `mutask_event` NOTIFY of the `task_event` trigger), so events go out at once
+    /// and an idle instance asks the database a few times per `max_sleep`. Overdue tasks are
+    /// looked for every `max_sleep`; old events are forgotten hourly.
+    pub async fn run(
+        self,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+        max_sleep: Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
         let mut last_gc = std::time::Instant::now();
-        let mut last_overdue = std::time::Instant::now();
+        let mut last_overdue: Option<std::time::Instant> = None;
         loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            if !self.backends.is_empty() && last_overdue.elapsed() >= Duration::from_secs(5) {
-                last_overdue = std::time::Instant::now();
+            if !self.backends.is_empty() && last_overdue.is_none_or(|t| t.elapsed() >= max_sleep) {
+                last_overdue = Some(std::time::Instant::now());
                 if let Err(e) = self.find_overdue().await {
                     tracing::warn!(error = %e, "looking for overdue tasks failed");
                 }
             }
-            if let Err(e) = self.tick().await {
-                tracing::warn!(error = %e, "notification tick failed");
-            }
+            let sleep = match self.tick().await {
+                Err(e) => {
+                    tracing::warn!(error = %e, "notification tick failed");
+                    Duration::from_secs(5)
+                }
+                // a full batch: more may be waiting
+                Ok((expanded, _)) if expanded >= EXPAND_BATCH => Duration::ZERO,
+                Ok(_) if self.backends.is_empty() => max_sleep,
+                Ok(_) => match store::notification::next_attempt(&self.store).await {
+                    Ok(Some(at)) => (at - chrono::Utc::now())
+                        .to_std()
+                        .unwrap_or(Duration::from_millis(200))
+                        .clamp(Duration::from_millis(200), max_sleep),
+                    Ok(None) => max_sleep,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the next notification due failed");
+                        Duration::from_secs(5)
+                    }
+                },
+            };
             if last_gc.elapsed() > Duration::from_secs(3600) {
                 last_gc = std::time::Instant::now();
                 if let Err(e) = store::notification::collect(&self.store).await {
                     tracing::warn!(error = %e, "collecting old notifications failed");
                 }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
             }
         }
     }

@@ -57,6 +57,13 @@ pub struct TickReport {
     pub lost_races: usize,
 }
 
+impl TickReport {
+    /// Occurrences this tick dealt with, whatever the outcome.
+    pub fn handled(&self) -> usize {
+        self.fired + self.skipped + self.failed + self.lost_races
+    }
+}
+
 /// Creates the tasks of due schedules.
 #[derive(Clone)]
 pub struct Ticker {
@@ -203,18 +210,77 @@ impl Ticker {
         Ok(())
     }
 
-    /// Ticks every `period` until `shutdown` is cancelled; errors are logged and retried.
-    pub async fn run(self, period: Duration, shutdown: tokio_util::sync::CancellationToken) {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// Fires due schedules until `shutdown` is cancelled, sleeping until the earliest next
+    /// occurrence (at most `max_sleep`) or a `wake` hint (a schedule changed: `mutask_schedule`).
+    /// An idle instance thus asks the database twice per `max_sleep`, not every second. Errors
+    /// are logged and retried after a pause.
+    pub async fn run(
+        self,
+        wake: Arc<tokio::sync::Notify>,
+        max_sleep: Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
         loop {
+            let sleep = match self.tick().await {
+                Err(e) => {
+                    tracing::warn!(error = %e, "schedule tick failed");
+                    Duration::from_secs(5)
+                }
+                Ok(report) => match store::schedule::earliest(&self.store).await {
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the next schedule occurrence failed");
+                        Duration::from_secs(5)
+                    }
+                    Ok(next) => sleep_until(next, self.clock.now(), report.handled(), max_sleep),
+                },
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            if let Err(e) = self.tick().await {
-                tracing::warn!(error = %e, "schedule tick failed");
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
             }
         }
+    }
+}
+
+/// How long the ticker sleeps: until `next` (at most `max_sleep`). An occurrence already due
+/// after a tick that handled nothing is one the tick cannot handle (logged): wait 5 s rather
+/// than spin on it.
+fn sleep_until(
+    next: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    handled: usize,
+    max_sleep: Duration,
+) -> Duration {
+    match next {
+        None => max_sleep,
+        Some(n) if n <= now => {
+            if handled > 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(5).min(max_sleep)
+            }
+        }
+        Some(n) => (n - now).to_std().unwrap_or(max_sleep).min(max_sleep),
+    }
+}
+
+#[cfg(test)]
+mod sleep_tests {
+    use super::*;
+
+    #[test]
+    fn the_ticker_sleeps_until_the_next_occurrence_within_bounds() {
+        let now = Utc::now();
+        let max = Duration::from_secs(30);
+        assert_eq!(sleep_until(None, now, 0, max), max);
+        let soon = now + chrono::Duration::seconds(7);
+        assert_eq!(sleep_until(Some(soon), now, 0, max), Duration::from_secs(7));
+        let far = now + chrono::Duration::hours(2);
+        assert_eq!(sleep_until(Some(far), now, 0, max), max);
+        // still due after handling some: more to do at once; handled nothing: do not spin
+        let past = now - chrono::Duration::seconds(1);
+        assert_eq!(sleep_until(Some(past), now, 50, max), Duration::ZERO);
+        assert_eq!(sleep_until(Some(past), now, 0, max), Duration::from_secs(5));
     }
 }

@@ -22,6 +22,7 @@ pub mod schedule;
 pub mod task;
 pub mod template;
 pub mod token;
+pub mod wake;
 pub mod webhook;
 
 use std::sync::Arc;

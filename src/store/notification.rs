@@ -187,3 +187,12 @@ pub async fn mark_overdue(
     tx.commit().await?;
     Ok(first)
 }
+
+/// When the earliest pending notification is due (the notifier sleeps until then).
+pub async fn next_attempt(store: &Store) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT min(next_attempt) FROM notification WHERE delivered IS NULL AND given_up IS NULL",
+    )
+    .fetch_one(&store.pool)
+    .await?)
+}

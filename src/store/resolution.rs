@@ -792,3 +792,12 @@ pub async fn hand_back(
     }
     Ok(n)
 }
+
+/// Tells every instance's claim loop to look for due work now (a retry became due).
+pub async fn hint_due(store: &super::Store) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, 'due')")
+        .bind(super::task::RESOLUTION_CHANNEL)
+        .execute(&store.pool)
+        .await?;
+    Ok(())
+}

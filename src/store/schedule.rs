@@ -350,3 +350,12 @@ pub async fn runs(store: &Store, id: Uuid, limit: i64) -> Result<Vec<RunRecord>,
     .fetch_all(&store.pool)
     .await?)
 }
+
+/// The earliest next occurrence of an active schedule (the ticker sleeps until then).
+pub async fn earliest(store: &Store) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT min(next_fire) FROM schedule WHERE NOT paused")
+            .fetch_one(&store.pool)
+            .await?,
+    )
+}

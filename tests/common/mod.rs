@@ -2,6 +2,8 @@
 //! helpers, and a scan of every column of every table for a value.
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use std::path::PathBuf;
 
 use mutask::app::{self, Running};
