@@ -293,7 +293,6 @@ drain() {  # $1 db, $2 instances, $3 total tasks, $4 steps executed per task
   x1=$(xacts "$db")
   DRAIN_STMT=$(div "$(pgss_calls "$db")" "$total" 1)
   pgss_top "$db" "$BENCH_DIR/logs/statements-$db.txt"
-  DRAIN_LEFT=$left
   DRAIN_WALL=$(awk -v a="$t1" -v b="$t0" 'BEGIN { printf "%.3f", a - b }')
   # Server-side window: first claim .. last resolution end (excludes process startup).
   DRAIN_S=$(qdb "$db" "SELECT round(extract(epoch FROM max(last_stop) - min(last_start))::numeric, 3) FROM resolution")
@@ -315,7 +314,7 @@ children_rss_kib() {
 }
 
 run_mutask_mode() {  # $1 = on|off
-  local m=$1 out p1 p2 urls
+  local m=$1 out p1 urls
   log "== mutask, synchronous_commit=$m =="
   if [ "$STEADY_ONLY" = 1 ]; then steady_run "$m"; return; fi
 
@@ -378,7 +377,7 @@ run_mutask_mode() {  # $1 = on|off
 }
 
 steady_run() {  # $1 = on|off
-  local m=$1 db="steady_$1" urls secs pause="$BENCH_DIR/steady.pause" loader t0 now done0 done prev minute=0 rates="" left
+  local m=$1 db="steady_$1" urls secs pause="$BENCH_DIR/steady.pause" loader t0 now done0 ndone prev minute=0 rates="" left
   secs=$((STEADY_MINUTES * 60))
   fresh_db "$db" "$m"
   start_inst "st1-$m" "$db" all; urls=$INST_URL
@@ -395,16 +394,16 @@ steady_run() {  # $1 = on|off
     now=$(date +%s)
     if [ $(( (now - t0) / 60 )) -gt "$minute" ]; then
       minute=$(( (now - t0) / 60 ))
-      done=$(qdb "$db" "SELECT count(*) FROM task WHERE state = 'DONE'")
-      rates="$rates $(( (done - prev) / 60 ))"; prev=$done
-      log "steady minute $minute: $((done - done0)) DONE so far, last minute $(( ${rates##* } )) tasks/s, backlog $left"
+      ndone=$(qdb "$db" "SELECT count(*) FROM task WHERE state = 'DONE'")
+      rates="$rates $(( (ndone - prev) / 60 ))"; prev=$ndone
+      log "steady minute $minute: $((ndone - done0)) DONE so far, last minute $(( ${rates##* } )) tasks/s, backlog $left"
     fi
   done
   wait "$loader" || true
   LOADER_PID=""
   rm -f "$pause"
-  done=$(qdb "$db" "SELECT count(*) FROM task WHERE state = 'DONE'")
-  R[steady_$m]=$(div "$done" "$secs" 0)
+  ndone=$(qdb "$db" "SELECT count(*) FROM task WHERE state = 'DONE'")
+  R[steady_$m]=$(div "$ndone" "$secs" 0)
   R[steady_minutes_$m]=$(echo "$rates" | awk '{ min = ""; max = 0; for (i = 1; i <= NF; i++) { if (min == "" || $i < min) min = $i; if ($i > max) max = $i }; printf "min=%s,max=%s,first=%s,last=%s", min, max, $1, $NF }')
   log "steady: ${R[steady_$m]} tasks/s over $secs s; per minute:$rates; $(cat "$BENCH_DIR/logs/steady-$m.json")"
   stop_all; q "DROP DATABASE $db"

@@ -559,6 +559,11 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
                 .base_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{addr}")),
+            notify_backends: config
+                .notify_backends
+                .iter()
+                .map(|b| b.name().to_string())
+                .collect(),
         }),
         instance,
         js: Some(Arc::new(SandboxJs::new(sandbox.clone()))),
@@ -576,6 +581,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
     let runner_settings = RunnerSettings {
         recovery_interval: (config.lease / 4).min(Duration::from_secs(10)),
         max_concurrent: config.max_concurrent_executions,
+        log_retention: config.log_retention,
         ..RunnerSettings::default()
     };
     if config.maintenance_mode {

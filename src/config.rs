@@ -232,6 +232,9 @@ pub struct Settings {
     /// Most resolution cycles one instance runs at once [default: 100].
     #[arg(long, env = "MUTASK_MAX_CONCURRENT_EXECUTIONS", global = true)]
     pub max_concurrent_executions: Option<usize>,
+    /// Days step logs are kept (the last 5 executions of each step) [default: 30].
+    #[arg(long, env = "MUTASK_LOG_RETENTION_DAYS", global = true)]
+    pub log_retention_days: Option<u64>,
     /// Failed logins (wrong password or token) one client address may make per minute before
     /// its requests get 429 until the minute is over; 0 disables the limit [default: 10].
     #[arg(long, env = "MUTASK_LOGIN_FAILURE_LIMIT", global = true)]
@@ -395,6 +398,8 @@ pub struct Config {
     pub resource_limits: std::collections::HashMap<String, usize>,
     /// Most cycles running at once in this instance.
     pub max_concurrent_executions: usize,
+    /// How long step logs are kept.
+    pub log_retention: std::time::Duration,
     /// Failed logins per client address and minute before 429 (0: no limit).
     pub login_failure_limit: u32,
     /// SSRF guard exceptions (see `MUTASK_NETWORK_ALLOW`).
@@ -581,6 +586,7 @@ impl Settings {
             lease_seconds,
             resource_limits,
             max_concurrent_executions,
+            log_retention_days,
             login_failure_limit,
             network_allow,
             network_deny_private,
@@ -756,6 +762,14 @@ impl Settings {
                 format!("{max_concurrent_executions} is outside 1..=100000"),
             ));
         }
+        let log_retention_days = s.log_retention_days.unwrap_or(30);
+        if !(1..=3650).contains(&log_retention_days) {
+            return Err(err(
+                "MUTASK_LOG_RETENTION_DAYS (--log-retention-days)",
+                format!("{log_retention_days} is outside 1..=3650"),
+            ));
+        }
+        let log_retention = std::time::Duration::from_secs(log_retention_days * 86_400);
         let network_allow = split_list(s.network_allow.as_deref().unwrap_or(""));
         crate::action::http::NetworkPolicy::with_allow_list(&network_allow)
             .map_err(|e| err("MUTASK_NETWORK_ALLOW (--network-allow)", e))?;
@@ -792,6 +806,7 @@ impl Settings {
             lease: std::time::Duration::from_secs(lease_seconds),
             resource_limits,
             max_concurrent_executions,
+            log_retention,
             login_failure_limit: s.login_failure_limit.unwrap_or(10),
             network_allow,
             network_deny_private: s.network_deny_private.unwrap_or(false),
@@ -837,6 +852,7 @@ impl Config {
             lease: std::time::Duration::from_secs(60),
             resource_limits: Default::default(),
             max_concurrent_executions: 100,
+            log_retention: std::time::Duration::from_secs(30 * 86_400),
             login_failure_limit: 10,
             network_allow: Vec::new(),
             network_deny_private: false,

@@ -24,6 +24,7 @@ fn request(config: Value) -> ActionRequest {
         previous_output: None,
         previous_metadata: None,
         env: Arc::new(ActionEnv::default()),
+        log: Default::default(),
     }
 }
 

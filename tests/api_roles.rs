@@ -200,6 +200,13 @@ const CASES: &[Case] = &[
     },
     Case {
         method: "GET",
+        path: "/resolution/{id}/step/{name}/log",
+        who: Who::Only(MANAGERS),
+        needs: Needs::Resolution,
+        body: none,
+    },
+    Case {
+        method: "GET",
         path: "/function",
         who: Who::Anyone,
         needs: Needs::Nothing,

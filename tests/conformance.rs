@@ -81,6 +81,7 @@ async fn harness() -> H {
             renderer: Some(Arc::new(Renderer::new(RenderOptions::default()))),
             admins: ["admin".to_string()].into(),
             base_url: "http://foo.example.com".into(),
+            notify_backends: Vec::new(),
         }),
         instance: InstanceId::new(),
         js: Some(Arc::new(mutask::engine::js::SandboxJs::new(

@@ -163,6 +163,10 @@ async fn signed_notifications_reach_receivers_without_secrets() {
     for (_, _, body) in rx.got.lock().unwrap().iter() {
         assert!(!String::from_utf8_lossy(body).contains(canary));
     }
+    // titles are sealed in tasks, and so in the outbox
+    let found =
+        common::find_in_all_tables(&m.running.state.store.pool, "Say hello to Notify").await;
+    assert!(found.is_empty(), "a task title in clear: {found:?}");
     m.stop().await;
 }
 
@@ -196,8 +200,10 @@ async fn an_undelivered_notification_survives_a_restart() {
     let pool = a.state.store.pool.clone();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
+        // payloads are sealed: find the notification through its event
         let row: Option<(i32, Option<String>)> = sqlx::query_as(
-            "SELECT attempts, last_error FROM notification WHERE payload->'task'->>'id' = $1",
+            "SELECT n.attempts, n.last_error FROM notification n JOIN task_event e ON e.id = n.event_id
+              WHERE e.task_id::text = $1",
         )
         .bind(&id)
         .fetch_optional(&pool)
@@ -344,4 +350,100 @@ async fn email_notifications_reach_a_real_smtp_server() {
         let e = Backend::email_from_url(bad).unwrap_err();
         assert!(e.contains(needle), "{bad}: {e}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notify_action_sends_a_message_through_the_backends() {
+    let (rx, base) = receiver().await;
+    let m = common::start_with(|c| {
+        c.notify_backends = backends(&base);
+        // only the action's message, not the task's own state changes
+        c.notify_strategy = mutask::notify::Strategy::FailureOnly;
+        let dir = c.data_dir.join("templates");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("announce.yaml"),
+            r#"
+name: announce
+description: Announce a deployment
+title_format: "announce {{.input.service}}"
+auto_runnable: true
+allow_all_resolver_usernames: true
+inputs:
+  - name: service
+  - name: channel
+    optional: true
+steps:
+  tell:
+    action:
+      type: notify
+      configuration:
+        message: "{{.input.service}} is deployed"
+        fields: {service: "{{.input.service}}", ticket: "CHG-7"}
+        backends: ["{{.input.channel}}"]
+        level: warning
+"#,
+        )
+        .unwrap();
+        c.templates_dir = dir;
+    })
+    .await;
+    let (s, t) = m
+        .post(
+            "alice",
+            "/task",
+            &json!({"template_name": "announce", "input": {"service": "billing", "channel": "webhook"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let id = t["id"].as_str().unwrap().to_string();
+    wait_for("the message", || {
+        verified(&rx).iter().any(|v| v["action"] == "notify_action")
+    })
+    .await;
+    let got = verified(&rx);
+    let msg = got.iter().find(|v| v["action"] == "notify_action").unwrap();
+    assert_eq!(msg["subject"], "billing is deployed");
+    assert_eq!(msg["level"], "warning");
+    assert_eq!(msg["fields"]["ticket"], "CHG-7");
+    assert_eq!(msg["task"]["id"], id.as_str());
+    assert_eq!(msg["step"], "tell");
+    // only the backend asked for: nothing on Slack
+    assert!(!rx.got.lock().unwrap().iter().any(
+        |(w, _, b)| w == "slack" && String::from_utf8_lossy(b).contains("billing is deployed")
+    ));
+    // sealed in the outbox
+    let found =
+        common::find_in_all_tables(&m.running.state.store.pool, "billing is deployed").await;
+    assert!(found.is_empty(), "{found:?}");
+
+    // an unknown backend blocks the step with a message naming it
+    let (_, t) = m
+        .post(
+            "alice",
+            "/task",
+            &json!({"template_name": "announce", "input": {"service": "x", "channel": "pager"}}),
+        )
+        .await;
+    let id = t["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, t) = m.get("alice", &format!("/task/{id}")).await;
+        if t["state"] == "BLOCKED" {
+            let r = t["resolution"].as_str().unwrap().to_string();
+            let (_, step) = m.get("admin", &format!("/resolution/{r}/step/tell")).await;
+            assert_eq!(step["state"], "CLIENT_ERROR");
+            assert!(
+                step["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("`pager` is not configured"),
+                "{step}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "not blocked: {t}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    m.stop().await;
 }

@@ -21,6 +21,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/template/{name}/version"),
     ("post", "/template/validate"),
     ("post", "/template/plan"),
+    ("get", "/resolution/{id}/step/{name}/log"),
     ("get", "/function"),
     ("get", "/function/{name}"),
     ("get", "/metrics"),

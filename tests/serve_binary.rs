@@ -401,6 +401,19 @@ fn install_sh_writes_a_working_env_once() {
     assert!(mutask::crypto::KeyRing::parse(&value("MUTASK_ENCRYPTION_KEYS")).is_ok());
     assert!(mutask::config::parse_basic_auth(&value("MUTASK_BASIC_AUTH")).is_ok());
     assert!(!value("POSTGRES_PASSWORD").is_empty());
+    // a project folder: the examples, a compose file building the image from this source, a README
+    for f in [
+        "templates/hello-world.yaml",
+        "plugins/greet/manifest.yaml",
+        "README.md",
+    ] {
+        assert!(dir.path().join(f).exists(), "{f} missing");
+    }
+    let compose = std::fs::read_to_string(dir.path().join("docker-compose.yaml")).unwrap();
+    assert!(
+        compose.contains(&format!("  build: {}\n", env!("CARGO_MANIFEST_DIR"))),
+        "{compose}"
+    );
     let again = run();
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stdout).contains("keeping it"));
@@ -422,6 +435,102 @@ fn install_sh_writes_a_working_env_once() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn install_sh_no_docker_gives_a_running_mutask_with_the_examples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("proj");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
+    let install = || {
+        Command::new("bash")
+            .arg(&script)
+            .args(["--no-docker", "--dir"])
+            .arg(&project)
+            .arg("--binary")
+            .arg(BIN)
+            .output()
+            .unwrap()
+    };
+    let out = install();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "templates/hello-world.yaml",
+        "plugins/greet/manifest.yaml",
+        "scripts/sleep.sh",
+        "mutask.toml",
+        "README.md",
+        "bin/mutask",
+    ] {
+        assert!(project.join(f).exists(), "{f} missing:\n{stdout}");
+    }
+    // the command it prints, run as printed (on a free port instead of 8081)
+    let command = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Installed in"))
+        .nth(1)
+        .expect("a start command")
+        .trim()
+        .to_string();
+    assert!(
+        command.contains("bin/mutask") && command.ends_with("serve"),
+        "{command}"
+    );
+    // a second run keeps what exists
+    std::fs::write(project.join("templates/mine.yaml"), "# mine\n").unwrap();
+    let again = install();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("mutask.toml exists, keeping it"));
+    assert_eq!(
+        std::fs::read_to_string(project.join("templates/mine.yaml")).unwrap(),
+        "# mine\n"
+    );
+    std::fs::remove_file(project.join("templates/mine.yaml")).unwrap();
+
+    let port = free_port();
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(format!("exec {command}"))
+        .current_dir(tmp.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MUTASK_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null());
+    let mut p = spawn(cmd, &tmp.path().join("serve.log"));
+    // `spawn` added `serve` after the printed command's own: bash ignores extra words after -c's
+    // script, which runs exactly what install.sh printed
+    wait_ready(&mut p, port).await;
+    let password = std::fs::read_to_string(project.join(".mutask/admin-password")).unwrap();
+    let r = common::http()
+        .get(format!("http://127.0.0.1:{port}/template"))
+        .basic_auth("admin", Some(password.trim()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let names: Vec<String> = r
+        .json::<Value>()
+        .await
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.contains(&"hello-world".to_string()), "{names:?}");
+    let ui = common::http()
+        .get(format!("http://127.0.0.1:{port}/ui/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ui.status(), 200);
+    p.stop();
 }
 
 #[test]

@@ -50,6 +50,7 @@ async fn dashboard_and_editor_in_chromium() {
     let dir = templates.path().to_path_buf();
     let inst = common::start_with(move |c| {
         c.templates_dir = dir;
+        c.scripts_dir = ui_dir().join("e2e/scripts");
         c.basic_auth = Some(parse_basic_auth("admin:pw,alice:pw,rita:pw").unwrap());
     })
     .await;

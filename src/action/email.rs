@@ -190,6 +190,10 @@ pub fn params(config: &Value) -> Result<Params, String> {
     };
     let from_address = required(config, "from_address")?;
     let from = match config_str(config, "from_name").filter(|s| !s.trim().is_empty()) {
+        // a line break would smuggle headers (and lettre refuses to format it)
+        Some(name) if name.chars().any(char::is_control) => {
+            return Err("email: `from_name` must be one line without control characters".into());
+        }
         Some(name) => Mailbox::new(
             Some(name.trim().to_string()),
             from_address
@@ -215,8 +219,8 @@ pub fn params(config: &Value) -> Result<Params, String> {
         None => None,
     };
     let subject = required(config, "subject")?;
-    if subject.contains(['\r', '\n']) {
-        return Err("email: `subject` must be one line".into());
+    if subject.chars().any(char::is_control) {
+        return Err("email: `subject` must be one line without control characters".into());
     }
     let body = match config_str(config, "body") {
         Some(b) => b.into_owned(),
@@ -464,11 +468,21 @@ mod tests {
     }
 
     #[test]
-    fn a_header_injection_attempt_stays_in_its_field() {
+    fn header_injection_attempts_are_refused() {
+        for (field, value) in [
+            ("from_name", "Robot\r\nBcc: victim@example.com"),
+            ("subject", "hi\r\nBcc: victim@example.com"),
+            ("to", "a@example.com\r\nBcc: victim@example.com"),
+        ] {
+            let mut c = base();
+            c[field] = json!(value);
+            let e = params(&c).unwrap_err();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+        // the display name is encoded, never raw header text
         let mut c = base();
-        c["from_name"] = json!("Robot\r\nBcc: victim@example.com");
-        let p = params(&c).unwrap();
-        let text = String::from_utf8(message(&p).unwrap().formatted()).unwrap();
-        assert!(!text.contains("\r\nBcc: victim"), "{text}");
+        c["from_name"] = json!("Robot: Bcc <victim@example.com>");
+        let text = String::from_utf8(message(&params(&c).unwrap()).unwrap().formatted()).unwrap();
+        assert!(!text.contains("\r\nBcc:"), "{text}");
     }
 }

@@ -33,6 +33,8 @@
 //! does not decode and a body over 10 MiB ("response too large") → SERVER_ERROR. Error messages
 //! name the method and the URL without credentials or query string.
 //!
+//! **Step log**: one line per execution: method, URL (without query), status or failure, time.
+//!
 //! **Network policy** (SSRF guard): every connection, including each redirect hop, goes to an
 //! address that was resolved and checked by mutask itself (so a DNS answer cannot switch to a
 //! forbidden address between check and connect). Refused by default: loopback (`127.0.0.0/8`,
@@ -997,7 +999,26 @@ impl Action for Http {
     }
 
     fn run(&self, req: ActionRequest) -> BoxFuture<'_, ActionResult> {
-        Box::pin(async move { execute(&req.config, &self.policy).await })
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let r = execute(&req.config, &self.policy).await;
+            // the request summary, for the step log: method, URL without query, outcome, time
+            let what = Plan::from_config(&req.config)
+                .map(|p| format!("{} {}", p.method, shown(&p.url)))
+                .unwrap_or_else(|_| "request".into());
+            let outcome = match (&r.metadata, &r.error) {
+                (Some(m), _) if m.get("HTTPStatus").is_some() => {
+                    format!("answered {}", m["HTTPStatus"])
+                }
+                (_, Some(e)) => format!("failed: {}", e.message()),
+                _ => "done".into(),
+            };
+            req.log.line(
+                super::log::Stream::Http,
+                &format!("{what} {outcome} in {} ms", started.elapsed().as_millis()),
+            );
+            r
+        })
     }
 }
 

@@ -13,6 +13,8 @@ pub mod callback;
 pub mod echo;
 pub mod email;
 pub mod http;
+pub mod log;
+pub mod notify;
 pub mod ping;
 pub mod plugin;
 pub mod script;
@@ -98,6 +100,8 @@ pub struct ActionEnv {
     pub admins: std::collections::HashSet<String>,
     /// Public base URL of the API (callback links).
     pub base_url: String,
+    /// Names of the notification backends configured (`notify` action).
+    pub notify_backends: Vec<String>,
 }
 
 impl std::fmt::Debug for ActionEnv {
@@ -121,6 +125,8 @@ pub struct ActionRequest {
     /// The step's metadata from its previous execution (a batch finds its progress there).
     pub previous_metadata: Option<Value>,
     pub env: Arc<ActionEnv>,
+    /// This execution's log (stdout/stderr, request summaries, progress).
+    pub log: log::StepLog,
 }
 
 /// A builtin action.
@@ -150,6 +156,7 @@ impl Registry {
         r.register(Arc::new(ping::Ping::default()));
         r.register(Arc::new(tag::Tag));
         r.register(Arc::new(email::Email::default()));
+        r.register(Arc::new(notify::Notify));
         r
     }
 

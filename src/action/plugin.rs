@@ -61,7 +61,9 @@
 //! | timeout, or stdout over `max_output_bytes` | SERVER_ERROR (the process is killed) |
 //!
 //! Metadata always carries `exit_code`, `execution_time` and `log` (stderr and earlier stdout
-//! lines, at most 64 KiB). `plugins/greet/` is a complete example in Python.
+//! lines, at most 64 KiB). Stderr lines also go to the step's log as they are printed; a line
+//! `MUTASK-PROGRESS: <percent> <message>` there reports progress
+//! ([docs/step-logs.md](../step-logs.md)). `plugins/greet/` is a complete example in Python.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -312,19 +314,24 @@ impl Plugin {
             }
             Ok(out)
         };
+        let log = req.log.clone();
         let read_err = async move {
             let mut err = Vec::new();
+            let mut lines = super::log::LineSplitter::default();
             if let Some(s) = stderr.as_mut() {
                 let mut buf = vec![0u8; 8192];
                 while let Ok(n) = s.read(&mut buf).await {
                     if n == 0 {
                         break;
                     }
+                    // live in the step log; stdout is the protocol's, not logged line by line
+                    lines.feed(&log, super::log::Stream::Stderr, &buf[..n]);
                     if err.len() < MAX_LOG {
                         err.extend_from_slice(&buf[..n.min(MAX_LOG - err.len())]);
                     }
                 }
             }
+            lines.finish(&log, super::log::Stream::Stderr);
             err
         };
         let waited = tokio::time::timeout(self.timeout, async {

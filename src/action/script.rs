@@ -23,6 +23,11 @@
 //! SERVER_ERROR, or CLIENT_ERROR when listed in `exit_codes_unrecoverable`; a timeout →
 //! SERVER_ERROR.
 //!
+//! **Step log**: every stdout and stderr line goes to the step's log as it is printed
+//! (`GET /resolution/{id}/step/{name}/log`, live as server-sent events; secrets masked). A stdout
+//! line `MUTASK-PROGRESS: 40 copying files` (percent, then a message; or a message alone) reports
+//! progress, shown on the task ([docs/step-logs.md](../step-logs.md)).
+//!
 //! ```yaml
 //! action:
 //!   type: script
@@ -39,6 +44,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::log::{LineSplitter, Stream};
 use super::{Action, ActionError, ActionRequest, ActionResult, BoxFuture, config_str};
 
 /// The script action.
@@ -215,35 +221,45 @@ async fn run(req: ActionRequest) -> ActionResult {
         drop(stdin);
     });
     // interleave stdout and stderr into one buffer, as µTask's CombinedOutput
+    // and line by line into the step log
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
-    for pipe in [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    let mut readers = Vec::new();
+    for (pipe, stream) in [
+        (
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            Stream::Stdout,
+        ),
+        (
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            Stream::Stderr,
+        ),
+    ] {
+        let Some(pipe) = pipe else { continue };
         let tx = tx.clone();
-        tokio::spawn(async move {
+        let log = req.log.clone();
+        readers.push(tokio::spawn(async move {
             let mut pipe = pipe;
             let mut buf = vec![0u8; 8192];
+            let mut lines = LineSplitter::default();
             loop {
                 match pipe.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
+                        lines.feed(&log, stream, &buf[..n]);
                         if tx.send(buf[..n].to_vec()).is_err() {
                             break;
                         }
                     }
                 }
             }
-        });
+            lines.finish(&log, stream);
+        }));
     }
     drop(tx);
     let collect = async {
@@ -262,6 +278,9 @@ async fn run(req: ActionRequest) -> ActionResult {
     })
     .await;
     let _ = writer.await;
+    for r in readers {
+        r.abort();
+    }
     let elapsed = started.elapsed();
     let (out, status) = match waited {
         Ok(v) => v,

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod resolution;
 pub mod schedule;
+pub mod step_log;
 pub mod task;
 pub mod template;
 pub mod token;
@@ -223,6 +224,7 @@ pub fn router(state: AppState) -> Router {
         .route("/docs/", get(openapi::docs_index))
         .route("/docs/{*file}", get(openapi::docs_asset))
         .route("/metrics", get(metrics::metrics))
+        .route("/resolution/{id}/step/{name}/log", get(step_log::get))
         .route("/ui", get(ui::redirect))
         .route("/ui/", get(ui::index))
         .route("/ui/{*path}", get(ui::file))

@@ -460,6 +460,22 @@ pub async fn get_step(
     Ok(Json(step_json(step, view)))
 }
 
+/// Checks that the caller sees step outputs of resolution `raw` (admins and managers; not
+/// requesters and watchers only); returns its id.
+pub(crate) async fn check_output_reader(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+) -> Result<ResolutionId, ApiError> {
+    let (r, task, template) = load_resolution(state, raw).await?;
+    match view_of(caller, &task, &template)? {
+        View::Reader => Err(ApiError::Forbidden(
+            "step logs are shown to the task's resolvers and to admins".into(),
+        )),
+        _ => Ok(r.id),
+    }
+}
+
 async fn manager_only(
     state: &AppState,
     caller: &Caller,

@@ -30,6 +30,36 @@ use super::values::{self, BaseValues, Scope};
 use super::{Engine, EngineError};
 
 /// The template's dialect: explicit, else detected over all its strings.
+/// Values masked in step logs: password inputs, and every resolver input (resolvers often
+/// type credentials there) — string values and the strings of lists.
+fn log_secrets(t: &TaskTemplate, input: &Value, resolver_input: &Value) -> Vec<String> {
+    use crate::template::model::InputType;
+    let mut out = Vec::new();
+    let mut push = |v: &Value| match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .for_each(|s| out.push(s.to_string())),
+        _ => {}
+    };
+    for i in t
+        .inputs
+        .iter()
+        .filter(|i| i.input_type == InputType::Password)
+    {
+        if let Some(v) = input.get(&i.name) {
+            push(v);
+        }
+    }
+    if let Value::Object(m) = resolver_input {
+        m.values().for_each(&mut push);
+    }
+    // longest first, so a secret containing another is masked whole
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out
+}
+
 pub fn template_dialect(t: &TaskTemplate) -> Dialect {
     match t.dialect {
         Some(ModelDialect::Jinja) => return Dialect::Jinja,
@@ -813,6 +843,7 @@ impl Engine {
             requester: task.requester_username.clone(),
             default_timeout: self.settings.default_step_timeout,
             resources: self.resources.clone(),
+            secrets: Arc::new(log_secrets(&template, &task.input, &rec.resolver_input)),
         };
         let tags = match &task.tags {
             Value::Object(m) => m.clone(),
@@ -973,6 +1004,7 @@ impl<'a> Cycle<'a> {
                 requester: String::new(),
                 default_timeout: None,
                 resources: engine.resources.clone(),
+                secrets: Arc::new(Vec::new()),
             },
             res,
             positions,

@@ -12,6 +12,7 @@
 pub mod condition;
 pub mod cycle;
 pub mod js;
+pub mod logs;
 pub mod model;
 pub mod plan;
 pub mod resolve;

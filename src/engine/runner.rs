@@ -32,6 +32,8 @@ pub struct RunnerSettings {
     pub recovery_interval: Duration,
     /// Finished tasks older than this are deleted (µTask's `completed_task_expiration`).
     pub completed_task_expiration: Duration,
+    /// Step logs older than this are deleted.
+    pub log_retention: Duration,
 }
 
 impl Default for RunnerSettings {
@@ -42,6 +44,7 @@ impl Default for RunnerSettings {
             batch: 20,
             recovery_interval: Duration::from_secs(5),
             completed_task_expiration: Duration::from_secs(720 * 3600),
+            log_retention: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -138,6 +141,13 @@ async fn maintenance_loop(engine: Engine, settings: RunnerSettings, cancel: Canc
                 Ok(n) if n > 0 => tracing::info!(deleted = n, "expired finished tasks deleted"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+            }
+            match crate::store::step_log::collect(&engine.store, settings.log_retention, 10_000)
+                .await
+            {
+                Ok(n) if n > 0 => tracing::info!(deleted = n, "expired step log chunks deleted"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "step log retention failed"),
             }
             if let Err(e) =
                 crate::store::instance::forget_dead(&engine.store, Duration::from_secs(3600)).await

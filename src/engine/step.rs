@@ -36,6 +36,8 @@ pub struct StepEnv {
     pub default_timeout: Option<Duration>,
     /// Named concurrency limits.
     pub resources: Arc<super::resources::Resources>,
+    /// Values masked in step logs (password inputs and resolver inputs).
+    pub secrets: Arc<Vec<String>>,
 }
 
 /// Resource labels of one execution: the step's own, plus what its action implies.
@@ -314,6 +316,20 @@ async fn run_action(
             "unknown action type `{action_type}`"
         )));
     };
+    // the execution about to run is number try_count + 1
+    let (log, writer) = match &env.action_env.store {
+        Some(store) => {
+            let (log, w) = super::logs::start(
+                store.clone(),
+                env.resolution_id,
+                step.name.clone(),
+                step.try_count + 1,
+                env.secrets.clone(),
+            );
+            (log, Some(w))
+        }
+        None => (crate::action::log::StepLog::discard(), None),
+    };
     let req = ActionRequest {
         step_name: step.name.clone(),
         task_id: env.task_id,
@@ -323,14 +339,29 @@ async fn run_action(
         previous_output: step.output.clone(),
         previous_metadata: step.metadata.clone(),
         env: env.action_env.clone(),
+        log: log.clone(),
     };
-    match timeout {
+    let result = match timeout {
         Some(d) => match tokio::time::timeout(d, action.run(req)).await {
             Ok(r) => r,
-            Err(_) => ActionResult::err(ActionError::Server(format!("step timed out after {d:?}"))),
+            Err(_) => {
+                log.line(
+                    crate::action::log::Stream::System,
+                    &format!("step timed out after {d:?}"),
+                );
+                ActionResult::err(ActionError::Server(format!("step timed out after {d:?}")))
+            }
         },
         None => action.run(req).await,
+    };
+    drop(log);
+    if let Some(w) = writer {
+        // the last lines are flushed once every copy of the handle is gone; a process the
+        // action left behind (a grandchild holding the pipe) must not hold the step: after a
+        // short wait the writer finishes on its own
+        let _ = tokio::time::timeout(Duration::from_secs(2), w).await;
     }
+    result
 }
 
 /// Runs one step (already marked RUNNING, skip conditions evaluated and not skipping).

@@ -193,6 +193,12 @@ async fn send_email(
         requester = task["requester"].as_str().unwrap_or_default(),
         link = payload["links"]["task"].as_str().unwrap_or_default(),
     );
+    let mut body = body;
+    if let Some(Value::Object(fields)) = payload.get("fields") {
+        for (k, v) in fields {
+            body.push_str(&format!("{k}: {}\n", v.as_str().unwrap_or_default()));
+        }
+    }
     let mut config = Value::Object(smtp.clone());
     config["from_address"] = json!(from);
     config["from_name"] = json!("mutask");

@@ -19,6 +19,7 @@ pub mod notification;
 pub mod resolution;
 pub mod rotation;
 pub mod schedule;
+pub mod step_log;
 pub mod task;
 pub mod template;
 pub mod token;

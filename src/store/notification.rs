@@ -43,16 +43,7 @@ where
     for e in events {
         let event_id = e.id;
         for (backend, payload) in build(e).await {
-            sqlx::query(
-                "INSERT INTO notification (id, event_id, backend, payload) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(Uuid::now_v7())
-            .bind(event_id)
-            .bind(backend)
-            .bind(payload)
-            .execute(&mut *tx)
-            .await?;
+            insert(&mut tx, store, event_id, &backend, &payload).await?;
         }
     }
     sqlx::query("UPDATE task_event SET expanded = true WHERE id = ANY($1)")
@@ -63,8 +54,68 @@ where
     Ok(n)
 }
 
+fn aad(row: &str) -> crate::crypto::Aad<'_> {
+    crate::crypto::Aad {
+        table: "notification",
+        column: "payload_enc",
+        row,
+    }
+}
+
+/// Inserts one notification, its payload sealed.
+async fn insert(
+    tx: &mut sqlx::PgConnection,
+    store: &Store,
+    event_id: i64,
+    backend: &str,
+    payload: &Value,
+) -> Result<(), StoreError> {
+    let id = Uuid::now_v7();
+    let sealed = store.keys.seal_json(aad(&id.to_string()), payload)?;
+    sqlx::query(
+        "INSERT INTO notification (id, event_id, backend, payload_enc) VALUES ($1, $2, $3, $4)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(event_id)
+    .bind(backend)
+    .bind(sealed)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Queues a message for `backends` (the `notify` action): a task event of its own (already
+/// expanded) and one notification per backend, in one transaction; the notifiers are woken.
+pub async fn enqueue(
+    store: &Store,
+    task_id: Uuid,
+    template: &str,
+    backends: &[String],
+    payload: &Value,
+) -> Result<(), StoreError> {
+    let mut tx = store.pool.begin().await?;
+    let event_id: i64 = sqlx::query_scalar(
+        "INSERT INTO task_event (task_id, template, old_state, new_state, expanded)
+         VALUES ($1, $2, NULL, 'MESSAGE', true) RETURNING id",
+    )
+    .bind(task_id)
+    .bind(template)
+    .fetch_one(&mut *tx)
+    .await?;
+    for b in backends {
+        insert(&mut tx, store, event_id, b, payload).await?;
+    }
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(super::wake::EVENT_CHANNEL)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// A notification to send.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Due {
     pub id: Uuid,
     pub backend: String,
@@ -78,18 +129,33 @@ pub async fn claim_due(
     limit: i64,
     lease: std::time::Duration,
 ) -> Result<Vec<Due>, StoreError> {
-    Ok(sqlx::query_as(
+    type Row = (Uuid, String, Option<Value>, Option<Vec<u8>>, i32);
+    let rows: Vec<Row> = sqlx::query_as(
         "UPDATE notification n SET attempts = n.attempts + 1,
                 next_attempt = now() + make_interval(secs => $2)
           WHERE n.id IN (SELECT id FROM notification
                           WHERE delivered IS NULL AND given_up IS NULL AND next_attempt <= now()
                           ORDER BY next_attempt LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING n.id, n.backend, n.payload, n.attempts",
+         RETURNING n.id, n.backend, n.payload, n.payload_enc, n.attempts",
     )
     .bind(limit)
     .bind(lease.as_secs_f64())
     .fetch_all(&store.pool)
-    .await?)
+    .await?;
+    rows.into_iter()
+        .map(|(id, backend, clear, sealed, attempts)| {
+            let payload = match sealed {
+                Some(enc) => store.keys.open_json(aad(&id.to_string()), &enc)?,
+                None => clear.unwrap_or(Value::Null),
+            };
+            Ok(Due {
+                id,
+                backend,
+                payload,
+                attempts,
+            })
+        })
+        .collect()
 }
 
 pub async fn delivered(store: &Store, id: Uuid) -> Result<(), StoreError> {

@@ -70,6 +70,18 @@ const SEALED: &[Sealed] = &[
         columns: &["input_enc"],
     },
     Sealed {
+        table: "notification",
+        row: "id::text",
+        key: &["id"],
+        columns: &["payload_enc"],
+    },
+    Sealed {
+        table: "step_log",
+        row: "resolution_id::text || '/' || step_name || '/' || execution::text || '/' || chunk::text",
+        key: &["resolution_id", "step_name", "execution", "chunk"],
+        columns: &["lines_enc"],
+    },
+    Sealed {
         table: "webhook",
         row: "id::text",
         key: &["id"],

@@ -165,6 +165,19 @@ await scenario('editor', { width: 1280, height: 800 }, async (page) => {
   await page.screenshot({ path: join(out, '08-editor-error.png'), fullPage: true });
 });
 
+await scenario('step-log', { width: 1280, height: 800 }, async (page) => {
+  await signIn(page, 'admin');
+  await page.goto(`${base}/ui/#/new/e2e-logs`);
+  await page.getByRole('button', { name: 'Create task' }).click();
+  await page.locator('.node[data-step="copy"]').click();
+  // lines and progress show while the step runs, and stay once it is done
+  await page.getByTestId('step-log').filter({ hasText: 'preparing the release' }).waitFor({ timeout: 30000 });
+  await page.locator('.node[data-step="copy"][data-state="DONE"]').waitFor({ timeout: 30000 });
+  await page.getByTestId('step-log').filter({ hasText: '! warning: disk almost full' }).waitFor();
+  await page.getByTestId('step-progress').filter({ hasText: '100% finished' }).waitFor();
+  await page.screenshot({ path: join(out, '10-step-log.png'), fullPage: true });
+});
+
 await scenario('phone-width', { width: 390, height: 844 }, async (page) => {
   await signIn(page, 'alice');
   await page.getByRole('link', { name: 'Ship billing to production' }).waitFor();

@@ -57,7 +57,7 @@ const STEP_KEYS = ['description', 'action', 'pre_hook', 'dependencies', 'conditi
   'retry_pattern', 'max_retries', 'idempotent', 'json_schema', 'resources', 'timeout'];
 const INPUT_KEYS = ['name', 'description', 'type', 'regex', 'legal_values', 'collection', 'optional', 'default', 'hidden'];
 const ACTION_KEYS = ['type', 'configuration', 'base_configuration', 'output'];
-const ACTION_TYPES = ['echo', 'script', 'http', 'subtask', 'batch', 'callback', 'ping', 'tag'];
+const ACTION_TYPES = ['echo', 'script', 'http', 'email', 'notify', 'subtask', 'batch', 'callback', 'ping', 'tag'];
 const CONFIG_KEYS: Record<string, string[]> = {
   echo: ['output', 'metadata', 'error_message', 'error_type'],
   script: ['file_path', 'argv', 'timeout', 'stdin', 'last_line_not_json', 'allow_exit_non_zero', 'environment'],
@@ -67,6 +67,9 @@ const CONFIG_KEYS: Record<string, string[]> = {
   callback: ['action', 'schema'],
   ping: ['hostname', 'port', 'timeout'],
   tag: ['tags'],
+  email: ['smtp_hostname', 'smtp_port', 'smtp_username', 'smtp_password', 'smtp_tls', 'smtp_skip_tls_verify', 'smtp_root_ca',
+    'from_address', 'from_name', 'to', 'cc', 'bcc', 'reply_to', 'subject', 'body', 'html', 'timeout'],
+  notify: ['message', 'fields', 'backends', 'level'],
 };
 
 /** Completion of keys and action types, from the indentation context of the cursor. */

@@ -1,7 +1,7 @@
 // Task detail: the step graph (live while it runs), each step's configuration, output,
 // metadata, error and tries; the resolver flow (fill resolver inputs, approve); run control
 // (run, pause, cancel, extend, start over; retry / skip / prune a failed step); comments.
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { Comment, Meta, Resolution, Step, Task, Template, del, get, post, put } from './api';
 import { Graph } from './graph';
 import { InputField, StateBadge, fieldErrors } from './tasks';
@@ -100,6 +100,7 @@ export function TaskDetail(props: { id: string; meta: Meta }) {
             <p class="muted">action {step.action?.type ?? '?'} · tries {step.try_count}{step.last_run ? ` · last run ${new Date(step.last_run).toLocaleString()}` : ''}</p>
             {step.error && <p class="error" data-testid="step-error">{step.error}</p>}
             <StepControl r={r} step={step} act={act} />
+            <StepLogView resolution={r.id} step={step.name} running={step.state === 'RUNNING'} key={`${r.id}/${step.name}`} />
             <Json label="Configuration" value={step.action?.configuration} />
             {step.action?.configuration !== undefined && <p class="muted">As written in the template; values are rendered when the step runs.</p>}
             <Json label="Output" value={step.output} />
@@ -108,6 +109,57 @@ export function TaskDetail(props: { id: string; meta: Meta }) {
           </aside>
         )}
       </div>
+    </section>
+  );
+}
+
+interface LogLine { chunk: number; at: string; stream: string; text: string }
+interface LogPage { execution: number | null; executions: number[]; lines: LogLine[]; next: number | null; progress: { percent: number | null; message: string } | null }
+
+/** The step's log (latest execution), refreshed while the step runs; progress as a bar. */
+function StepLogView(props: { resolution: string; step: string; running: boolean }) {
+  const [lines, setLines] = useState<LogLine[]>([]);
+  const [progress, setProgress] = useState<LogPage['progress']>(null);
+  const [execution, setExecution] = useState<number | null>(null);
+  const [error, setError] = useState('');
+  const next = useRef<number | null>(null);
+  const base = `/resolution/${props.resolution}/step/${encodeURIComponent(props.step)}/log`;
+  const load = async () => {
+    try {
+      const q = next.current === null ? '' : `?after=${next.current}${execution ? `&execution=${execution}` : ''}`;
+      const page = await get<LogPage>(base + q);
+      if (page.execution !== execution && next.current !== null) {
+        // a new execution started: start over
+        next.current = null;
+        setLines([]);
+      }
+      setExecution(page.execution);
+      if (page.lines.length > 0) setLines((old) => [...old, ...page.lines].slice(-2000));
+      if (page.progress) setProgress(page.progress);
+      next.current = page.next;
+      setError('');
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  };
+  useEffect(() => { load(); }, []);
+  useEffect(() => {
+    if (!props.running) { load(); return; }
+    const t = setInterval(load, 1500);
+    return () => clearInterval(t);
+  }, [props.running]);
+  if (error) return <p class="muted">Log: {error}</p>;
+  if (lines.length === 0 && !progress) return null;
+  return (
+    <section aria-label="step log">
+      <h3>Log{execution ? ` (execution ${execution})` : ''}</h3>
+      {progress && (
+        <div data-testid="step-progress">
+          {progress.percent !== null && <progress max={100} value={progress.percent}>{progress.percent}%</progress>}
+          {' '}{progress.percent !== null ? `${progress.percent}% ` : ''}{progress.message}
+        </div>
+      )}
+      <pre data-testid="step-log">{lines.filter((l) => l.stream !== 'progress').map((l) => (l.stream === 'stderr' ? '! ' : l.stream === 'http' ? '> ' : '') + l.text).join('\n')}</pre>
     </section>
   );
 }
