@@ -537,6 +537,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
     let policy = crate::action::http::NetworkPolicy::with_allow_list(&config.network_allow)
         .map_err(|e| anyhow::anyhow!("MUTASK_NETWORK_ALLOW: {e}"))?
         .deny_private(config.network_deny_private);
+    let hook_policy = policy.clone();
     let mut actions = Registry::builtin();
     actions.register(Arc::new(crate::action::http::Http::new(policy.clone())));
     actions.register(Arc::new(crate::action::ping::Ping::new(policy.clone())));
@@ -636,6 +637,8 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
                 base,
             )
             .context("building the notification HTTP client")?;
+            let mut n = n;
+            n.policy = Arc::new(hook_policy.clone());
             Some(tokio::spawn(n.run(
                 wakeups.event.clone(),
                 IDLE_SLEEP,

@@ -53,6 +53,8 @@ pub struct CreateRequest {
     pub tags: BTreeMap<String, String>,
     pub parent_task_id: Option<TaskId>,
     pub batch_id: Option<BatchId>,
+    /// `{url, secret?}` receiving every state change of the task (checked by the caller).
+    pub status_hook: Option<Value>,
 }
 
 /// Why a task was not created.
@@ -326,6 +328,7 @@ pub async fn prepare(
         input: Value::Object(inputs),
         batch_id: req.batch_id,
         parent_task_id: req.parent_task_id,
+        status_hook: req.status_hook.clone(),
     };
     let comment = req
         .comment

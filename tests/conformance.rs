@@ -139,6 +139,7 @@ impl H {
             input: Value::Object(inputs),
             batch_id: None,
             parent_task_id: None,
+            status_hook: None,
         };
         let res = NewResolution {
             id: res_id,

@@ -447,3 +447,180 @@ steps:
     }
     m.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_chooses_its_events_and_backends() {
+    let (rx, base) = receiver().await;
+    let m = common::start_with(|c| {
+        c.notify_backends = backends(&base); // strategy: always
+        let dir = c.data_dir.join("templates");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("quiet.yaml"),
+            r#"
+name: quiet
+description: Only failures, only on Slack
+title_format: "quiet {{.input.fail}}"
+auto_runnable: true
+allow_all_resolver_usernames: true
+notify:
+  events: failure_only
+  backends: [slack]
+inputs:
+  - name: fail
+steps:
+  work:
+    action:
+      type: echo
+      configuration:
+        output: {}
+        error_message: "{{ if eq .input.fail \"yes\" }}broken{{ end }}"
+        error_type: client
+"#,
+        )
+        .unwrap();
+        std::fs::copy(
+            common::shipped_templates().join("hello-world.yaml"),
+            dir.join("hello-world.yaml"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("silent.yaml"),
+            "name: silent\ndescription: Never notified\ntitle_format: silent run\nauto_runnable: true\nallow_all_resolver_usernames: true\nnotify: {events: none}\nsteps:\n  a:\n    action: {type: echo, configuration: {output: {}}}\n",
+        )
+        .unwrap();
+        c.templates_dir = dir;
+    })
+    .await;
+    let create = |input: Value, template: &'static str| {
+        let m = &m;
+        async move {
+            let (s, t) = m
+                .post(
+                    "alice",
+                    "/task",
+                    &json!({"template_name": template, "input": input}),
+                )
+                .await;
+            assert_eq!(s, 201, "{t}");
+            t["id"].as_str().unwrap().to_string()
+        }
+    };
+    let ok = create(json!({"fail": "no"}), "quiet").await;
+    let silent = create(json!({}), "silent").await;
+    let broken = create(json!({"fail": "yes"}), "quiet").await;
+    // the failure reaches Slack…
+    wait_for("the BLOCKED message on Slack", || {
+        rx.got
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(w, _, b)| w == "slack" && String::from_utf8_lossy(b).contains(broken.as_str()))
+    })
+    .await;
+    // …and a task of the instance's default template is notified everywhere meanwhile
+    let (_, other) = m
+        .post(
+            "alice",
+            "/task",
+            &json!({"template_name": "hello-world", "input": {"name": "x"}}),
+        )
+        .await;
+    let other = other["id"].as_str().unwrap().to_string();
+    wait_for("hello-world on the webhook", || {
+        verified(&rx)
+            .iter()
+            .any(|v| v["task"]["id"] == other.as_str() && v["task"]["state"] == "DONE")
+    })
+    .await;
+    let got = rx.got.lock().unwrap().clone();
+    for (which, _, body) in &got {
+        let text = String::from_utf8_lossy(body);
+        assert!(
+            !text.contains(ok.as_str()),
+            "the DONE quiet task was notified on {which}"
+        );
+        assert!(
+            !text.contains(silent.as_str()),
+            "the silent task was notified on {which}"
+        );
+        if text.contains(broken.as_str()) {
+            assert_eq!(which, "slack", "quiet notifies on Slack only");
+            assert!(text.contains("BLOCKED"), "{text}");
+        }
+    }
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tasks_status_hook_receives_every_state_change() {
+    let (rx, base) = receiver().await;
+    // no notification backend at all: the hook works on its own
+    let m = common::start_with(|c| c.network_allow = vec!["127.0.0.1".into()]).await;
+    let (s, t) = m
+        .post(
+            "admin",
+            "/task",
+            &json!({"template_name": "hello-world", "input": {"name": "Hooked"},
+                    "status_hook": {"url": format!("{base}/hook-a?token=t0k3n"), "secret": "hook-secret"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let id = t["id"].as_str().unwrap().to_string();
+    let states = || -> Vec<String> {
+        rx.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(w, _, _)| w == "hook-a")
+            .map(|(_, h, body)| {
+                assert_eq!(
+                    h["x-mutask-signature"].to_str().unwrap(),
+                    format!("sha256={}", hmac_sha256_hex(b"hook-secret", body))
+                );
+                let v: Value = serde_json::from_slice(body).unwrap();
+                assert_eq!(v["task"]["id"], id.as_str());
+                assert!(
+                    v.get("status_hook").is_none(),
+                    "the hook is not sent to itself"
+                );
+                v["task"]["state"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    wait_for("the DONE call", || states().contains(&"DONE".to_string())).await;
+    let got = states();
+    for s in ["TODO", "RUNNING", "DONE"] {
+        assert!(got.contains(&s.to_string()), "{s} missing from {got:?}");
+    }
+    // sealed: neither the URL's token nor the secret is stored in clear
+    let pool = &m.running.state.store.pool;
+    assert!(common::find_in_all_tables(pool, "t0k3n").await.is_empty());
+    assert!(
+        common::find_in_all_tables(pool, "hook-secret")
+            .await
+            .is_empty()
+    );
+
+    // refused hooks, named
+    for (hook, needle) in [
+        (json!({"url": "ftp://example.com/x"}), "http"),
+        (json!({"url": "http://169.254.169.254/latest"}), "metadata"),
+        (json!({"url": "not a url"}), "URL"),
+        (
+            json!({"url": "http://example.com", "color": "red"}),
+            "color",
+        ),
+    ] {
+        let (s, r) = m
+            .post(
+                "admin",
+                "/task",
+                &json!({"template_name": "hello-world", "input": {"name": "x"}, "status_hook": hook}),
+            )
+            .await;
+        assert!(s == 422 || s == 400, "{hook}: {s} {r}");
+        assert!(r.to_string().contains(needle), "{hook}: {r}");
+    }
+    m.stop().await;
+}

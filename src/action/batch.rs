@@ -201,6 +201,7 @@ async fn run(req: ActionRequest) -> ActionResult {
             tags: tags.clone(),
             parent_task_id: Some(req.task_id),
             batch_id: Some(batch),
+            status_hook: None,
         };
         match tasks::create(&store, &renderer, &who, request).await {
             Ok(_) => {}

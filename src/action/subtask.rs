@@ -161,6 +161,7 @@ async fn run(req: ActionRequest) -> ActionResult {
         tags,
         parent_task_id: Some(req.task_id),
         batch_id: None,
+        status_hook: None,
     };
     match tasks::create(&store, &renderer, &who, request).await {
         Ok((child, _)) => outcome(&child),

@@ -146,6 +146,7 @@ pub async fn create(
             tags: req.tags.clone().unwrap_or_default(),
             parent_task_id: None,
             batch_id: Some(batch),
+            status_hook: None,
         };
         match tasks::create(&state.store, &state.renderer, &who, request).await {
             Ok((rec, _)) => ids.push(rec.id),

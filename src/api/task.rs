@@ -61,6 +61,75 @@ pub struct CreateTask {
     /// How long the key is remembered (Go duration, default `24h`, at most `720h`).
     #[serde(default)]
     pub idempotency_ttl: Option<String>,
+    /// mutask: a URL that receives every state change of this task (Harbor's status hook).
+    #[serde(default)]
+    pub status_hook: Option<StatusHook>,
+}
+
+/// A task's status hook: every state change of the task is POSTed there as JSON (the
+/// notification webhook's payload), signed with `secret` when given
+/// (`X-Mutask-Signature: sha256=<hex>`), retried with backoff.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusHook {
+    /// `http://` or `https://`; refused when the network policy of the actions refuses it.
+    #[schema(example = "https://ci.example.com/hooks/mutask")]
+    pub url: String,
+    /// HMAC-SHA256 key signing each body.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// Checks a status hook: an http(s) URL of at most 2000 characters whose host the network
+/// policy allows (names are checked again when the hook is called).
+fn check_status_hook(
+    hook: &StatusHook,
+    config: &crate::config::Config,
+    fields: &mut Vec<crate::domain::FieldError>,
+) -> Option<Value> {
+    let mut bad = |m: String| {
+        fields.push(crate::domain::FieldError {
+            field: "status_hook.url".into(),
+            message: m,
+        })
+    };
+    if hook.url.chars().count() > 2000 {
+        bad("at most 2000 characters".into());
+        return None;
+    }
+    let url = match url::Url::parse(hook.url.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
+        Ok(_) => {
+            bad("must be an http:// or https:// URL".into());
+            return None;
+        }
+        Err(e) => {
+            bad(format!("not a URL ({e})"));
+            return None;
+        }
+    };
+    let policy = crate::action::http::NetworkPolicy::with_allow_list(&config.network_allow)
+        .ok()?
+        .deny_private(config.network_deny_private);
+    let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+    if let Ok(ip) = host.parse::<std::net::IpAddr>()
+        && let Err(d) = policy.check(host, ip)
+    {
+        bad(d.to_string());
+        return None;
+    }
+    if hook
+        .secret
+        .as_deref()
+        .is_some_and(|s| s.is_empty() || s.len() > 1000)
+    {
+        fields.push(crate::domain::FieldError {
+            field: "status_hook.secret".into(),
+            message: "1 to 1000 characters".into(),
+        });
+        return None;
+    }
+    Some(json!({"url": url.as_str(), "secret": hook.secret}))
 }
 
 /// Default lifetime of an idempotency key.
@@ -195,6 +264,10 @@ pub async fn create(
         }
         (None, d) => d,
     };
+    let status_hook = req
+        .status_hook
+        .as_ref()
+        .and_then(|h| check_status_hook(h, &state.config, &mut fields));
     if !fields.is_empty() {
         return Err(create_error(CreateError::Invalid(fields)));
     }
@@ -215,6 +288,7 @@ pub async fn create(
         tags: req.tags.unwrap_or_default(),
         parent_task_id: None,
         batch_id: None,
+        status_hook,
     };
     let Some(key) = key else {
         let (rec, template) = tasks::create(&state.store, &state.renderer, &who, request)

@@ -23,6 +23,9 @@ use serde_json::{Value, json};
 use crate::schedule::webhook::hmac_sha256_hex;
 use crate::store::{self, Store, StoreError, notification::Event};
 
+/// Backend name of a task's own status hook.
+pub const STATUS_HOOK: &str = "status_hook";
+
 /// Task events expanded into notifications per pass.
 const EXPAND_BATCH: usize = 100;
 
@@ -241,6 +244,18 @@ pub struct Notifier {
     /// Base of the links in payloads.
     pub base_url: String,
     pub http: reqwest::Client,
+    /// The network policy status hooks must pass (the actions' one).
+    pub policy: Arc<crate::action::http::NetworkPolicy>,
+    /// Templates' `notify` settings by (name, version).
+    settings: Arc<std::sync::Mutex<std::collections::HashMap<(String, i32), TemplateNotify>>>,
+}
+
+/// What a template's `notify:` decides for its tasks.
+#[derive(Debug, Clone, Default)]
+struct TemplateNotify {
+    /// `None`: the instance's strategy; `Some(None)`: nothing (`events: none`).
+    strategy: Option<Option<Strategy>>,
+    backends: Vec<String>,
 }
 
 impl Notifier {
@@ -261,17 +276,70 @@ impl Notifier {
             strategy,
             base_url,
             http,
+            policy: Default::default(),
+            settings: Default::default(),
         })
     }
 
+    /// The `notify:` settings of a template version (cached; a failure to read means none).
+    async fn template_notify(&self, name: &str, version: i32) -> TemplateNotify {
+        let key = (name.to_string(), version);
+        if let Ok(cache) = self.settings.lock()
+            && let Some(t) = cache.get(&key)
+        {
+            return t.clone();
+        }
+        let parsed = match store::template::get_version(&self.store, name, version).await {
+            Ok(Some((definition, _))) => definition
+                .get("notify")
+                .cloned()
+                .and_then(|v| {
+                    serde_json::from_value::<crate::template::model::NotifySettings>(v).ok()
+                })
+                .map(|n| TemplateNotify {
+                    strategy: n.events.map(|e| Strategy::parse(&e)),
+                    backends: n.backends,
+                })
+                .unwrap_or_default(),
+            _ => TemplateNotify::default(),
+        };
+        if let Ok(mut cache) = self.settings.lock()
+            && cache.len() < 10_000
+        {
+            cache.insert(key, parsed.clone());
+        }
+        parsed
+    }
+
     async fn payloads(&self, e: Event) -> Vec<(String, Value)> {
-        if self.backends.is_empty() || !self.strategy.wants(&e.new_state) {
+        if self.backends.is_empty() && !e.hooked {
             return Vec::new();
         }
         let task = match store::task::get(&self.store, crate::domain::TaskId(e.task_id)).await {
             Ok(Some(t)) => t,
             _ => return Vec::new(), // deleted since
         };
+        let settings = self
+            .template_notify(&task.template_name, task.template_version)
+            .await;
+        let wanted = !self.backends.is_empty()
+            && match settings.strategy {
+                None => self.strategy.wants(&e.new_state),
+                Some(None) => false,
+                Some(Some(s)) => s.wants(&e.new_state),
+            };
+        // the task's own hook gets every change, whatever the strategy
+        let hook = if e.hooked {
+            store::task::status_hook(&self.store, task.id)
+                .await
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        if !wanted && hook.is_none() {
+            return Vec::new();
+        }
         let overdue = e.new_state == "OVERDUE";
         let action = if overdue {
             "task_overdue"
@@ -311,10 +379,49 @@ impl Notifier {
             },
             "at": e.at,
         });
-        self.backends
-            .iter()
-            .map(|b| (b.name().to_string(), payload.clone()))
-            .collect()
+        let mut out: Vec<(String, Value)> = if wanted {
+            self.backends
+                .iter()
+                .filter(|b| {
+                    settings.backends.is_empty() || settings.backends.iter().any(|n| n == b.name())
+                })
+                .map(|b| (b.name().to_string(), payload.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if let Some(h) = hook {
+            let mut p = payload;
+            p["status_hook"] = h;
+            out.push((STATUS_HOOK.to_string(), p));
+        }
+        out
+    }
+
+    /// Calls a task's status hook: its URL and secret travel (sealed) in the payload and are
+    /// taken out of the body; the host must pass the actions' network policy.
+    async fn send_hook(&self, id: uuid::Uuid, payload: &Value) -> Result<(), String> {
+        let mut body = payload.clone();
+        let hook = body
+            .as_object_mut()
+            .and_then(|m| m.remove("status_hook"))
+            .ok_or("the status hook is missing from the notification")?;
+        let url = hook["url"].as_str().unwrap_or_default().to_string();
+        let parsed = url::Url::parse(&url).map_err(|e| format!("status hook URL: {e}"))?;
+        let host = parsed.host_str().unwrap_or_default().to_string();
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        self.policy
+            .resolve(&host, port)
+            .await
+            .map_err(|r| match r {
+                crate::action::http::Refusal::Denied(d) => format!("status hook: {d}"),
+                crate::action::http::Refusal::Lookup(m) => format!("status hook: {m}"),
+            })?;
+        let backend = Backend::Webhook {
+            url,
+            secret: hook["secret"].as_str().map(str::to_string),
+        };
+        self.send(&backend, id, &body).await
     }
 
     async fn send(&self, backend: &Backend, id: uuid::Uuid, payload: &Value) -> Result<(), String> {
@@ -403,6 +510,20 @@ impl Notifier {
         let due = store::notification::claim_due(&self.store, 20, Duration::from_secs(120)).await?;
         let mut sent = 0;
         for n in due {
+            if n.backend == STATUS_HOOK {
+                match self.send_hook(n.id, &n.payload).await {
+                    Ok(()) => {
+                        store::notification::delivered(&self.store, n.id).await?;
+                        sent += 1;
+                    }
+                    Err(e) => {
+                        let retry = retry_in(n.attempts);
+                        tracing::warn!(notification = %n.id, attempts = n.attempts, error = %e, given_up = retry.is_none(), "status hook not called");
+                        store::notification::failed(&self.store, n.id, &e, retry).await?;
+                    }
+                }
+                continue;
+            }
             let Some(backend) = self.backends.iter().find(|b| b.name() == n.backend) else {
                 store::notification::failed(
                     &self.store,
@@ -455,7 +576,6 @@ impl Notifier {
                 }
                 // a full batch: more may be waiting
                 Ok((expanded, _)) if expanded >= EXPAND_BATCH => Duration::ZERO,
-                Ok(_) if self.backends.is_empty() => max_sleep,
                 Ok(_) => match store::notification::next_attempt(&self.store).await {
                     Ok(Some(at)) => (at - chrono::Utc::now())
                         .to_std()

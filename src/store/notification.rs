@@ -21,6 +21,8 @@ pub struct Event {
     pub old_state: Option<String>,
     pub new_state: String,
     pub at: DateTime<Utc>,
+    /// The task has a status hook.
+    pub hooked: bool,
 }
 
 /// Expands pending events: `build` returns the (backend, payload) pairs of each event; the
@@ -32,8 +34,10 @@ where
 {
     let mut tx = store.pool.begin().await?;
     let events: Vec<Event> = sqlx::query_as(
-        "SELECT id, task_id, template, old_state, new_state, at FROM task_event
-          WHERE NOT expanded ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        "SELECT e.id, e.task_id, e.template, e.old_state, e.new_state, e.at,
+                EXISTS (SELECT 1 FROM task t WHERE t.id = e.task_id AND t.status_hook_enc IS NOT NULL) AS hooked
+           FROM task_event e
+          WHERE NOT e.expanded ORDER BY e.id LIMIT $1 FOR UPDATE OF e SKIP LOCKED",
     )
     .bind(limit)
     .fetch_all(&mut *tx)

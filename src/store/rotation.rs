@@ -31,7 +31,7 @@ const SEALED: &[Sealed] = &[
         table: "task",
         row: "id::text",
         key: &["id"],
-        columns: &["input_enc", "title_enc", "result_enc"],
+        columns: &["input_enc", "title_enc", "result_enc", "status_hook_enc"],
     },
     Sealed {
         table: "resolution",

@@ -43,6 +43,8 @@ pub struct NewTask {
     pub input: Value,
     pub batch_id: Option<BatchId>,
     pub parent_task_id: Option<TaskId>,
+    /// `{url, secret?}`, sealed in `status_hook_enc`.
+    pub status_hook: Option<Value>,
 }
 
 /// A stored task, inputs and result opened.
@@ -158,11 +160,15 @@ pub async fn insert(
     let row = t.id.to_string();
     let input_enc = keys.seal_json(aad("input_enc", &row), &t.input)?;
     let title_enc = keys.seal(aad("title_enc", &row), t.title.as_bytes())?;
+    let hook_enc = match &t.status_hook {
+        Some(h) => Some(keys.seal_json(aad("status_hook_enc", &row), h)?),
+        None => None,
+    };
     sqlx::query(
         "INSERT INTO task (id, template_name, template_version, batch_id, parent_task_id, title_enc, state,
                            requester_username, requester_groups, watcher_usernames, watcher_groups,
-                           resolver_usernames, resolver_groups, tags, input_enc)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                           resolver_usernames, resolver_groups, tags, input_enc, status_hook_enc)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(t.id)
     .bind(&t.template_name)
@@ -179,6 +185,7 @@ pub async fn insert(
     .bind(&t.resolver_groups)
     .bind(&t.tags)
     .bind(input_enc)
+    .bind(hook_enc)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -364,4 +371,21 @@ pub async fn collect_garbage(
     .execute(&store.pool)
     .await?;
     Ok(n)
+}
+
+/// The status hook of a task (`{url, secret?}`), if it has one.
+pub async fn status_hook(store: &Store, id: TaskId) -> Result<Option<Value>, StoreError> {
+    let enc: Option<Option<Vec<u8>>> =
+        sqlx::query_scalar("SELECT status_hook_enc FROM task WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&store.pool)
+            .await?;
+    match enc.flatten() {
+        Some(e) => Ok(Some(
+            store
+                .keys
+                .open_json(aad("status_hook_enc", &id.to_string()), &e)?,
+        )),
+        None => Ok(None),
+    }
 }

@@ -491,6 +491,7 @@ const TEMPLATE_KEYS: &[&str] = &[
     "base_configurations",
     "dialect",
     "expected_duration",
+    "notify",
 ];
 const INPUT_KEYS: &[&str] = &[
     "name",

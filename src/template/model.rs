@@ -705,6 +705,22 @@ pub struct TaskTemplate {
         skip_serializing_if = "Option::is_none"
     )]
     pub expected_duration: Option<String>,
+    /// mutask: which task notifications this template's tasks send, and where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifySettings>,
+}
+
+/// A template's notification settings (`notify:`): which events, which backends.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySettings {
+    /// `always`, `failure_only`, `failure_or_done` or `none`; absent = the instance's
+    /// `MUTASK_NOTIFY_STRATEGY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<String>,
+    /// Backend names (`webhook`, `slack`, `email`); absent or empty = every configured one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<String>,
 }
 
 impl TaskTemplate {

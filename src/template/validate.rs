@@ -332,6 +332,29 @@ impl<'t> TemplateValidator<'t, '_> {
         {
             self.err("expected_duration", format!("expected_duration: {e}"));
         }
+        if let Some(n) = &t.notify {
+            if let Some(ev) = &n.events
+                && !matches!(
+                    ev.as_str(),
+                    "always" | "failure_only" | "failure_or_done" | "none"
+                )
+            {
+                self.err(
+                    "notify.events",
+                    format!(
+                        "notify.events must be always, failure_only, failure_or_done or none, not {ev:?}"
+                    ),
+                );
+            }
+            for (i, b) in n.backends.iter().enumerate() {
+                if !matches!(b.as_str(), "webhook" | "slack" | "email") {
+                    self.err(
+                        format!("notify.backends[{i}]"),
+                        format!("unknown notification backend {b:?} (webhook, slack or email)"),
+                    );
+                }
+            }
+        }
     }
 
     fn length(&mut self, path: &str, what: &str, value: &str, min: usize, max: usize) {
