@@ -538,10 +538,24 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         .map_err(|e| anyhow::anyhow!("MUTASK_NETWORK_ALLOW: {e}"))?
         .deny_private(config.network_deny_private);
     let hook_policy = policy.clone();
+    let plugin_schemas: std::collections::BTreeMap<String, (String, Option<serde_json::Value>)> =
+        plugins
+            .iter()
+            .map(|p| {
+                (
+                    p.manifest.name.clone(),
+                    (
+                        p.manifest.description.clone(),
+                        p.manifest.config_schema.clone(),
+                    ),
+                )
+            })
+            .collect();
     let mut actions = Registry::builtin();
     actions.register(Arc::new(crate::action::http::Http::new(policy.clone())));
     actions.register(Arc::new(crate::action::ping::Ping::new(policy.clone())));
-    actions.register(Arc::new(crate::action::email::Email::new(policy)));
+    actions.register(Arc::new(crate::action::email::Email::new(policy.clone())));
+    actions.register(Arc::new(crate::action::ssh::Ssh::new(policy)));
     for p in plugins {
         tracing::info!(plugin = %p.manifest.name, version = %p.manifest.version, "plugin loaded");
         actions.register(Arc::new(p));
@@ -600,6 +614,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         draining: Arc::new(AtomicBool::new(false)),
         sandbox: Some(sandbox.clone()),
         plugin_types: Arc::new(plugin_types),
+        plugin_schemas: Arc::new(plugin_schemas),
     };
     let cancel = CancellationToken::new();
     // the ticker and the notifier sleep until their next deadline or a NOTIFY hint

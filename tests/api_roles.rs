@@ -207,6 +207,13 @@ const CASES: &[Case] = &[
     },
     Case {
         method: "GET",
+        path: "/action",
+        who: Who::Anyone,
+        needs: Needs::Nothing,
+        body: none,
+    },
+    Case {
+        method: "GET",
         path: "/function",
         who: Who::Anyone,
         needs: Needs::Nothing,

@@ -396,3 +396,58 @@ async fn the_dashboard_is_served_and_browsers_are_sent_to_it() {
     }
     m.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn action_schemas_are_served_and_flag_unknown_and_mistyped_fields() {
+    let m = common::start_with(|c| {
+        c.plugins_dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/plugins"));
+    })
+    .await;
+    let (s, actions) = m.get("alice", "/action").await;
+    assert_eq!(s, 200);
+    let find = |n: &str| {
+        actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("no action {n} in {actions}"))
+    };
+    assert_eq!(find("email")["kind"], "builtin");
+    assert!(find("email")["schema"]["properties"]["smtp_hostname"].is_object());
+    assert!(
+        find("ssh")["schema"]["required"]
+            .to_string()
+            .contains("target")
+    );
+    assert_eq!(find("greet")["kind"], "plugin");
+    assert!(
+        find("greet")["schema"].is_object(),
+        "the plugin's config_schema"
+    );
+
+    let source = "name: mailer\ndescription: sends a mail\ntitle_format: mail run\nsteps:\n  m:\n    action:\n      type: email\n      configuration:\n        smtp_hostname: mail.example.com\n        from_address: a@example.com\n        to: 42\n        subjekt: hello\n        body: hi\n";
+    let (s, r) = m
+        .post("alice", "/template/validate", &json!({"source": source}))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(r["valid"], true, "warnings only: {r}");
+    let problems = r["problems"].as_array().unwrap();
+    let to = problems
+        .iter()
+        .find(|p| p["path"] == "steps.m.action.configuration.to")
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(to["severity"], "warning");
+    assert_eq!(to["line"], 11);
+    let unknown = problems
+        .iter()
+        .find(|p| p["path"] == "steps.m.action.configuration.subjekt")
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(unknown["line"], 12);
+    assert!(
+        unknown["message"].as_str().unwrap().contains("subject"),
+        "{unknown}"
+    );
+    m.stop().await;
+}

@@ -23,6 +23,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/template/plan"),
     ("get", "/resolution/{id}/step/{name}/log"),
     ("get", "/function"),
+    ("get", "/action"),
     ("get", "/function/{name}"),
     ("get", "/metrics"),
     ("put", "/resolution/{id}"),

@@ -17,7 +17,9 @@ pub mod log;
 pub mod notify;
 pub mod ping;
 pub mod plugin;
+pub mod schema;
 pub mod script;
+pub mod ssh;
 pub mod subtask;
 pub mod tag;
 
@@ -157,6 +159,7 @@ impl Registry {
         r.register(Arc::new(tag::Tag));
         r.register(Arc::new(email::Email::default()));
         r.register(Arc::new(notify::Notify));
+        r.register(Arc::new(ssh::Ssh::default()));
         r
     }
 

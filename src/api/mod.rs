@@ -7,6 +7,7 @@
 //! mistake, and a 5xx body never carries the cause); bodies are limited to
 //! `MUTASK_MAX_BODY_BYTES`.
 
+pub mod action;
 pub mod auth;
 pub mod batch;
 pub mod body;
@@ -64,6 +65,9 @@ pub struct AppState {
     pub sandbox: Option<crate::sandbox::SandboxPool>,
     /// Action types of the loaded plugins (template validation).
     pub plugin_types: Arc<std::collections::HashSet<String>>,
+    /// Plugin name → (description, configuration schema), for `GET /action`.
+    pub plugin_schemas:
+        Arc<std::collections::BTreeMap<String, (String, Option<serde_json::Value>)>>,
 }
 
 impl FromRef<AppState> for Arc<Auth> {
@@ -130,6 +134,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/template/plan", axum::routing::post(template::plan))
         .route("/function", get(function::list))
+        .route("/action", get(action::list))
         .route("/function/{name}", get(function::get))
         .route("/task", axum::routing::post(task::create))
         .route("/task/{id}", get(task::get))

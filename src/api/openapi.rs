@@ -68,6 +68,7 @@ and `/docs` need HTTP Basic credentials (`MUTASK_BASIC_AUTH`) or the `x-remote-u
         super::template::plan,
         super::step_log::get,
         super::function::list,
+        super::action::list,
         super::function::get,
         super::metrics::metrics,
         super::resolution::update,

@@ -481,7 +481,15 @@ impl Notifier {
     /// Records an `OVERDUE` event for each unfinished task older than its template's
     /// `expected_duration` (once per task).
     pub async fn find_overdue(&self) -> Result<usize, StoreError> {
+        Ok(self.scan_overdue().await?.0)
+    }
+
+    /// [`find_overdue`](Self::find_overdue), also answering the earliest deadline still to come.
+    async fn scan_overdue(
+        &self,
+    ) -> Result<(usize, Option<chrono::DateTime<chrono::Utc>>), StoreError> {
         let now = chrono::Utc::now();
+        let mut next: Option<chrono::DateTime<chrono::Utc>> = None;
         let mut n = 0;
         for (task, template, state, created, expected) in
             store::notification::overdue_candidates(&self.store, 200).await?
@@ -492,14 +500,17 @@ impl Notifier {
             let Ok(d) = chrono::Duration::from_std(d) else {
                 continue;
             };
-            if created + d < now
-                && store::notification::mark_overdue(&self.store, task, &template, &state).await?
-            {
+            let deadline = created + d;
+            if deadline >= now {
+                next = Some(next.map_or(deadline, |x| x.min(deadline)));
+                continue;
+            }
+            if store::notification::mark_overdue(&self.store, task, &template, &state).await? {
                 tracing::warn!(%task, %template, %expected, "task runs longer than its expected_duration");
                 n += 1;
             }
         }
-        Ok(n)
+        Ok((n, next))
     }
 
     /// Expands new events and sends due notifications once.
@@ -562,11 +573,24 @@ impl Notifier {
     ) {
         let mut last_gc = std::time::Instant::now();
         let mut last_overdue: Option<std::time::Instant> = None;
+        // the earliest expected_duration deadline seen by the last scan
+        let mut next_overdue: Option<chrono::DateTime<chrono::Utc>> = None;
+        let mut woken = false;
+        // a task event came while a scan was too recent: scan once 5 s have passed
+        let mut scan_pending = false;
         loop {
-            if !self.backends.is_empty() && last_overdue.is_none_or(|t| t.elapsed() >= max_sleep) {
+            // scan for overdue tasks every `max_sleep`, when a known deadline passes, and after
+            // task events (a new task may have a short deadline) at most every 5 s
+            scan_pending |= woken;
+            let scan = last_overdue.is_none_or(|t| {
+                t.elapsed() >= max_sleep || (scan_pending && t.elapsed() >= Duration::from_secs(5))
+            }) || next_overdue.is_some_and(|d| d <= chrono::Utc::now());
+            if !self.backends.is_empty() && scan {
                 last_overdue = Some(std::time::Instant::now());
-                if let Err(e) = self.find_overdue().await {
-                    tracing::warn!(error = %e, "looking for overdue tasks failed");
+                scan_pending = false;
+                match self.scan_overdue().await {
+                    Ok((_, next)) => next_overdue = next,
+                    Err(e) => tracing::warn!(error = %e, "looking for overdue tasks failed"),
                 }
             }
             let sleep = match self.tick().await {
@@ -588,17 +612,30 @@ impl Notifier {
                     }
                 },
             };
+            let sleep = match (scan_pending && !self.backends.is_empty(), last_overdue) {
+                (true, Some(t)) => sleep.min(Duration::from_secs(5).saturating_sub(t.elapsed())),
+                _ => sleep,
+            };
+            let sleep = match next_overdue {
+                Some(d) => sleep.min(
+                    (d - chrono::Utc::now())
+                        .to_std()
+                        .unwrap_or_default()
+                        .max(Duration::from_millis(200)),
+                ),
+                None => sleep,
+            };
             if last_gc.elapsed() > Duration::from_secs(3600) {
                 last_gc = std::time::Instant::now();
                 if let Err(e) = store::notification::collect(&self.store).await {
                     tracing::warn!(error = %e, "collecting old notifications failed");
                 }
             }
-            tokio::select! {
+            woken = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(sleep) => {}
-            }
+                _ = wake.notified() => true,
+                _ = tokio::time::sleep(sleep) => false,
+            };
         }
     }
 }

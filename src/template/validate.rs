@@ -563,6 +563,28 @@ impl<'t> TemplateValidator<'t, '_> {
         }
         // Sub-task templates must exist.
         self.subtask_reference(&ap, &step.action);
+        self.config_fields(&ap, &step.action);
+    }
+
+    /// Unknown fields and mistyped literal values of a builtin action's configuration (its
+    /// base configuration underneath) are reported as warnings ([`crate::action::schema`]).
+    fn config_fields(&mut self, ap: &str, ex: &Executor) {
+        let Some(schema) = crate::action::schema::builtin(&ex.action_type) else {
+            return;
+        };
+        let mut config = ex.configuration.clone();
+        if let Some(base) = &ex.base_configuration
+            && let Some(b) = self.t.base_configurations.get(base)
+        {
+            config = crate::engine::step::merge(b, &config);
+        }
+        let cp = join_key(ap, "configuration");
+        for (field, message) in crate::action::schema::check(&schema, &config) {
+            self.warn(
+                join_key(&cp, &field),
+                format!("{} action: {message}", ex.action_type),
+            );
+        }
     }
 
     fn subtask_reference(&mut self, ap: &str, ex: &Executor) {

@@ -178,6 +178,29 @@ await scenario('step-log', { width: 1280, height: 800 }, async (page) => {
   await page.screenshot({ path: join(out, '10-step-log.png'), fullPage: true });
 });
 
+await scenario('schedules', { width: 1280, height: 800 }, async (page) => {
+  await signIn(page, 'admin');
+  await page.getByRole('link', { name: 'Schedules' }).click();
+  await page.getByTestId('no-schedules').waitFor();
+  await page.locator('input[name="schedule-name"]').fill('nightly-hello');
+  await page.locator('select[name="schedule-template"]').selectOption('hello-world');
+  await page.locator('input[name="schedule-when"]').fill('daily@02:30');
+  await page.locator('textarea[name="schedule-input"]').fill('{"name": "night"}');
+  await page.getByRole('button', { name: 'Create schedule' }).click();
+  const row = page.locator('tr[data-schedule="nightly-hello"]');
+  await row.waitFor();
+  check((await row.innerText()).includes('daily@02:30'), 'the schedule is listed');
+  await row.getByRole('button', { name: 'Pause' }).click();
+  await row.filter({ hasText: '(paused)' }).waitFor();
+  // a bad calendar is refused with the API's message
+  await page.locator('input[name="schedule-name"]').fill('broken');
+  await page.locator('select[name="schedule-template"]').selectOption('hello-world');
+  await page.locator('input[name="schedule-when"]').fill('sometimes@noon');
+  await page.getByRole('button', { name: 'Create schedule' }).click();
+  await page.locator('form[aria-label="new schedule"] .error').waitFor();
+  await page.screenshot({ path: join(out, '11-schedules.png'), fullPage: true });
+});
+
 await scenario('phone-width', { width: 390, height: 844 }, async (page) => {
   await signIn(page, 'alice');
   await page.getByRole('link', { name: 'Ship billing to production' }).waitFor();

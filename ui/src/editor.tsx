@@ -57,30 +57,18 @@ const STEP_KEYS = ['description', 'action', 'pre_hook', 'dependencies', 'conditi
   'retry_pattern', 'max_retries', 'idempotent', 'json_schema', 'resources', 'timeout'];
 const INPUT_KEYS = ['name', 'description', 'type', 'regex', 'legal_values', 'collection', 'optional', 'default', 'hidden'];
 const ACTION_KEYS = ['type', 'configuration', 'base_configuration', 'output'];
-const ACTION_TYPES = ['echo', 'script', 'http', 'email', 'notify', 'subtask', 'batch', 'callback', 'ping', 'tag'];
-const CONFIG_KEYS: Record<string, string[]> = {
-  echo: ['output', 'metadata', 'error_message', 'error_type'],
-  script: ['file_path', 'argv', 'timeout', 'stdin', 'last_line_not_json', 'allow_exit_non_zero', 'environment'],
-  http: ['url', 'method', 'headers', 'body', 'query_parameters', 'timeout', 'auth', 'follow_redirect', 'insecure_skip_verify', 'root_ca'],
-  subtask: ['template', 'input', 'resolver_usernames', 'resolver_groups', 'watcher_usernames', 'watcher_groups', 'delay', 'tags'],
-  batch: ['template', 'inputs', 'json_inputs', 'common_input', 'sub_batch_size', 'tags'],
-  callback: ['action', 'schema'],
-  ping: ['hostname', 'port', 'timeout'],
-  tag: ['tags'],
-  email: ['smtp_hostname', 'smtp_port', 'smtp_username', 'smtp_password', 'smtp_tls', 'smtp_skip_tls_verify', 'smtp_root_ca',
-    'from_address', 'from_name', 'to', 'cc', 'bcc', 'reply_to', 'subject', 'body', 'html', 'timeout'],
-  notify: ['message', 'fields', 'backends', 'level'],
-};
+interface ActionType { name: string; kind: string; description: string; schema: { properties?: Record<string, { description?: string }> } | null }
 
 /** Completion of keys and action types, from the indentation context of the cursor. */
-function completer(functions: string[]) {
+function completer(actions: ActionType[]) {
+  const configKeys = (type: string) => Object.entries(actions.find((a) => a.name === type)?.schema?.properties ?? {});
   return (ctx: CompletionContext): CompletionResult | null => {
     const word = ctx.matchBefore(/[\w.-]*/);
     if (!word || (word.from === word.to && !ctx.explicit)) return null;
     const line = ctx.state.doc.lineAt(ctx.pos);
     const before = line.text.slice(0, word.from - line.from);
     if (/type:\s*$/.test(before)) {
-      return { from: word.from, options: [...ACTION_TYPES, ...functions].map((t) => ({ label: t, type: 'enum' })) };
+      return { from: word.from, options: actions.map((a) => ({ label: a.name, type: 'enum', detail: a.kind, info: a.description || undefined })) };
     }
     if (before.trim() !== '' && before.trim() !== '-') return null;
     const indent = before.replace(/-\s*$/, '  ').length;
@@ -105,7 +93,7 @@ function completer(functions: string[]) {
         const m = /^\s*type:\s*([\w-]+)/.exec(ctx.state.doc.line(n).text);
         if (m) { type = m[1]; break; }
       }
-      keys = CONFIG_KEYS[type] ?? [];
+      return { from: word.from, options: configKeys(type).map(([k, p]) => ({ label: k, type: 'property', apply: k + ': ', info: p.description })) };
     } else if ((p[0] === 'inputs' || p[0] === 'resolver_inputs') && p.length === 1) keys = INPUT_KEYS;
     else if (p.length > 0) return null;
     return { from: word.from, options: keys.map((k) => ({ label: k, type: 'property', apply: k + ': ' })) };
@@ -152,8 +140,8 @@ export function Editor(props: { name?: string; meta: Meta }) {
           setError((e as Error).message);
         }
       }
-      let functions: string[] = [];
-      try { functions = (await get<{ name: string }[]>('/function')).map((f) => f.name); } catch { /* none */ }
+      let actions: ActionType[] = [];
+      try { actions = await get<ActionType[]>('/action'); } catch { /* no completion of action types */ }
       if (cancelled || !host.current) return;
       const validate = linter(async (view) => {
         try {
@@ -173,7 +161,7 @@ export function Editor(props: { name?: string; meta: Meta }) {
           doc: text,
           extensions: [lineNumbers(), history(), highlightActiveLine(), indentOnInput(), bracketMatching(),
             syntaxHighlighting(defaultHighlightStyle), yaml(), lintGutter(), validate,
-            autocompletion({ override: [completer(functions)] }),
+            autocompletion({ override: [completer(actions)] }),
             keymap.of([...defaultKeymap, ...historyKeymap, indentWithTab]),
             EditorView.contentAttributes.of({ 'aria-label': 'template YAML' })],
         }),

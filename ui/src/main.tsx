@@ -6,6 +6,7 @@ import { TaskList, NewTask } from './tasks';
 import { TaskDetail } from './task';
 import { TemplateList, TemplateDetail } from './templates';
 import { Editor } from './editor';
+import { Schedules } from './automation';
 import './style.css';
 
 function useRoute(): string[] {
@@ -64,6 +65,7 @@ function App() {
     case 'templates': body = <TemplateList meta={meta} />; break;
     case 'template': body = <TemplateDetail name={rest[0]} meta={meta} />; break;
     case 'editor': body = <Editor name={rest[0]} meta={meta} />; break;
+    case 'schedules': body = <Schedules meta={meta} />; break;
     case 'tasks': body = <TaskList meta={meta} />; break;
     default: body = <p class="error">No such page: {page}</p>;
   }
@@ -74,6 +76,7 @@ function App() {
           <a href="#/tasks" class="brand">mutask</a>
           <a href="#/tasks" aria-current={page === 'tasks' ? 'page' : undefined}>Tasks</a>
           <a href="#/templates" aria-current={page === 'templates' || page === 'template' || page === 'new' ? 'page' : undefined}>Templates</a>
+          <a href="#/schedules" aria-current={page === 'schedules' ? 'page' : undefined}>Schedules</a>
           <a href="#/editor" aria-current={page === 'editor' ? 'page' : undefined}>Editor</a>
         </nav>
         <span class="who" data-testid="whoami">{meta.username}{meta.user_is_admin ? ' (admin)' : ''} · <button class="link" onClick={signOut}>Sign out</button></span>

@@ -19,6 +19,7 @@ export function TaskList(props: { meta: Meta }) {
   const [state, setState] = useState(params.get('state') ?? '');
   const [template, setTemplate] = useState(params.get('template') ?? '');
   const [search, setSearch] = useState('');
+  const [tag, setTag] = useState(params.get('tag') ?? '');
   const [pages, setPages] = useState<string[]>([]); // `last` ids of the pages before this one
   const [tasks, setTasks] = useState<Task[] | null>(null);
   const [more, setMore] = useState(false);
@@ -31,8 +32,10 @@ export function TaskList(props: { meta: Meta }) {
   useEffect(() => { get<Template[]>('/template').then(setTemplates).catch(() => {}); }, []);
   const load = async () => {
     const q = new URLSearchParams({ type: scope, page_size: String(pageSize + 1) });
+    // tag filters: key=value (the API's `tag` parameter)
     if (state) q.set('state', state);
     if (template) q.set('template', template);
+    if (/^[^=]+=.*$/.test(tag)) q.set('tag', tag);
     const last = pages[pages.length - 1];
     if (last) q.set('last', last);
     try {
@@ -46,12 +49,12 @@ export function TaskList(props: { meta: Meta }) {
       setError((e as Error).message);
     }
   };
-  useEffect(() => { load(); }, [scope, state, template, pages.join(',')]);
+  useEffect(() => { load(); }, [scope, state, template, tag, pages.join(',')]);
   useEffect(() => {
     if (!auto) return;
     const t = setInterval(load, 5000);
     return () => clearInterval(t);
-  }, [auto, scope, state, template, pages.join(',')]);
+  }, [auto, scope, state, template, tag, pages.join(',')]);
 
   const shown = useMemo(() => (tasks ?? []).filter((t) => !search || t.title.toLowerCase().includes(search.toLowerCase())), [tasks, search]);
   const resetPaging = () => setPages([]);
@@ -85,6 +88,7 @@ export function TaskList(props: { meta: Meta }) {
             {templates.map((t) => <option key={t.name} value={t.name}>{t.name}</option>)}
           </select>
         </label>
+        <label>Tag <input name="tag" placeholder="key=value" value={tag} onChange={(e) => { setTag((e.target as HTMLInputElement).value); resetPaging(); }} /></label>
         <label>Title <input type="search" name="search" placeholder="search this page" value={search} onInput={(e) => setSearch((e.target as HTMLInputElement).value)} /></label>
         <label><input type="checkbox" checked={auto} onChange={(e) => setAuto((e.target as HTMLInputElement).checked)} /> auto-refresh</label>
         <a href="#/templates"><button class="primary">New task…</button></a>
