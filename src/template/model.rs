@@ -104,11 +104,24 @@ pub const CONDITION_THEN_STATES: &[&str] = &[
     STATE_CLIENT_ERROR,
 ];
 
-/// Builtin action types known to mutask.
+/// Builtin action types known to mutask (each one has an implementation in `src/action/`).
 pub const BUILTIN_ACTION_TYPES: &[&str] = &[
     "echo", "script", "http", "ssh", "email", "subtask", "batch", "callback", "notify", "ping",
-    "tag", "cache", "apiovh",
+    "tag",
 ];
+
+/// µTask action types mutask does not provide, and what to use instead.
+pub fn unsupported_action(action_type: &str) -> Option<&'static str> {
+    match action_type {
+        "apiovh" => Some(
+            "µTask's OVHcloud API action is not part of mutask: call the API with `http` (or a plugin)",
+        ),
+        "cache" => Some(
+            "µTask's `cache` action is not part of mutask: keep values in a step's output, or use a plugin",
+        ),
+        _ => None,
+    }
+}
 
 /// Keys accepted after `.task.` in template strings. µTask's lint list, plus `resolver_groups`
 /// and `last_activity` which exist at run time (µTask's lint wrongly refuses them).

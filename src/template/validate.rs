@@ -1135,13 +1135,14 @@ fn check_executor(
                     .last()
                     .map(|f| format!("function {:?}: ", f.name))
                     .unwrap_or_default();
-                problems.push(Problem::error(
-                    tp.clone(),
-                    format!(
+                let message = match crate::template::model::unsupported_action(&chain.final_type) {
+                    Some(why) => format!("Invalid executor action: {via}{why}"),
+                    None => format!(
                         "Invalid executor action: {via}unknown action type {:?} (not a builtin action, a plugin or a function)",
                         chain.final_type
                     ),
-                ));
+                };
+                problems.push(Problem::error(tp.clone(), message));
             }
             // Each level's configuration must provide the next function's arguments.
             let mut config = &ex.configuration;
@@ -1749,6 +1750,16 @@ mod tests {
     }
 
     const HEAD: &str = "name: tpl\ndescription: a test\ntitle_format: a title\n";
+
+    #[test]
+    fn utask_actions_mutask_lacks_are_refused_with_a_way_out() {
+        let t = tpl(&format!(
+            "{HEAD}steps:\n  a:\n    action: {{type: apiovh}}\n  b:\n    action: {{type: cache}}\n"
+        ));
+        let e = errors(&t).join("\n");
+        assert!(e.contains("steps.a.action.type") && e.contains("with `http`"), "{e}");
+        assert!(e.contains("steps.b.action.type") && e.contains("`cache`"), "{e}");
+    }
 
     #[test]
     fn minimal_template_is_valid() {
