@@ -7,87 +7,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use common::proc::Inst;
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_mutask");
-
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fault")
-}
-
-struct Inst {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Inst {
-    fn start(db_url: &str, key: &str, dir: &Path, name: &str) -> Inst {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.join(format!("{name}-{port}.log"));
-        let f = std::fs::File::create(&log).unwrap();
-        let child = Command::new(BIN)
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("MUTASK_DATABASE_URL", db_url)
-            .env("MUTASK_ENCRYPTION_KEYS", key)
-            .env("MUTASK_BASIC_AUTH", "admin:pw")
-            .env("MUTASK_ADMIN_USERNAMES", "admin")
-            .env("MUTASK_DATA_DIR", dir.join(name))
-            .env("MUTASK_LISTEN", format!("127.0.0.1:{port}"))
-            .env("MUTASK_TEMPLATES_DIR", fixture().join("templates"))
-            .env("MUTASK_SCRIPTS_DIR", fixture().join("scripts"))
-            .env("MUTASK_FUNCTIONS_DIR", dir.join("nofunctions"))
-            .env("MUTASK_LEASE_SECONDS", "3")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .spawn()
-            .unwrap();
-        Inst { child, port, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
-    }
-
-    async fn ready(&mut self) {
-        let client = common::http();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                panic!(
-                    "instance exited early ({s}):\n{}",
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
-            }
-            if let Ok(r) = client.get(self.url("/unsecured/mon/ready")).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "instance not ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn kill9(mut self) {
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
-        let _ = self.child.wait();
-    }
-}
 
 async fn create(client: &reqwest::Client, url: &str, template: &str, log: &Path) -> String {
     let r = client
@@ -155,7 +79,7 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
             Inst::start(&db.url, &key, dir.path(), "b"),
         ];
         for i in insts.iter_mut() {
-            i.ready().await;
+            i.ready(Duration::from_secs(60)).await;
         }
         // tasks are created through the survivor while both instances claim them; the victim
         // dies at a random moment of that run
@@ -185,7 +109,7 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         f.kills += 1;
         let ids = creator.await.unwrap();
         let mut again = Inst::start(&db.url, &key, dir.path(), name);
-        again.ready().await;
+        again.ready(Duration::from_secs(60)).await;
         insts.push(again);
         // everything settles
         let deadline = Instant::now() + Duration::from_secs(120);

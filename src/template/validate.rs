@@ -1757,8 +1757,14 @@ mod tests {
             "{HEAD}steps:\n  a:\n    action: {{type: apiovh}}\n  b:\n    action: {{type: cache}}\n"
         ));
         let e = errors(&t).join("\n");
-        assert!(e.contains("steps.a.action.type") && e.contains("with `http`"), "{e}");
-        assert!(e.contains("steps.b.action.type") && e.contains("`cache`"), "{e}");
+        assert!(
+            e.contains("steps.a.action.type") && e.contains("with `http`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("steps.b.action.type") && e.contains("`cache`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! helpers, and a scan of every column of every table for a value.
 #![allow(dead_code)]
 
+pub mod proc;
 pub mod smtp;
 
 use std::path::PathBuf;
