@@ -123,6 +123,27 @@ const CASES: &[Case] = &[
     },
     Case {
         method: "GET",
+        path: "/ui",
+        who: Who::Public,
+        needs: Needs::Nothing,
+        body: none,
+    },
+    Case {
+        method: "GET",
+        path: "/ui/",
+        who: Who::Public,
+        needs: Needs::Nothing,
+        body: none,
+    },
+    Case {
+        method: "GET",
+        path: "/ui/{path}",
+        who: Who::Public,
+        needs: Needs::Nothing,
+        body: none,
+    },
+    Case {
+        method: "GET",
         path: "/unsecured/mon/ping",
         who: Who::Public,
         needs: Needs::Nothing,
@@ -644,6 +665,7 @@ fn concrete(path: &str, f: Option<&Fixture>, token: &str) -> String {
     let mut p = path
         .replace("{name}", &step_or_template)
         .replace("{file}", "index.html")
+        .replace("{path}", "index.html")
         .replace("{commentid}", f.map_or("x", |f| f.comment.as_str()));
     let id = if path.starts_with("/resolution") {
         f.and_then(|f| f.resolution.clone()).unwrap_or_default()

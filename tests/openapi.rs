@@ -73,6 +73,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/docs"),
     ("get", "/docs/"),
     ("get", "/docs/{file}"),
+    ("get", "/ui"),
+    ("get", "/ui/"),
+    ("get", "/ui/{path}"),
 ];
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "head", "options"];
@@ -171,6 +174,7 @@ fn spec_is_openapi_31_and_documents_every_route() {
         );
         let secured = !path.starts_with("/unsecured/")
             && !path.starts_with("/docs")
+            && !path.starts_with("/ui")
             && path != "/metrics"
             && (method.as_str(), path.as_str()) != ("post", "/webhook/{name}");
         assert_eq!(

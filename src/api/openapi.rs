@@ -44,6 +44,9 @@ const NO_INTERNAL_ERROR: &[&str] = &[
     "docs_redirect",
     "docs_index",
     "docs_asset",
+    "ui_redirect",
+    "ui_index",
+    "ui_file",
 ];
 
 /// The OpenAPI document of mutask's HTTP API.
@@ -118,6 +121,9 @@ and `/docs` need HTTP Basic credentials (`MUTASK_BASIC_AUTH`) or the `x-remote-u
         docs_redirect,
         docs_index,
         docs_asset,
+        super::ui::redirect,
+        super::ui::index,
+        super::ui::file,
     ),
     components(schemas(ErrorBody, TaskStateSchema, ResolutionStateSchema)),
     modifiers(&Common),
@@ -134,6 +140,7 @@ and `/docs` need HTTP Basic credentials (`MUTASK_BASIC_AUTH`) or the `x-remote-u
         (name = "callback", description = "Callback URLs handed out by the `callback` action."),
         (name = "health", description = "Liveness and readiness probes."),
         (name = "docs", description = "This document and its interactive UI."),
+        (name = "ui", description = "The dashboard and template editor (static files; the app uses this API)."),
     )
 )]
 pub struct ApiDoc;
@@ -236,6 +243,7 @@ impl Modify for Common {
         for (path, item) in doc.paths.paths.iter_mut() {
             let secured = !path.starts_with("/unsecured/")
                 && !path.starts_with(DOCS_PATH)
+                && !path.starts_with("/ui")
                 && path != "/metrics";
             let ops = [
                 &mut item.get,

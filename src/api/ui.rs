@@ -61,17 +61,45 @@ fn serve(path: &str) -> Response {
         .into_response()
 }
 
-/// `GET /ui`: to `/ui/`.
+/// The dashboard (redirects to `/ui/`).
+#[utoipa::path(
+    get,
+    path = "/ui",
+    tag = "ui",
+    operation_id = "ui_redirect",
+    responses((status = 308, description = "To `/ui/`.", headers(("location" = String, description = "`/ui/`")))),
+)]
 pub async fn redirect() -> Response {
     (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, "/ui/")]).into_response()
 }
 
-/// `GET /ui/`: the app.
+/// The dashboard and template editor (a single-page app signing in through the API).
+#[utoipa::path(
+    get,
+    path = "/ui/",
+    tag = "ui",
+    operation_id = "ui_index",
+    responses(
+        (status = 200, description = "The app's page.", content_type = "text/html", body = String),
+        (status = 404, description = "The UI is not built into this binary.", content_type = "text/plain", body = String),
+    ),
+)]
 pub async fn index() -> Response {
     serve("index.html")
 }
 
-/// `GET /ui/{*path}`: a file of the app, or the app itself for its own routes.
+/// A file of the app (`assets/…`, cached for a year), or the app's page for its own routes.
+#[utoipa::path(
+    get,
+    path = "/ui/{path}",
+    tag = "ui",
+    operation_id = "ui_file",
+    params(("path" = String, Path, description = "A file of the app (`assets/index-….js`) or one of its routes.")),
+    responses(
+        (status = 200, description = "The file, or the app's page.", content_type = "application/octet-stream", body = String),
+        (status = 404, description = "No such asset.", content_type = "text/plain", body = String),
+    ),
+)]
 pub async fn file(Path(path): Path<String>) -> Response {
     serve(&path)
 }
