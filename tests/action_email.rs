@@ -4,33 +4,17 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::smtp;
 use mutask::action::email::Email;
 use mutask::action::http::NetworkPolicy;
-use mutask::action::{Action, ActionEnv, ActionError, ActionRequest, ActionResult, Registry};
-use mutask::domain::{ResolutionId, TaskId};
+use mutask::action::{Action, ActionError, ActionResult, Registry};
 use serde_json::{Value, json};
-
-fn request(config: Value) -> ActionRequest {
-    ActionRequest {
-        step_name: "mail".into(),
-        task_id: TaskId::new(),
-        resolution_id: ResolutionId::new(),
-        requester_username: "alice".into(),
-        config,
-        previous_output: None,
-        previous_metadata: None,
-        env: Arc::new(ActionEnv::default()),
-        log: Default::default(),
-    }
-}
 
 async fn send(config: Value) -> ActionResult {
     Email::new(NetworkPolicy::with_allow_list(["127.0.0.1"]).unwrap())
-        .run(request(config))
+        .run(common::action_request(config, Default::default()))
         .await
 }
 
@@ -186,7 +170,10 @@ async fn refusals_map_to_step_states() {
     let r = Registry::builtin()
         .get("email")
         .unwrap()
-        .run(request(config(sink.addr.port())))
+        .run(common::action_request(
+            config(sink.addr.port()),
+            Default::default(),
+        ))
         .await;
     assert!(
         matches!(&r.error, Some(ActionError::Client(m)) if m.contains("127.0.0.1")),

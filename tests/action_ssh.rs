@@ -6,14 +6,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mutask::action::http::NetworkPolicy;
 use mutask::action::log::{StepLog, Stream};
 use mutask::action::ssh::Ssh;
-use mutask::action::{Action, ActionEnv, ActionError, ActionRequest, ActionResult, Registry};
-use mutask::domain::{ResolutionId, TaskId};
+use mutask::action::{Action, ActionError, ActionResult, Registry};
 use serde_json::{Value, json};
 
 struct Sshd {
@@ -155,23 +153,9 @@ impl Sshd {
     }
 }
 
-fn request(config: Value, log: StepLog) -> ActionRequest {
-    ActionRequest {
-        step_name: "remote".into(),
-        task_id: TaskId::new(),
-        resolution_id: ResolutionId::new(),
-        requester_username: "alice".into(),
-        config,
-        previous_output: None,
-        previous_metadata: None,
-        env: Arc::new(ActionEnv::default()),
-        log,
-    }
-}
-
 async fn run(config: Value) -> ActionResult {
     Ssh::new(NetworkPolicy::with_allow_list(["127.0.0.1"]).unwrap())
-        .run(request(config, StepLog::discard()))
+        .run(common::action_request(config, StepLog::discard()))
         .await
 }
 
@@ -184,7 +168,7 @@ async fn a_script_runs_with_values_as_data_and_a_result() {
     c["result"] = json!({"value": "printf '%s' \"$VALUE\"", "kernel": "uname -s"});
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let r = Ssh::new(NetworkPolicy::with_allow_list(["127.0.0.1"]).unwrap())
-        .run(request(c, StepLog::new(tx)))
+        .run(common::action_request(c, StepLog::new(tx)))
         .await;
     assert_eq!(r.error, None, "{r:?}");
     let out = r.output.unwrap();
@@ -285,7 +269,10 @@ async fn host_keys_keys_and_exit_codes_decide_the_state() {
     let r = Registry::builtin()
         .get("ssh")
         .unwrap()
-        .run(request(s.config("exit 0\n"), StepLog::discard()))
+        .run(common::action_request(
+            s.config("exit 0\n"),
+            StepLog::discard(),
+        ))
         .await;
     assert!(
         matches!(&r.error, Some(ActionError::Client(m)) if m.contains("loopback")),

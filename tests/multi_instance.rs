@@ -6,100 +6,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use common::proc::Inst;
+use nix::sys::signal::Signal;
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_mutask");
-
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fault")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Inst {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Inst {
-    fn start(db_url: &str, key: &str, dir: &Path, name: &str) -> Inst {
-        Self::start_with_lease(db_url, key, dir, name, 3)
-    }
-
-    fn start_with_lease(db_url: &str, key: &str, dir: &Path, name: &str, lease: u64) -> Inst {
-        let port = free_port();
-        let log = dir.join(format!("{name}.log"));
-        let f = std::fs::File::create(&log).unwrap();
-        let child = Command::new(BIN)
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("MUTASK_DATABASE_URL", db_url)
-            .env("MUTASK_ENCRYPTION_KEYS", key)
-            .env("MUTASK_BASIC_AUTH", "admin:pw")
-            .env("MUTASK_ADMIN_USERNAMES", "admin")
-            .env("MUTASK_DATA_DIR", dir.join(name))
-            .env("MUTASK_LISTEN", format!("127.0.0.1:{port}"))
-            .env("MUTASK_TEMPLATES_DIR", fixture().join("templates"))
-            .env("MUTASK_SCRIPTS_DIR", fixture().join("scripts"))
-            .env("MUTASK_FUNCTIONS_DIR", dir.join("nofunctions"))
-            .env("MUTASK_LEASE_SECONDS", lease.to_string())
-            .env("RUST_LOG", "info,mutask=debug")
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .spawn()
-            .unwrap();
-        Inst { child, port, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn ready(&mut self) {
-        let client = common::http();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                panic!("instance exited early ({s}):\n{}", self.log());
-            }
-            if let Ok(r) = client.get(self.url("/unsecured/mon/ready")).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "not ready:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn signal(&self, s: Signal) {
-        kill(Pid::from_raw(self.child.id() as i32), s).unwrap();
-    }
-
-    fn stop(mut self) {
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
-        let _ = self.child.wait();
-    }
-}
 
 async fn create(i: &Inst, template: &str, log: &Path, sleep: u64) -> String {
     let r = common::http()
@@ -167,7 +79,7 @@ async fn killed_instance_work_is_recovered_by_another() {
     let key = key();
     let log = dir.path().join("executions.log");
     let mut a = Inst::start(&db.url, &key, dir.path(), "a");
-    a.ready().await;
+    a.ready(Duration::from_secs(60)).await;
     let mut idem = Vec::new();
     let mut once = Vec::new();
     for _ in 0..4 {
@@ -194,7 +106,7 @@ async fn killed_instance_work_is_recovered_by_another() {
     a.stop();
 
     let mut b = Inst::start(&db.url, &key, dir.path(), "b");
-    b.ready().await;
+    b.ready(Duration::from_secs(60)).await;
     let all: Vec<String> = idem.iter().chain(once.iter()).cloned().collect();
     let done = settle(&b, &all, Duration::from_secs(40)).await;
     for (id, t) in all.iter().zip(done.iter()) {
@@ -226,7 +138,7 @@ async fn a_frozen_instance_cannot_write_after_losing_its_lease() {
     let key = key();
     let log = dir.path().join("executions.log");
     let mut a = Inst::start(&db.url, &key, dir.path(), "a");
-    a.ready().await;
+    a.ready(Duration::from_secs(60)).await;
     let id = create(&a, "record-idempotent", &log, 4).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while runs(&log, &id) < 1 {
@@ -239,7 +151,7 @@ async fn a_frozen_instance_cannot_write_after_losing_its_lease() {
     }
     a.signal(Signal::SIGSTOP);
     let mut b = Inst::start(&db.url, &key, dir.path(), "b");
-    b.ready().await;
+    b.ready(Duration::from_secs(60)).await;
     // B recovers the expired lease and re-runs the idempotent step
     let t = settle(&b, std::slice::from_ref(&id), Duration::from_secs(40)).await;
     assert_eq!(t[0]["state"], "DONE");
@@ -302,7 +214,7 @@ async fn a_postgresql_restart_mid_run_loses_nothing() {
     let log = dir.path().join("executions.log");
     // the lease outlives the outage: the running cycles keep ownership and retry their writes
     let mut a = Inst::start_with_lease(&url, &key, dir.path(), "a", 30);
-    a.ready().await;
+    a.ready(Duration::from_secs(60)).await;
     let mut ids = Vec::new();
     for _ in 0..3 {
         ids.push(create(&a, "record-once", &log, 3).await);

@@ -166,3 +166,21 @@ pub fn http() -> reqwest::Client {
     mutask::install_crypto_provider();
     reqwest::Client::new()
 }
+
+/// A request for an action run outside the engine (the actions' own tests).
+pub fn action_request(
+    config: Value,
+    log: mutask::action::log::StepLog,
+) -> mutask::action::ActionRequest {
+    mutask::action::ActionRequest {
+        step_name: "step".into(),
+        task_id: mutask::domain::TaskId::new(),
+        resolution_id: mutask::domain::ResolutionId::new(),
+        requester_username: "alice".into(),
+        config,
+        previous_output: None,
+        previous_metadata: None,
+        env: std::sync::Arc::new(mutask::action::ActionEnv::default()),
+        log,
+    }
+}

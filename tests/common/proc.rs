@@ -25,6 +25,11 @@ pub struct Inst {
 impl Inst {
     /// Starts an instance with the fault fixtures and a 3 s lease; admin:pw.
     pub fn start(db_url: &str, key: &str, dir: &Path, name: &str) -> Inst {
+        Self::start_with_lease(db_url, key, dir, name, 3)
+    }
+
+    /// [`Inst::start`] with a lease of `lease` seconds.
+    pub fn start_with_lease(db_url: &str, key: &str, dir: &Path, name: &str, lease: u64) -> Inst {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -45,8 +50,8 @@ impl Inst {
             .env("MUTASK_TEMPLATES_DIR", fixture().join("templates"))
             .env("MUTASK_SCRIPTS_DIR", fixture().join("scripts"))
             .env("MUTASK_FUNCTIONS_DIR", dir.join("nofunctions"))
-            .env("MUTASK_LEASE_SECONDS", "3")
-            .env("RUST_LOG", "warn")
+            .env("MUTASK_LEASE_SECONDS", lease.to_string())
+            .env("RUST_LOG", "info,mutask=debug")
             .stdin(Stdio::null())
             .stdout(f.try_clone().unwrap())
             .stderr(f)
@@ -64,7 +69,7 @@ impl Inst {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
-    pub fn log_text(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -74,11 +79,7 @@ impl Inst {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
-                panic!(
-                    "instance {} exited early ({s}):\n{}",
-                    self.name,
-                    self.log_text()
-                );
+                panic!("instance {} exited early ({s}):\n{}", self.name, self.log());
             }
             if let Ok(r) = client.get(self.url("/unsecured/mon/ready")).send().await
                 && r.status() == 200
@@ -96,6 +97,11 @@ impl Inst {
 
     pub fn signal(&self, s: Signal) {
         let _ = kill(Pid::from_raw(self.child.id() as i32), s);
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn stop(self) {
+        self.kill9();
     }
 
     pub fn kill9(mut self) {
