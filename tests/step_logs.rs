@@ -42,6 +42,13 @@ steps:
       configuration:
         file_path: work.sh
         argv: ["{{.input.token}}"]
+  later:
+    dependencies: [work]
+    action:
+      type: script
+      configuration:
+        file_path: work.sh
+        argv: ["{{.input.token}}"]
 "#,
     )
     .unwrap();
@@ -125,8 +132,9 @@ async fn a_running_scripts_log_is_followed_live_masked_and_sealed() {
     let res = resolution_of(&m, &task).await;
     let path = format!("/resolution/{res}/step/work/log");
 
-    // live: lines arrive while the script sleeps, then `end`
-    let events = follow(&m, &path).await;
+    // live, followed before the step started (it waits for `work`): lines arrive while the
+    // script sleeps, then `end`
+    let events = follow(&m, &format!("/resolution/{res}/step/later/log")).await;
     let texts: Vec<String> = events
         .iter()
         .filter_map(|(_, d)| d["text"].as_str().map(str::to_string))

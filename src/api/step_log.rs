@@ -144,6 +144,17 @@ pub async fn get(
     .into_response())
 }
 
+/// Whether a follower should keep waiting: the step is running, or it has not started yet
+/// (no execution, still TODO) while its resolution can still get to it.
+fn more_may_come(execution: Option<i32>, step: &str, resolution: &str) -> bool {
+    if step == "RUNNING" {
+        return true;
+    }
+    let resolution_stopped =
+        resolution == "DONE" || resolution == "CANCELLED" || resolution.starts_with("BLOCKED_");
+    execution.is_none() && step == "TODO" && !resolution_stopped
+}
+
 /// Longest a live stream stays open.
 const MAX_STREAM: Duration = Duration::from_secs(30 * 60);
 
@@ -210,11 +221,11 @@ fn stream(
                     .collect();
                 return Some((futures_util::stream::iter(events), f));
             }
-            let running = matches!(
-                store::step_log::step_state(&f.state.store, f.res, &f.step).await,
-                Ok(Some(ref s)) if s == "RUNNING"
-            );
-            if !running || f.started.elapsed() > MAX_STREAM {
+            let more = match store::step_log::follow_states(&f.state.store, f.res, &f.step).await {
+                Ok(Some((step, resolution))) => more_may_come(f.execution, &step, &resolution),
+                _ => false,
+            };
+            if !more || f.started.elapsed() > MAX_STREAM {
                 f.done = true;
                 let end = Event::default()
                     .event("end")
@@ -226,4 +237,23 @@ fn stream(
     })
     .flatten();
     Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::more_may_come;
+
+    #[test]
+    fn a_follower_waits_for_a_step_that_has_not_started_while_its_resolution_can_reach_it() {
+        assert!(more_may_come(Some(1), "RUNNING", "RUNNING"));
+        assert!(more_may_come(None, "TODO", "RUNNING"));
+        assert!(more_may_come(None, "TODO", "TO_AUTORUN"));
+        assert!(more_may_come(None, "TODO", "WAITING"));
+        // finished, or nothing will reach it without an operator
+        assert!(!more_may_come(Some(1), "DONE", "RUNNING"));
+        assert!(!more_may_come(None, "DONE", "DONE"));
+        assert!(!more_may_come(None, "TODO", "CANCELLED"));
+        assert!(!more_may_come(None, "TODO", "BLOCKED_TOCHECK"));
+        assert!(!more_may_come(Some(1), "TO_RETRY", "RETRY"));
+    }
 }

@@ -161,3 +161,20 @@ pub async fn step_state(
             .await?,
     )
 }
+
+/// A step's state together with its resolution's, for a live log follower deciding whether
+/// more output can still come. `None` when the step does not exist.
+pub async fn follow_states(
+    store: &Store,
+    res: ResolutionId,
+    step: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT s.state, r.state FROM step s JOIN resolution r ON r.id = s.resolution_id \
+         WHERE s.resolution_id = $1 AND s.name = $2",
+    )
+    .bind(res)
+    .bind(step)
+    .fetch_optional(&store.pool)
+    .await?)
+}
