@@ -59,6 +59,9 @@ impl Action for Echo {
     fn name(&self) -> &'static str {
         "echo"
     }
+    fn has_side_effects(&self) -> bool {
+        false // it only returns its configuration
+    }
 
     fn run(&self, req: ActionRequest) -> BoxFuture<'_, ActionResult> {
         Box::pin(async move { run(&req.config) })

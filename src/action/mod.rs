@@ -137,6 +137,13 @@ pub trait Action: Send + Sync {
     fn name(&self) -> &'static str;
     /// Runs it.
     fn run(&self, req: ActionRequest) -> BoxFuture<'_, ActionResult>;
+    /// Whether running it can be observed outside the step (a request sent, a command run, a
+    /// task created). The engine persists a step as RUNNING before starting an action with
+    /// side effects, so that a crash meanwhile blocks a non-idempotent step for a human check;
+    /// an action without any (running it twice is indistinguishable from once) skips that write.
+    fn has_side_effects(&self) -> bool {
+        true
+    }
 }
 
 /// Action types → implementations.

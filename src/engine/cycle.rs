@@ -94,6 +94,8 @@ struct Cycle<'a> {
     removed: HashSet<String>,
     tags: Map<String, Value>,
     tags_changed: bool,
+    /// The task's `steps_done` as last written (written again only when it changes).
+    written_done: Option<i32>,
     join: JoinSet<(String, Executed)>,
     task_names: HashMap<tokio::task::Id, String>,
 }
@@ -528,10 +530,34 @@ impl Cycle<'_> {
             return Ok(());
         }
         let done = self.steps_done();
+        let changed = (self.written_done != Some(done)).then_some(done);
         let (store, claim) = (&self.engine.store, &self.claim);
-        with_db_retry(|| store_res::write_steps(store, claim, &writes, &removed, Some(done)))
+        with_db_retry(|| store_res::write_steps(store, claim, &writes, &removed, changed))
             .await??;
+        self.written_done = Some(done);
         Ok(())
+    }
+
+    /// Whether a step must be persisted as RUNNING before it starts: its action (through any
+    /// function wrapping it) has side effects, or it runs a pre-hook, or it waits first
+    /// (`execution_delay`, so that the wait shows). Running a step without side effects twice
+    /// after a crash is harmless, so it is written once, with its result.
+    fn marks_running(&self, name: &str) -> bool {
+        let Some(s) = self.res.steps.get(name) else {
+            return true;
+        };
+        if s.def.step.effective_pre_hook(&self.env.functions).is_some()
+            || !s.def.step.execution_delay().is_zero()
+        {
+            return true;
+        }
+        let chain = self.env.functions.chain(&s.def.step.action.action_type);
+        chain.cycle.is_some()
+            || self
+                .env
+                .actions
+                .get(&chain.final_type)
+                .is_none_or(|a| a.has_side_effects())
     }
 
     fn steps_done(&self) -> i32 {
@@ -803,7 +829,6 @@ impl Engine {
                 return Ok(Some(ResolutionState::ToAutorunDelayed));
             }
         };
-        store_res::set_task_state_for(store, id, TaskState::Running).await?;
 
         let templater = Arc::new(Templater::new(
             self.renderer.clone(),
@@ -855,7 +880,11 @@ impl Engine {
         let mut waiting_pass = false;
         loop {
             let starts = c.launch_available();
-            c.persist().await?;
+            // persisted before anything with side effects starts (the RUNNING marks); other
+            // changes ride along with the next write
+            if starts.iter().any(|n| c.marks_running(n)) {
+                c.persist().await?;
+            }
             c.start(starts);
             if c.join.is_empty() {
                 if !waiting_pass {
@@ -900,7 +929,11 @@ impl Engine {
                 }
             };
             c.apply(executed);
-            c.persist().await?;
+            // while other steps run, results are made durable at once; otherwise the next
+            // launch or the end of the cycle writes them (one statement either way)
+            if !c.in_flight.is_empty() {
+                c.persist().await?;
+            }
         }
 
         // end of cycle
@@ -1015,6 +1048,7 @@ impl<'a> Cycle<'a> {
             removed: HashSet::new(),
             tags: Map::new(),
             tags_changed: false,
+            written_done: None,
             join: JoinSet::new(),
             task_names: HashMap::new(),
         }

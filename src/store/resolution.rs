@@ -4,6 +4,8 @@
 //! row with its definition, output, metadata, error and children sealed (AAD
 //! `step.<column>.<resolution id>/<step name>`), so updating one step never rewrites the others.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
@@ -318,8 +320,8 @@ pub enum StartRefused {
     AlreadyDone,
 }
 
-/// Starts a cycle: RUNNING, owned by `owner`, `claim_attempt + 1`, `run_count + 1` — one guarded
-/// UPDATE; refuses CANCELLED, RUNNING and DONE resolutions.
+/// Starts a cycle: RUNNING, owned by `owner`, `claim_attempt + 1`, `run_count + 1`, its task
+/// RUNNING — one guarded statement; refuses CANCELLED, RUNNING and DONE resolutions.
 pub async fn start_cycle(
     store: &super::Store,
     id: ResolutionId,
@@ -327,12 +329,16 @@ pub async fn start_cycle(
     lease: std::time::Duration,
 ) -> Result<Result<(Claim, ResolutionState), StartRefused>, StoreError> {
     let row: Option<(i64, String)> = sqlx::query_as(
-        "UPDATE resolution r SET state = 'RUNNING', owner_instance = $2, claim_attempt = r.claim_attempt + 1,
-                run_count = r.run_count + 1, last_start = now(), updated = now(),
-                lease_expires = now() + make_interval(secs => $3)
-           FROM resolution old
-          WHERE r.id = $1 AND old.id = r.id AND r.state NOT IN ('CANCELLED', 'RUNNING', 'DONE')
-         RETURNING r.claim_attempt, old.state",
+        "WITH started AS (
+           UPDATE resolution r SET state = 'RUNNING', owner_instance = $2, claim_attempt = r.claim_attempt + 1,
+                  run_count = r.run_count + 1, last_start = now(), updated = now(),
+                  lease_expires = now() + make_interval(secs => $3)
+             FROM resolution old
+            WHERE r.id = $1 AND old.id = r.id AND r.state NOT IN ('CANCELLED', 'RUNNING', 'DONE')
+           RETURNING r.task_id, r.claim_attempt, old.state),
+         t AS (UPDATE task SET state = 'RUNNING', last_activity = now()
+                 FROM started WHERE task.id = started.task_id AND task.state <> 'RUNNING')
+         SELECT claim_attempt, state FROM started",
     )
     .bind(id)
     .bind(owner)
@@ -384,19 +390,6 @@ pub struct StepWrite {
 #[error("lost ownership of resolution {0}")]
 pub struct LostClaim(pub ResolutionId);
 
-async fn check_claim(conn: &mut PgConnection, claim: &Claim) -> Result<bool, StoreError> {
-    let ok: Option<i32> = sqlx::query_scalar(
-        "SELECT 1 FROM resolution WHERE id = $1 AND owner_instance = $2 AND claim_attempt = $3 AND state = 'RUNNING'
-         FOR NO KEY UPDATE",
-    )
-    .bind(claim.resolution)
-    .bind(claim.owner)
-    .bind(claim.attempt)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(ok.is_some())
-}
-
 fn seal_opt(
     keys: &KeyRing,
     column: &str,
@@ -416,7 +409,101 @@ fn seal_opt(
     }
 }
 
-/// Upserts steps and deletes `removed` ones, only while `claim` holds (fenced).
+/// Step writes as parallel arrays (sealed), bound to [`STEP_UPSERT`]'s `$5`–`$14`.
+struct StepArrays {
+    names: Vec<String>,
+    positions: Vec<i32>,
+    states: Vec<String>,
+    tries: Vec<i32>,
+    last_runs: Vec<Option<DateTime<Utc>>>,
+    defs: Vec<Vec<u8>>,
+    outputs: Vec<Option<Vec<u8>>>,
+    metadata: Vec<Option<Vec<u8>>>,
+    errors: Vec<Option<Vec<u8>>>,
+    children: Vec<Option<Vec<u8>>>,
+}
+
+impl StepArrays {
+    fn seal(keys: &KeyRing, id: ResolutionId, steps: &[StepWrite]) -> Result<Self, StoreError> {
+        let n = steps.len();
+        let mut a = StepArrays {
+            names: Vec::with_capacity(n),
+            positions: Vec::with_capacity(n),
+            states: Vec::with_capacity(n),
+            tries: Vec::with_capacity(n),
+            last_runs: Vec::with_capacity(n),
+            defs: Vec::with_capacity(n),
+            outputs: Vec::with_capacity(n),
+            metadata: Vec::with_capacity(n),
+            errors: Vec::with_capacity(n),
+            children: Vec::with_capacity(n),
+        };
+        for s in steps {
+            let row = step_row(id, &s.name);
+            a.defs.push(keys.seal_json(
+                Aad {
+                    table: "step",
+                    column: "definition_enc",
+                    row: &row,
+                },
+                &s.definition,
+            )?);
+            let error = s.error.as_ref().map(|e| Value::String(e.clone()));
+            a.outputs
+                .push(seal_opt(keys, "output_enc", &row, &s.output)?);
+            a.metadata
+                .push(seal_opt(keys, "metadata_enc", &row, &s.metadata)?);
+            a.errors.push(seal_opt(keys, "error_enc", &row, &error)?);
+            a.children
+                .push(seal_opt(keys, "children_enc", &row, &s.children)?);
+            a.names.push(s.name.clone());
+            a.positions.push(s.position);
+            a.states.push(s.state.as_str().to_string());
+            a.tries.push(s.try_count);
+            a.last_runs.push(s.last_run);
+        }
+        Ok(a)
+    }
+}
+
+/// Binds a [`StepArrays`] as `$5`–`$14` onto any sqlx query (they all have `bind`).
+macro_rules! bind_steps {
+    ($q:expr, $a:expr) => {{
+        let a = $a;
+        $q.bind(a.names)
+            .bind(a.positions)
+            .bind(a.states)
+            .bind(a.tries)
+            .bind(a.last_runs)
+            .bind(a.defs)
+            .bind(a.outputs)
+            .bind(a.metadata)
+            .bind(a.errors)
+            .bind(a.children)
+    }};
+}
+
+/// The parts of a fenced write statement that delete `$4` and upsert the steps in `$5`–`$14`
+/// (one row per array element), only when the fence CTE `r` (which returns the resolution's
+/// `id`) matched a row. Every write of a cycle is a single statement: the fence, the step
+/// rows and the resolution/task updates travel in one round trip and commit together.
+const STEP_UPSERT: &str = "
+ d AS (DELETE FROM step WHERE resolution_id = (SELECT id FROM r) AND name = ANY($4::text[])),
+ s AS (INSERT INTO step (resolution_id, name, position, state, try_count, last_run, definition_enc,
+                         output_enc, metadata_enc, error_enc, children_enc, updated)
+       SELECT r.id, u.name, u.position, u.state, u.try_count, u.last_run, u.def, u.output,
+              u.metadata, u.error, u.children, now()
+         FROM r, unnest($5::text[], $6::int[], $7::text[], $8::int[], $9::timestamptz[], $10::bytea[],
+                        $11::bytea[], $12::bytea[], $13::bytea[], $14::bytea[])
+              AS u(name, position, state, try_count, last_run, def, output, metadata, error, children)
+       ON CONFLICT (resolution_id, name) DO UPDATE SET position = EXCLUDED.position,
+           state = EXCLUDED.state, try_count = EXCLUDED.try_count, last_run = EXCLUDED.last_run,
+           definition_enc = EXCLUDED.definition_enc, output_enc = EXCLUDED.output_enc,
+           metadata_enc = EXCLUDED.metadata_enc, error_enc = EXCLUDED.error_enc,
+           children_enc = EXCLUDED.children_enc, updated = now())";
+
+/// Upserts steps and deletes `removed` ones, only while `claim` holds (fenced), and sets the
+/// task's `steps_done` when given — one statement.
 pub async fn write_steps(
     store: &super::Store,
     claim: &Claim,
@@ -424,25 +511,36 @@ pub async fn write_steps(
     removed: &[String],
     task_steps_done: Option<i32>,
 ) -> Result<Result<(), LostClaim>, StoreError> {
-    let mut tx = store.pool.begin().await?;
-    if !check_claim(&mut tx, claim).await? {
-        return Ok(Err(LostClaim(claim.resolution)));
-    }
-    write_steps_in(&mut tx, &store.keys, claim.resolution, steps, removed).await?;
-    if let Some(done) = task_steps_done {
-        sqlx::query(
-            "UPDATE task SET steps_done = $2, last_activity = now()
-             WHERE id = (SELECT task_id FROM resolution WHERE id = $1)",
+    let arrays = StepArrays::seal(&store.keys, claim.resolution, steps)?;
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH r AS (SELECT id, task_id FROM resolution
+                         WHERE id = $1 AND owner_instance = $2 AND claim_attempt = $3 AND state = 'RUNNING'
+                         FOR NO KEY UPDATE),
+             {STEP_UPSERT},
+             t AS (UPDATE task SET steps_done = $15, last_activity = now()
+                    WHERE $15::int IS NOT NULL AND id = (SELECT task_id FROM r))
+             SELECT count(*) FROM r"
         )
+    });
+    let q = sqlx::query_scalar::<_, i64>(SQL.as_str())
         .bind(claim.resolution)
-        .bind(done)
-        .execute(&mut *tx)
+        .bind(claim.owner)
+        .bind(claim.attempt)
+        .bind(removed);
+    let fenced = bind_steps!(q, arrays)
+        .bind(task_steps_done)
+        .fetch_one(&store.pool)
         .await?;
-    }
-    tx.commit().await?;
-    Ok(Ok(()))
+    Ok(if fenced == 1 {
+        Ok(())
+    } else {
+        Err(LostClaim(claim.resolution))
+    })
 }
 
+/// Upserts steps and deletes `removed` ones without a fence (operator writes on a resolution
+/// that is not running; the caller holds its row lock).
 async fn write_steps_in(
     conn: &mut PgConnection,
     keys: &KeyRing,
@@ -450,52 +548,20 @@ async fn write_steps_in(
     steps: &[StepWrite],
     removed: &[String],
 ) -> Result<(), StoreError> {
-    if !removed.is_empty() {
-        sqlx::query("DELETE FROM step WHERE resolution_id = $1 AND name = ANY($2)")
-            .bind(id)
-            .bind(removed)
-            .execute(&mut *conn)
-            .await?;
-    }
-    for s in steps {
-        let row = step_row(id, &s.name);
-        let def = keys.seal_json(
-            Aad {
-                table: "step",
-                column: "definition_enc",
-                row: &row,
-            },
-            &s.definition,
-        )?;
-        let error = s.error.as_ref().map(|e| Value::String(e.clone()));
-        sqlx::query(
-            "INSERT INTO step (resolution_id, name, position, state, try_count, last_run, definition_enc,
-                               output_enc, metadata_enc, error_enc, children_enc, updated)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
-             ON CONFLICT (resolution_id, name) DO UPDATE SET position = EXCLUDED.position,
-                 state = EXCLUDED.state, try_count = EXCLUDED.try_count, last_run = EXCLUDED.last_run,
-                 definition_enc = EXCLUDED.definition_enc, output_enc = EXCLUDED.output_enc,
-                 metadata_enc = EXCLUDED.metadata_enc, error_enc = EXCLUDED.error_enc,
-                 children_enc = EXCLUDED.children_enc, updated = now()",
-        )
+    let arrays = StepArrays::seal(keys, id, steps)?;
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!("WITH r AS (SELECT $1::uuid AS id), {STEP_UPSERT} SELECT 1::int8")
+    });
+    let q = sqlx::query_scalar::<_, i64>(SQL.as_str())
         .bind(id)
-        .bind(&s.name)
-        .bind(s.position)
-        .bind(s.state.as_str())
-        .bind(s.try_count)
-        .bind(s.last_run)
-        .bind(def)
-        .bind(seal_opt(keys, "output_enc", &row, &s.output)?)
-        .bind(seal_opt(keys, "metadata_enc", &row, &s.metadata)?)
-        .bind(seal_opt(keys, "error_enc", &row, &error)?)
-        .bind(seal_opt(keys, "children_enc", &row, &s.children)?)
-        .execute(&mut *conn)
-        .await?;
-    }
+        .bind(Option::<i64>::None)
+        .bind(Option::<i64>::None)
+        .bind(removed);
+    bind_steps!(q, arrays).fetch_one(&mut *conn).await?;
     Ok(())
 }
 
-/// The end of a cycle, written in one transaction (fenced by the claim).
+/// The end of a cycle, written in one statement (fenced by the claim).
 #[derive(Debug, Clone)]
 pub struct CycleEnd {
     pub state: ResolutionState,
@@ -506,7 +572,9 @@ pub struct CycleEnd {
     pub task_tags: Option<Value>,
 }
 
-/// Writes the final state of a cycle: steps, resolution, task; releases ownership.
+/// Writes the final state of a cycle — steps, resolution, task, and the wake-up of a parent
+/// task waiting for this one (subtask, batch) — and releases ownership, in one statement whose
+/// first part is the fence: nothing is written when the claim no longer holds.
 pub async fn end_cycle(
     store: &super::Store,
     claim: &Claim,
@@ -514,54 +582,77 @@ pub async fn end_cycle(
     removed: &[String],
     end: &CycleEnd,
 ) -> Result<Result<(), LostClaim>, StoreError> {
-    let mut tx = store.pool.begin().await?;
-    if !check_claim(&mut tx, claim).await? {
-        return Ok(Err(LostClaim(claim.resolution)));
-    }
-    write_steps_in(&mut tx, &store.keys, claim.resolution, steps, removed).await?;
-    sqlx::query(
-        "UPDATE resolution SET state = $2, next_retry = $3, last_stop = now(), owner_instance = NULL,
-                lease_expires = NULL, updated = now()
-         WHERE id = $1",
-    )
-    .bind(claim.resolution)
-    .bind(end.state.as_str())
-    .bind(end.next_retry)
-    .execute(&mut *tx)
-    .await?;
-    let task_id: TaskId = sqlx::query_scalar("SELECT task_id FROM resolution WHERE id = $1")
-        .bind(claim.resolution)
-        .fetch_one(&mut *tx)
-        .await?;
     let result_enc = match &end.task_result {
-        Some(r) => Some(store.keys.seal_json(
-            Aad {
-                table: "task",
-                column: "result_enc",
-                row: &task_id.to_string(),
-            },
-            r,
-        )?),
+        Some(r) => {
+            let task_id: Option<TaskId> =
+                sqlx::query_scalar("SELECT task_id FROM resolution WHERE id = $1")
+                    .bind(claim.resolution)
+                    .fetch_optional(&store.pool)
+                    .await?;
+            let Some(task_id) = task_id else {
+                return Ok(Err(LostClaim(claim.resolution)));
+            };
+            Some(store.keys.seal_json(
+                Aad {
+                    table: "task",
+                    column: "result_enc",
+                    row: &task_id.to_string(),
+                },
+                r,
+            )?)
+        }
         None => None,
     };
-    sqlx::query(
-        "UPDATE task SET state = $2, steps_done = $3, result_enc = COALESCE($4, result_enc),
-                tags = COALESCE($5, tags), last_activity = now()
-         WHERE id = $1",
-    )
-    .bind(task_id)
-    .bind(end.task_state.as_str())
-    .bind(end.steps_done)
-    .bind(result_enc)
-    .bind(&end.task_tags)
-    .execute(&mut *tx)
-    .await?;
-    if end.task_state.is_final() {
-        wake_parent(&mut tx, task_id).await?;
-    }
-    tx.commit().await?;
-    Ok(Ok(()))
+    let arrays = StepArrays::seal(&store.keys, claim.resolution, steps)?;
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+        "WITH r AS (UPDATE resolution SET state = $15, next_retry = $16, last_stop = now(),
+                           owner_instance = NULL, lease_expires = NULL, updated = now()
+                     WHERE id = $1 AND owner_instance = $2 AND claim_attempt = $3 AND state = 'RUNNING'
+                    RETURNING id, task_id),
+         {STEP_UPSERT},
+         t AS (UPDATE task SET state = $17, steps_done = $18, result_enc = COALESCE($19, result_enc),
+                      tags = COALESCE($20, tags), last_activity = now()
+                WHERE id = (SELECT task_id FROM r)),
+         w AS ({WAKE_PARENT} AND $21 AND c.id = (SELECT task_id FROM r) RETURNING pr.id)
+         SELECT (SELECT count(*) FROM r), (SELECT count(pg_notify('{channel}', id::text)) FROM w)",
+            channel = super::task::RESOLUTION_CHANNEL,
+        )
+    });
+    let q = sqlx::query_as::<_, (i64, i64)>(SQL.as_str())
+        .bind(claim.resolution)
+        .bind(claim.owner)
+        .bind(claim.attempt)
+        .bind(removed);
+    let (fenced, _woken) = bind_steps!(q, arrays)
+        .bind(end.state.as_str())
+        .bind(end.next_retry)
+        .bind(end.task_state.as_str())
+        .bind(end.steps_done)
+        .bind(result_enc)
+        .bind(&end.task_tags)
+        .bind(end.task_state.is_final())
+        .fetch_one(&store.pool)
+        .await?;
+    Ok(if fenced == 1 {
+        Ok(())
+    } else {
+        Err(LostClaim(claim.resolution))
+    })
 }
+
+/// The wake-up of a finished child's parent (see [`wake_parent`]) as an `UPDATE` whose
+/// `WHERE` the caller completes with the child (`c.id = …`).
+const WAKE_PARENT: &str = "UPDATE resolution pr
+            SET next_retry = CASE WHEN pr.next_retry IS NULL OR pr.next_retry > now() THEN now() ELSE pr.next_retry END,
+                updated = now()
+           FROM task c, task p
+          WHERE p.id = c.parent_task_id AND pr.task_id = p.id
+            AND p.state IN ('BLOCKED', 'RUNNING', 'WAITING')
+            AND pr.state NOT IN ('CRASHED', 'PAUSED')
+            AND (c.batch_id IS NULL OR NOT EXISTS (
+                  SELECT 1 FROM task s WHERE s.batch_id = c.batch_id AND s.id <> c.id
+                     AND s.state NOT IN ('DONE', 'WONTFIX', 'CANCELLED')))";
 
 /// Wakes the parent of a task that just ended (subtask or batch child): the parent
 /// resolution's `next_retry` becomes now (only ever moved earlier) when the parent task is
@@ -571,22 +662,12 @@ pub async fn wake_parent(
     conn: &mut PgConnection,
     child: TaskId,
 ) -> Result<Vec<ResolutionId>, StoreError> {
-    let woken: Vec<ResolutionId> = sqlx::query_scalar(
-        "UPDATE resolution r
-            SET next_retry = CASE WHEN r.next_retry IS NULL OR r.next_retry > now() THEN now() ELSE r.next_retry END,
-                updated = now()
-           FROM task c, task p
-          WHERE c.id = $1 AND p.id = c.parent_task_id AND r.task_id = p.id
-            AND p.state IN ('BLOCKED', 'RUNNING', 'WAITING')
-            AND r.state NOT IN ('CRASHED', 'PAUSED')
-            AND (c.batch_id IS NULL OR NOT EXISTS (
-                  SELECT 1 FROM task s WHERE s.batch_id = c.batch_id AND s.id <> c.id
-                     AND s.state NOT IN ('DONE', 'WONTFIX', 'CANCELLED')))
-         RETURNING r.id",
-    )
-    .bind(child)
-    .fetch_all(&mut *conn)
-    .await?;
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("{WAKE_PARENT} AND c.id = $1 RETURNING pr.id"));
+    let woken: Vec<ResolutionId> = sqlx::query_scalar(SQL.as_str())
+        .bind(child)
+        .fetch_all(&mut *conn)
+        .await?;
     for id in &woken {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(super::task::RESOLUTION_CHANNEL)
@@ -597,7 +678,8 @@ pub async fn wake_parent(
     Ok(woken)
 }
 
-/// Sets the task state (cycle start: RUNNING, or BLOCKED after a crash check).
+/// Test and operator helper: sets the state of a resolution's task (the engine sets RUNNING
+/// when it claims, and the final state when a cycle ends).
 pub async fn set_task_state_for(
     store: &super::Store,
     id: ResolutionId,
@@ -656,7 +738,7 @@ pub async fn replace_steps(
 /// over the partial claimable index): TO_AUTORUN and CRASHED at once; TO_AUTORUN_DELAYED and
 /// ERROR when `next_retry` is due; WAITING when woken (`next_retry` due and set after the last
 /// start). Each claimed row becomes RUNNING with `claim_attempt + 1` and a fresh lease; the
-/// previous state is returned with the claim.
+/// previous state is returned with the claim. Their tasks become RUNNING in the same statement.
 pub async fn claim_due(
     store: &super::Store,
     owner: crate::domain::InstanceId,
@@ -664,19 +746,23 @@ pub async fn claim_due(
     lease: std::time::Duration,
 ) -> Result<Vec<(Claim, ResolutionState)>, StoreError> {
     let rows: Vec<(ResolutionId, i64, String)> = sqlx::query_as(
-        "UPDATE resolution r SET state = 'RUNNING', owner_instance = $1, claim_attempt = r.claim_attempt + 1,
-                run_count = r.run_count + 1, last_start = now(), updated = now(),
-                lease_expires = now() + make_interval(secs => $3)
-           FROM (SELECT id, state AS prev FROM resolution
-                  WHERE state IN ('TO_AUTORUN', 'TO_AUTORUN_DELAYED', 'RETRY', 'ERROR', 'WAITING', 'CRASHED')
-                    AND (state IN ('TO_AUTORUN', 'CRASHED')
-                         OR (next_retry <= now()
-                             AND (state <> 'WAITING' OR next_retry > coalesce(last_start, '-infinity'))))
-                  ORDER BY next_retry NULLS FIRST, id
-                  LIMIT $2
-                  FOR UPDATE SKIP LOCKED) c
-          WHERE r.id = c.id
-         RETURNING r.id, r.claim_attempt, c.prev",
+        "WITH claimed AS (
+           UPDATE resolution r SET state = 'RUNNING', owner_instance = $1, claim_attempt = r.claim_attempt + 1,
+                  run_count = r.run_count + 1, last_start = now(), updated = now(),
+                  lease_expires = now() + make_interval(secs => $3)
+             FROM (SELECT id, state AS prev FROM resolution
+                    WHERE state IN ('TO_AUTORUN', 'TO_AUTORUN_DELAYED', 'RETRY', 'ERROR', 'WAITING', 'CRASHED')
+                      AND (state IN ('TO_AUTORUN', 'CRASHED')
+                           OR (next_retry <= now()
+                               AND (state <> 'WAITING' OR next_retry > coalesce(last_start, '-infinity'))))
+                    ORDER BY next_retry NULLS FIRST, id
+                    LIMIT $2
+                    FOR UPDATE SKIP LOCKED) c
+            WHERE r.id = c.id
+           RETURNING r.id, r.task_id, r.claim_attempt, c.prev),
+         t AS (UPDATE task SET state = 'RUNNING', last_activity = now()
+                 FROM claimed WHERE task.id = claimed.task_id AND task.state <> 'RUNNING')
+         SELECT id, claim_attempt, prev FROM claimed",
     )
     .bind(owner)
     .bind(limit)

@@ -1,0 +1,279 @@
+//! The engine's fenced writes, statement by statement: a claim sets its task RUNNING; a write
+//! with a stale claim (an older `claim_attempt`, or after the cycle ended) changes nothing and
+//! reports the lost claim; the end of a cycle writes steps, resolution and task together and
+//! wakes (and notifies) a parent waiting for the task.
+
+use std::sync::Arc;
+
+use mutask::crypto::KeyRing;
+use mutask::domain::{InstanceId, ResolutionId, ResolutionState, StepState, TaskId, TaskState};
+use mutask::store::resolution::{
+    self as res, Claim, CycleEnd, LostClaim, NewResolution, NewStep, StepWrite,
+};
+use mutask::store::task::NewTask;
+use mutask::store::{self, Store};
+use serde_json::{Value, json};
+
+fn task(id: TaskId, version: i32, parent: Option<TaskId>) -> NewTask {
+    NewTask {
+        id,
+        template_name: "fenced".into(),
+        template_version: version,
+        title: "fenced".into(),
+        state: TaskState::Todo,
+        requester_username: "alice".into(),
+        requester_groups: vec![],
+        watcher_usernames: vec![],
+        watcher_groups: vec![],
+        resolver_usernames: vec![],
+        resolver_groups: vec![],
+        tags: json!({}),
+        input: json!({}),
+        batch_id: None,
+        parent_task_id: parent,
+        status_hook: None,
+    }
+}
+
+fn resolution(id: ResolutionId, state: ResolutionState, steps: &[&str]) -> NewResolution {
+    NewResolution {
+        id,
+        state,
+        resolver_username: None,
+        run_max: 10,
+        next_retry: None,
+        resolver_input: json!({}),
+        steps: steps
+            .iter()
+            .map(|n| NewStep {
+                name: n.to_string(),
+                state: StepState::Todo,
+                definition: json!({"step": {"action": {"type": "echo"}}}),
+            })
+            .collect(),
+    }
+}
+
+fn write(name: &str, position: i32, state: StepState, output: Option<Value>) -> StepWrite {
+    StepWrite {
+        name: name.into(),
+        position,
+        state,
+        try_count: 1,
+        last_run: Some(chrono::Utc::now()),
+        definition: json!({"step": {"action": {"type": "echo"}}}),
+        output,
+        metadata: None,
+        error: None,
+        children: None,
+    }
+}
+
+async fn step_states(s: &Store, id: ResolutionId) -> Vec<(String, String)> {
+    res::steps(s, id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.name, r.state.as_str().to_string()))
+        .collect()
+}
+
+async fn task_row(s: &Store, id: TaskId) -> (String, i32) {
+    sqlx::query_as("SELECT state, steps_done FROM task WHERE id = $1")
+        .bind(id)
+        .fetch_one(&s.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_claims_write_nothing_and_the_end_of_a_cycle_wakes_the_parent() {
+    let (pool, _db) = mutask::testing::test_pool().await;
+    store::db::migrate(&pool).await.unwrap();
+    let keys = Arc::new(KeyRing::parse(&KeyRing::generate_entry().unwrap()).unwrap());
+    let s = Store::new(pool, keys);
+    store::template::upsert(
+        &s,
+        &store::template::TemplateUpsert {
+            name: "fenced",
+            description: "fenced writes",
+            definition: &json!({}),
+            source: "name: fenced",
+            source_file: None,
+            hidden: false,
+            blocked: false,
+        },
+    )
+    .await
+    .unwrap();
+    let version = store::template::get(&s, "fenced")
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
+
+    // a parent waiting for its child, and the child ready to run
+    let (parent, parent_res) = (TaskId::new(), ResolutionId::new());
+    let mut p = task(parent, version, None);
+    p.state = TaskState::Waiting;
+    store::task::create(
+        &s,
+        &p,
+        Some(&resolution(parent_res, ResolutionState::Waiting, &[])),
+        None,
+    )
+    .await
+    .unwrap();
+    let (child, child_res) = (TaskId::new(), ResolutionId::new());
+    store::task::create(
+        &s,
+        &task(child, version, Some(parent)),
+        Some(&resolution(
+            child_res,
+            ResolutionState::ToAutorun,
+            &["a", "b"],
+        )),
+        None,
+    )
+    .await
+    .unwrap();
+
+    let mut listener = sqlx::postgres::PgListener::connect_with(&s.pool)
+        .await
+        .unwrap();
+    listener
+        .listen(store::task::RESOLUTION_CHANNEL)
+        .await
+        .unwrap();
+
+    // the claim takes the child only (the parent is not due) and sets its task RUNNING
+    let me = InstanceId::new();
+    let lease = std::time::Duration::from_secs(60);
+    let claims = res::claim_due(&s, me, 10, lease).await.unwrap();
+    assert_eq!(claims.len(), 1, "{claims:?}");
+    let (claim, previous) = claims[0];
+    assert_eq!(claim.resolution, child_res);
+    assert_eq!(previous, ResolutionState::ToAutorun);
+    assert_eq!(task_row(&s, child).await.0, "RUNNING");
+    assert_eq!(task_row(&s, parent).await.0, "WAITING");
+
+    // an older attempt and another owner are both refused, and nothing changes
+    let stale = Claim {
+        attempt: claim.attempt - 1,
+        ..claim
+    };
+    let other = Claim {
+        owner: InstanceId::new(),
+        ..claim
+    };
+    for bad in [stale, other] {
+        let r = res::write_steps(
+            &s,
+            &bad,
+            &[write("a", 0, StepState::Done, Some(json!("late")))],
+            &["b".to_string()],
+            Some(2),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r, Err(LostClaim(child_res)));
+    }
+    assert_eq!(
+        step_states(&s, child_res).await,
+        [("a".into(), "TODO".into()), ("b".into(), "TODO".into())]
+    );
+    assert_eq!(task_row(&s, child).await.1, 0);
+
+    // the owner's write lands: `a` RUNNING, `b` removed, a new step added, steps_done set
+    res::write_steps(
+        &s,
+        &claim,
+        &[
+            write("a", 0, StepState::Running, None),
+            write("c", 2, StepState::Todo, None),
+        ],
+        &["b".to_string()],
+        Some(0),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        step_states(&s, child_res).await,
+        [("a".into(), "RUNNING".into()), ("c".into(), "TODO".into())]
+    );
+
+    // the end of the cycle, stale first: refused, the resolution stays RUNNING
+    let end = CycleEnd {
+        state: ResolutionState::Done,
+        next_retry: None,
+        task_state: TaskState::Done,
+        task_result: Some(json!({"answer": 42})),
+        steps_done: 2,
+        task_tags: Some(json!({"env": "test"})),
+    };
+    let steps = [
+        write("a", 0, StepState::Done, Some(json!({"ok": true}))),
+        write("c", 2, StepState::Done, None),
+    ];
+    let r = res::end_cycle(&s, &stale, &steps, &[], &end).await.unwrap();
+    assert_eq!(r, Err(LostClaim(child_res)));
+    assert_eq!(
+        res::get(&s, child_res).await.unwrap().unwrap().state,
+        ResolutionState::Running
+    );
+    assert!(
+        res::get(&s, parent_res)
+            .await
+            .unwrap()
+            .unwrap()
+            .next_retry
+            .is_none()
+    );
+
+    res::end_cycle(&s, &claim, &steps, &[], &end)
+        .await
+        .unwrap()
+        .unwrap();
+    let r = res::get(&s, child_res).await.unwrap().unwrap();
+    assert_eq!(r.state, ResolutionState::Done);
+    let owner: Option<uuid::Uuid> =
+        sqlx::query_scalar("SELECT owner_instance FROM resolution WHERE id = $1")
+            .bind(child_res)
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+    assert_eq!(owner, None);
+    assert_eq!(task_row(&s, child).await, ("DONE".into(), 2));
+    let t = store::task::get(&s, child).await.unwrap().unwrap();
+    assert_eq!(t.result, Some(json!({"answer": 42})));
+    assert_eq!(t.tags, json!({"env": "test"}));
+    let stored = res::steps(&s, child_res).await.unwrap();
+    assert_eq!(stored[0].output, Some(json!({"ok": true})));
+    assert_eq!(stored[1].state, StepState::Done);
+
+    // the parent was woken (next_retry now) and the claimers told so
+    assert!(
+        res::get(&s, parent_res)
+            .await
+            .unwrap()
+            .unwrap()
+            .next_retry
+            .is_some()
+    );
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            let n = listener.recv().await.unwrap();
+            if n.payload() == parent_res.to_string() {
+                return n;
+            }
+        }
+    })
+    .await
+    .expect("a notification naming the parent's resolution");
+    assert_eq!(n.channel(), store::task::RESOLUTION_CHANNEL);
+
+    // the same claim after the end: refused
+    let r = res::end_cycle(&s, &claim, &steps, &[], &end).await.unwrap();
+    assert_eq!(r, Err(LostClaim(child_res)));
+}
