@@ -211,6 +211,7 @@ async fn stale_claims_write_nothing_and_the_end_of_a_cycle_wakes_the_parent() {
         task_result: Some(json!({"answer": 42})),
         steps_done: 2,
         task_tags: Some(json!({"env": "test"})),
+        has_parent: true,
     };
     let steps = [
         write("a", 0, StepState::Done, Some(json!({"ok": true}))),
@@ -276,4 +277,115 @@ async fn stale_claims_write_nothing_and_the_end_of_a_cycle_wakes_the_parent() {
     // the same claim after the end: refused
     let r = res::end_cycle(&s, &claim, &steps, &[], &end).await.unwrap();
     assert_eq!(r, Err(LostClaim(child_res)));
+}
+
+/// Two children of one batch finishing at the same time: each checks its siblings before the
+/// other has committed. The parent must still be woken, by whichever finishes last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_of_two_batch_children_finishing_together_wakes_the_parent() {
+    let (pool, _db) = mutask::testing::test_pool().await;
+    store::db::migrate(&pool).await.unwrap();
+    let keys = Arc::new(KeyRing::parse(&KeyRing::generate_entry().unwrap()).unwrap());
+    let s = Store::new(pool, keys);
+    store::template::upsert(
+        &s,
+        &store::template::TemplateUpsert {
+            name: "fenced",
+            description: "fenced writes",
+            definition: &json!({}),
+            source: "name: fenced",
+            source_file: None,
+            hidden: false,
+            blocked: false,
+        },
+    )
+    .await
+    .unwrap();
+    let version = store::template::get(&s, "fenced")
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
+    let (parent, parent_res) = (TaskId::new(), ResolutionId::new());
+    let mut p = task(parent, version, None);
+    p.state = TaskState::Waiting;
+    store::task::create(
+        &s,
+        &p,
+        Some(&resolution(parent_res, ResolutionState::Waiting, &[])),
+        None,
+    )
+    .await
+    .unwrap();
+    let batch = store::task::create_batch(&s).await.unwrap();
+    let (mut children, mut resolutions) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        let (c, r) = (TaskId::new(), ResolutionId::new());
+        let mut t = task(c, version, Some(parent));
+        t.batch_id = Some(batch);
+        store::task::create(
+            &s,
+            &t,
+            Some(&resolution(r, ResolutionState::ToAutorun, &["a"])),
+            None,
+        )
+        .await
+        .unwrap();
+        children.push(c);
+        resolutions.push(r);
+    }
+    let me = InstanceId::new();
+    let claims = res::claim_due(&s, me, 10, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 2);
+
+    // the first child finishes in a transaction that is not committed yet: its sibling is
+    // still running, so it does not wake the parent
+    let mut first = s.pool.begin().await.unwrap();
+    sqlx::query("UPDATE task SET state = 'DONE' WHERE id = $1")
+        .bind(children[0])
+        .execute(&mut *first)
+        .await
+        .unwrap();
+    let woken = res::wake_parent(&mut first, children[0]).await.unwrap();
+    assert!(woken.is_empty());
+
+    // meanwhile the second child's cycle ends; it waits for the first to commit
+    let second = claims
+        .iter()
+        .map(|(c, _)| *c)
+        .find(|c| c.resolution == resolutions[1])
+        .unwrap();
+    let end = CycleEnd {
+        state: ResolutionState::Done,
+        next_retry: None,
+        task_state: TaskState::Done,
+        task_result: None,
+        steps_done: 1,
+        task_tags: None,
+        has_parent: true,
+    };
+    let store2 = s.clone();
+    let ending = tokio::spawn(async move {
+        res::end_cycle(
+            &store2,
+            &second,
+            &[write("a", 0, StepState::Done, None)],
+            &[],
+            &end,
+        )
+        .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !ending.is_finished(),
+        "the second child must wait for the parent's lock"
+    );
+    first.commit().await.unwrap();
+    ending.await.unwrap().unwrap().unwrap();
+
+    let parent_now = res::get(&s, parent_res).await.unwrap().unwrap();
+    assert!(parent_now.next_retry.is_some(), "the parent was not woken");
+    assert_eq!(task_row(&s, children[1]).await.0, "DONE");
 }

@@ -721,6 +721,7 @@ impl Engine {
                     task_result: None,
                     steps_done: 0,
                     task_tags: None,
+                    has_parent: false,
                 };
                 let _ = store_res::end_cycle(store, &claim, &[], &[], &end).await;
                 Err(e)
@@ -802,6 +803,7 @@ impl Engine {
                     task_result: None,
                     steps_done: c.steps_done(),
                     task_tags: None,
+                    has_parent: false,
                 };
                 store_res::end_cycle(store, &claim, &w, &[], &end).await??;
                 return Ok(None);
@@ -824,6 +826,7 @@ impl Engine {
                         .filter(|s| s.state.is_final() && !s.is_child())
                         .count() as i32,
                     task_tags: None,
+                    has_parent: false,
                 };
                 with_db_retry(|| store_res::end_cycle(store, &claim, &[], &[], &end)).await??;
                 return Ok(Some(ResolutionState::ToAutorunDelayed));
@@ -985,6 +988,7 @@ impl Engine {
             task_result: result,
             steps_done: c.steps_done(),
             task_tags: c.tags_changed.then(|| Value::Object(c.tags.clone())),
+            has_parent: task.parent_task_id.is_some(),
         };
         with_db_retry(|| store_res::end_cycle(store, &c.claim, &writes, &removed, &end)).await??;
         tracing::debug!(resolution = %id, state = %state, "cycle ended");

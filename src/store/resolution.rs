@@ -570,11 +570,14 @@ pub struct CycleEnd {
     pub task_result: Option<Value>,
     pub steps_done: i32,
     pub task_tags: Option<Value>,
+    /// The task is a subtask or a batch child: a final state wakes its parent.
+    pub has_parent: bool,
 }
 
-/// Writes the final state of a cycle — steps, resolution, task, and the wake-up of a parent
-/// task waiting for this one (subtask, batch) — and releases ownership, in one statement whose
-/// first part is the fence: nothing is written when the claim no longer holds.
+/// Writes the final state of a cycle — steps, resolution, task — and releases ownership, in one
+/// statement whose first part is the fence: nothing is written when the claim no longer holds.
+/// A subtask or batch child that reached a final state also wakes its parent, in the same
+/// transaction (see [`wake_parent`]).
 pub async fn end_cycle(
     store: &super::Store,
     claim: &Claim,
@@ -613,27 +616,38 @@ pub async fn end_cycle(
          {STEP_UPSERT},
          t AS (UPDATE task SET state = $17, steps_done = $18, result_enc = COALESCE($19, result_enc),
                       tags = COALESCE($20, tags), last_activity = now()
-                WHERE id = (SELECT task_id FROM r)),
-         w AS ({WAKE_PARENT} AND $21 AND c.id = (SELECT task_id FROM r) RETURNING pr.id)
-         SELECT (SELECT count(*) FROM r), (SELECT count(pg_notify('{channel}', id::text)) FROM w)",
-            channel = super::task::RESOLUTION_CHANNEL,
+                WHERE id = (SELECT task_id FROM r))
+         SELECT count(*) FROM r"
         )
     });
-    let q = sqlx::query_as::<_, (i64, i64)>(SQL.as_str())
+    let q = sqlx::query_scalar::<_, i64>(SQL.as_str())
         .bind(claim.resolution)
         .bind(claim.owner)
         .bind(claim.attempt)
         .bind(removed);
-    let (fenced, _woken) = bind_steps!(q, arrays)
+    let q = bind_steps!(q, arrays)
         .bind(end.state.as_str())
         .bind(end.next_retry)
         .bind(end.task_state.as_str())
         .bind(end.steps_done)
         .bind(result_enc)
-        .bind(&end.task_tags)
-        .bind(end.task_state.is_final())
-        .fetch_one(&store.pool)
-        .await?;
+        .bind(&end.task_tags);
+    let fenced = if end.has_parent && end.task_state.is_final() {
+        let mut tx = store.pool.begin().await?;
+        let fenced = q.fetch_one(&mut *tx).await?;
+        if fenced == 1 {
+            let task_id: TaskId =
+                sqlx::query_scalar("SELECT task_id FROM resolution WHERE id = $1")
+                    .bind(claim.resolution)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            wake_parent(&mut tx, task_id).await?;
+            tx.commit().await?;
+        }
+        fenced
+    } else {
+        q.fetch_one(&store.pool).await?
+    };
     Ok(if fenced == 1 {
         Ok(())
     } else {
@@ -641,8 +655,8 @@ pub async fn end_cycle(
     })
 }
 
-/// The wake-up of a finished child's parent (see [`wake_parent`]) as an `UPDATE` whose
-/// `WHERE` the caller completes with the child (`c.id = …`).
+/// The wake-up of a finished child's parent as an `UPDATE` whose `WHERE` the caller completes
+/// with the child (`c.id = …`).
 const WAKE_PARENT: &str = "UPDATE resolution pr
             SET next_retry = CASE WHEN pr.next_retry IS NULL OR pr.next_retry > now() THEN now() ELSE pr.next_retry END,
                 updated = now()
@@ -662,6 +676,21 @@ pub async fn wake_parent(
     conn: &mut PgConnection,
     child: TaskId,
 ) -> Result<Vec<ResolutionId>, StoreError> {
+    // Siblings of a batch finishing at the same time must not each see the other unfinished
+    // (then nobody wakes the parent): the parent's resolution row is locked first, in its own
+    // statement, so the check below runs on a snapshot taken after every sibling that locked it
+    // before has committed — the last one to finish sees all the others done. The parent's
+    // own writes also lock its resolution row before its task row, so the order is the same.
+    let parent: Option<ResolutionId> = sqlx::query_scalar(
+        "SELECT pr.id FROM task c JOIN resolution pr ON pr.task_id = c.parent_task_id
+          WHERE c.id = $1 FOR UPDATE OF pr",
+    )
+    .bind(child)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if parent.is_none() {
+        return Ok(Vec::new());
+    }
     static SQL: LazyLock<String> =
         LazyLock::new(|| format!("{WAKE_PARENT} AND c.id = $1 RETURNING pr.id"));
     let woken: Vec<ResolutionId> = sqlx::query_scalar(SQL.as_str())
