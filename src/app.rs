@@ -587,6 +587,8 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
             ..EngineSettings::default()
         }),
         templates: Default::default(),
+        ends: Default::default(),
+        loads: Default::default(),
         shutdown: Default::default(),
         resources: Arc::new(crate::engine::resources::Resources::new(
             config.resource_limits.clone(),

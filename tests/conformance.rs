@@ -92,6 +92,8 @@ async fn harness() -> H {
         ))),
         settings: Arc::new(EngineSettings::default()),
         templates: Default::default(),
+        ends: Default::default(),
+        loads: Default::default(),
         shutdown: Default::default(),
         resources: Default::default(),
     };

@@ -86,9 +86,9 @@ async fn task_row(s: &Store, id: TaskId) -> (String, i32) {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stale_claims_write_nothing_and_the_end_of_a_cycle_wakes_the_parent() {
-    let (pool, _db) = mutask::testing::test_pool().await;
+/// A migrated database, its store, and the version of the `fenced` template.
+async fn setup() -> (Store, i32, mutask::testing::TestDb) {
+    let (pool, db) = mutask::testing::test_pool().await;
     store::db::migrate(&pool).await.unwrap();
     let keys = Arc::new(KeyRing::parse(&KeyRing::generate_entry().unwrap()).unwrap());
     let s = Store::new(pool, keys);
@@ -111,6 +111,12 @@ async fn stale_claims_write_nothing_and_the_end_of_a_cycle_wakes_the_parent() {
         .unwrap()
         .unwrap()
         .version;
+    (s, version, db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_claims_write_nothing_and_the_end_of_a_cycle_wakes_the_parent() {
+    let (s, version, _db) = setup().await;
 
     // a parent waiting for its child, and the child ready to run
     let (parent, parent_res) = (TaskId::new(), ResolutionId::new());
@@ -182,7 +188,7 @@ async fn stale_claims_write_nothing_and_the_end_of_a_cycle_wakes_the_parent() {
         step_states(&s, child_res).await,
         [("a".into(), "TODO".into()), ("b".into(), "TODO".into())]
     );
-    assert_eq!(task_row(&s, child).await.1, 0);
+    assert_eq!(task_row(&s, child).await, ("RUNNING".into(), 0));
 
     // the owner's write lands: `a` RUNNING, `b` removed, a new step added, steps_done set
     res::write_steps(
@@ -202,6 +208,7 @@ async fn stale_claims_write_nothing_and_the_end_of_a_cycle_wakes_the_parent() {
         step_states(&s, child_res).await,
         [("a".into(), "RUNNING".into()), ("c".into(), "TODO".into())]
     );
+    assert_eq!(task_row(&s, child).await, ("RUNNING".into(), 0));
 
     // the end of the cycle, stale first: refused, the resolution stays RUNNING
     let end = CycleEnd {
@@ -283,29 +290,7 @@ async fn stale_claims_write_nothing_and_the_end_of_a_cycle_wakes_the_parent() {
 /// other has committed. The parent must still be woken, by whichever finishes last.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_of_two_batch_children_finishing_together_wakes_the_parent() {
-    let (pool, _db) = mutask::testing::test_pool().await;
-    store::db::migrate(&pool).await.unwrap();
-    let keys = Arc::new(KeyRing::parse(&KeyRing::generate_entry().unwrap()).unwrap());
-    let s = Store::new(pool, keys);
-    store::template::upsert(
-        &s,
-        &store::template::TemplateUpsert {
-            name: "fenced",
-            description: "fenced writes",
-            definition: &json!({}),
-            source: "name: fenced",
-            source_file: None,
-            hidden: false,
-            blocked: false,
-        },
-    )
-    .await
-    .unwrap();
-    let version = store::template::get(&s, "fenced")
-        .await
-        .unwrap()
-        .unwrap()
-        .version;
+    let (s, version, _db) = setup().await;
     let (parent, parent_res) = (TaskId::new(), ResolutionId::new());
     let mut p = task(parent, version, None);
     p.state = TaskState::Waiting;
@@ -388,4 +373,88 @@ async fn the_last_of_two_batch_children_finishing_together_wakes_the_parent() {
     let parent_now = res::get(&s, parent_res).await.unwrap().unwrap();
     assert!(parent_now.next_retry.is_some(), "the parent was not woken");
     assert_eq!(task_row(&s, children[1]).await.0, "DONE");
+}
+
+/// Several ends in one statement: each is fenced by its own claim, a stale one writes nothing
+/// and the others land whole (steps, resolution, task, result).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_ends_are_fenced_one_by_one() {
+    let (s, version, _db) = setup().await;
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let (t, r) = (TaskId::new(), ResolutionId::new());
+        store::task::create(
+            &s,
+            &task(t, version, None),
+            Some(&resolution(r, ResolutionState::ToAutorun, &["a", "b"])),
+            None,
+        )
+        .await
+        .unwrap();
+        tasks.push((t, r));
+    }
+    let claims = res::claim_due(
+        &s,
+        InstanceId::new(),
+        10,
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(claims.len(), 3);
+    let claim_of = |r: ResolutionId| claims.iter().find(|(c, _)| c.resolution == r).unwrap().0;
+    let ends: Vec<res::EndOfCycle> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, (t, r))| {
+            let mut claim = claim_of(*r);
+            if i == 1 {
+                claim.attempt += 7; // not the current attempt
+            }
+            res::EndOfCycle {
+                claim,
+                task: *t,
+                steps: vec![write("a", 0, StepState::Done, Some(json!({"n": i})))],
+                removed: vec!["b".into()],
+                end: CycleEnd {
+                    state: ResolutionState::Done,
+                    next_retry: None,
+                    task_state: TaskState::Done,
+                    task_result: Some(json!({"result": i})),
+                    steps_done: 1,
+                    task_tags: None,
+                    has_parent: false,
+                },
+            }
+        })
+        .collect();
+    let mut fenced = res::end_cycles(&s, &ends).await.unwrap();
+    fenced.sort();
+    let mut expected = vec![tasks[0].1, tasks[2].1];
+    expected.sort();
+    assert_eq!(fenced, expected);
+    for (i, (t, r)) in tasks.iter().enumerate() {
+        let rec = store::task::get(&s, *t).await.unwrap().unwrap();
+        let steps = res::steps(&s, *r).await.unwrap();
+        if i == 1 {
+            assert_eq!(rec.state, TaskState::Running);
+            assert_eq!(rec.result, None);
+            assert_eq!(steps.len(), 2, "nothing removed");
+            assert_eq!(steps[0].state, StepState::Todo);
+            assert_eq!(
+                res::get(&s, *r).await.unwrap().unwrap().state,
+                ResolutionState::Running
+            );
+        } else {
+            assert_eq!(rec.state, TaskState::Done);
+            assert_eq!(rec.steps_done, 1);
+            assert_eq!(rec.result, Some(json!({"result": i})));
+            assert_eq!(steps.len(), 1, "b removed");
+            assert_eq!(steps[0].output, Some(json!({"n": i})));
+            assert_eq!(
+                res::get(&s, *r).await.unwrap().unwrap().state,
+                ResolutionState::Done
+            );
+        }
+    }
 }

@@ -736,16 +736,15 @@ impl Engine {
     ) -> Result<Option<ResolutionState>, EngineError> {
         let store = &self.store;
         let id = claim.resolution;
-        let rec = store_res::get(store, id)
+        let loaded = self
+            .loads
+            .load(store, id)
             .await?
             .ok_or(EngineError::NotFound(id))?;
-        let task = store::task::get(store, rec.task_id)
-            .await?
-            .ok_or_else(|| EngineError::Invalid(id, "its task is missing".into()))?;
+        let (rec, task, records) = (loaded.resolution, loaded.task, loaded.steps);
         let template = self
             .template_version(id, &task.template_name, task.template_version)
             .await?;
-        let records = store_res::steps(store, id).await?;
         let mut positions = HashMap::new();
         let mut steps = indexmap::IndexMap::new();
         for r in records {
@@ -990,7 +989,20 @@ impl Engine {
             task_tags: c.tags_changed.then(|| Value::Object(c.tags.clone())),
             has_parent: task.parent_task_id.is_some(),
         };
-        with_db_retry(|| store_res::end_cycle(store, &c.claim, &writes, &removed, &end)).await??;
+        if end.has_parent && end.task_state.is_final() {
+            // wakes the parent in the same transaction
+            with_db_retry(|| store_res::end_cycle(store, &c.claim, &writes, &removed, &end))
+                .await??;
+        } else {
+            let whole = store_res::EndOfCycle {
+                claim: c.claim,
+                task: task.id,
+                steps: writes,
+                removed,
+                end,
+            };
+            with_db_retry(|| self.ends.end(store, whole.clone())).await??;
+        }
         tracing::debug!(resolution = %id, state = %state, "cycle ended");
         if let Some(at) = next_retry {
             // wake the claim loops when the retry is due (polling still finds it if this

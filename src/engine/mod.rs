@@ -9,6 +9,7 @@
 //! per-step work in [`step`]. [`Engine::run_cycle`] is the entry point used by the collectors,
 //! `POST /resolution/{id}/run`, and the conformance tests.
 
+pub mod batch;
 pub mod condition;
 pub mod cycle;
 pub mod js;
@@ -93,6 +94,10 @@ pub struct Engine {
     pub resources: Arc<resources::Resources>,
     /// Template versions already read (they never change once stored).
     pub templates: TemplateCache,
+    /// Writes the ends of concurrent cycles together.
+    pub ends: batch::Ends,
+    /// Reads what concurrent cycles start from together.
+    pub loads: batch::Loads,
 }
 
 /// Cache of parsed template versions, keyed by (name, version).

@@ -212,6 +212,25 @@ pub async fn get(
     row.map(|r| open_resolution(&store.keys, r)).transpose()
 }
 
+/// Several resolutions by id (one statement); missing ones are left out.
+pub async fn get_many(
+    store: &super::Store,
+    ids: &[ResolutionId],
+) -> Result<Vec<ResolutionRecord>, StoreError> {
+    let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
+    let rows: Vec<ResolutionRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        resolution_columns!(),
+        " FROM resolution WHERE id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(&store.pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| open_resolution(&store.keys, r))
+        .collect()
+}
+
 /// The resolution of a task.
 pub async fn get_by_task(
     store: &super::Store,
@@ -270,37 +289,90 @@ pub async fn steps(store: &super::Store, id: ResolutionId) -> Result<Vec<StepRec
     .bind(id)
     .fetch_all(&store.pool)
     .await?;
-    let keys = &store.keys;
     rows.into_iter()
-        .map(|r| {
-            let srow = step_row(id, &r.0);
-            let definition = keys.open_json(
-                Aad {
-                    table: "step",
-                    column: "definition_enc",
-                    row: &srow,
-                },
-                &r.5,
-            )?;
-            let error = match open_opt(keys, "error_enc", &srow, r.8)? {
-                Some(Value::String(s)) => Some(s),
-                Some(other) => Some(other.to_string()),
-                None => None,
-            };
-            Ok(StepRecord {
-                state: StepState::parse(&r.2),
-                name: r.0,
-                position: r.1,
-                try_count: r.3,
-                last_run: r.4,
-                definition,
-                output: open_opt(keys, "output_enc", &srow, r.6)?,
-                metadata: open_opt(keys, "metadata_enc", &srow, r.7)?,
-                error,
-                children: open_opt(keys, "children_enc", &srow, r.9)?,
-            })
-        })
+        .map(|r| open_step(&store.keys, id, r))
         .collect()
+}
+
+fn open_step(keys: &KeyRing, id: ResolutionId, r: StepRow) -> Result<StepRecord, StoreError> {
+    let srow = step_row(id, &r.0);
+    let definition = keys.open_json(
+        Aad {
+            table: "step",
+            column: "definition_enc",
+            row: &srow,
+        },
+        &r.5,
+    )?;
+    let error = match open_opt(keys, "error_enc", &srow, r.8)? {
+        Some(Value::String(s)) => Some(s),
+        Some(other) => Some(other.to_string()),
+        None => None,
+    };
+    Ok(StepRecord {
+        state: StepState::parse(&r.2),
+        name: r.0,
+        position: r.1,
+        try_count: r.3,
+        last_run: r.4,
+        definition,
+        output: open_opt(keys, "output_enc", &srow, r.6)?,
+        metadata: open_opt(keys, "metadata_enc", &srow, r.7)?,
+        error,
+        children: open_opt(keys, "children_enc", &srow, r.9)?,
+    })
+}
+
+/// A step row with its resolution (batched reads).
+#[derive(sqlx::FromRow)]
+struct ResolutionStepRow {
+    resolution_id: ResolutionId,
+    name: String,
+    position: i32,
+    state: String,
+    try_count: i32,
+    last_run: Option<DateTime<Utc>>,
+    definition_enc: Vec<u8>,
+    output_enc: Option<Vec<u8>>,
+    metadata_enc: Option<Vec<u8>>,
+    error_enc: Option<Vec<u8>>,
+    children_enc: Option<Vec<u8>>,
+}
+
+/// The steps of several resolutions (one statement), each list in position order.
+pub async fn steps_many(
+    store: &super::Store,
+    ids: &[ResolutionId],
+) -> Result<std::collections::HashMap<ResolutionId, Vec<StepRecord>>, StoreError> {
+    let uuids: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
+    let rows: Vec<ResolutionStepRow> = sqlx::query_as(
+        "SELECT resolution_id, name, position, state, try_count, last_run, definition_enc, output_enc,
+                metadata_enc, error_enc, children_enc
+         FROM step WHERE resolution_id = ANY($1) ORDER BY resolution_id, position, name",
+    )
+    .bind(uuids)
+    .fetch_all(&store.pool)
+    .await?;
+    let mut out: std::collections::HashMap<ResolutionId, Vec<StepRecord>> =
+        ids.iter().map(|i| (*i, Vec::new())).collect();
+    for r in rows {
+        let id = r.resolution_id;
+        let row = (
+            r.name,
+            r.position,
+            r.state,
+            r.try_count,
+            r.last_run,
+            r.definition_enc,
+            r.output_enc,
+            r.metadata_enc,
+            r.error_enc,
+            r.children_enc,
+        );
+        let step = open_step(&store.keys, id, row)?;
+        out.entry(id).or_default().push(step);
+    }
+    Ok(out)
 }
 
 /// Proof of ownership of a running resolution: every write names it (fencing).
@@ -410,7 +482,10 @@ fn seal_opt(
 }
 
 /// Step writes as parallel arrays (sealed), bound to [`STEP_UPSERT`]'s `$5`–`$14`.
+#[derive(Default)]
 struct StepArrays {
+    /// The resolution of each step (bound only by the batched end of cycles).
+    resolutions: Vec<uuid::Uuid>,
     names: Vec<String>,
     positions: Vec<i32>,
     states: Vec<String>,
@@ -425,22 +500,21 @@ struct StepArrays {
 
 impl StepArrays {
     fn seal(keys: &KeyRing, id: ResolutionId, steps: &[StepWrite]) -> Result<Self, StoreError> {
-        let n = steps.len();
-        let mut a = StepArrays {
-            names: Vec::with_capacity(n),
-            positions: Vec::with_capacity(n),
-            states: Vec::with_capacity(n),
-            tries: Vec::with_capacity(n),
-            last_runs: Vec::with_capacity(n),
-            defs: Vec::with_capacity(n),
-            outputs: Vec::with_capacity(n),
-            metadata: Vec::with_capacity(n),
-            errors: Vec::with_capacity(n),
-            children: Vec::with_capacity(n),
-        };
+        let mut a = StepArrays::default();
+        a.push(keys, id, steps)?;
+        Ok(a)
+    }
+
+    /// Seals and appends the steps of one resolution.
+    fn push(
+        &mut self,
+        keys: &KeyRing,
+        id: ResolutionId,
+        steps: &[StepWrite],
+    ) -> Result<(), StoreError> {
         for s in steps {
             let row = step_row(id, &s.name);
-            a.defs.push(keys.seal_json(
+            self.defs.push(keys.seal_json(
                 Aad {
                     table: "step",
                     column: "definition_enc",
@@ -449,20 +523,21 @@ impl StepArrays {
                 &s.definition,
             )?);
             let error = s.error.as_ref().map(|e| Value::String(e.clone()));
-            a.outputs
+            self.outputs
                 .push(seal_opt(keys, "output_enc", &row, &s.output)?);
-            a.metadata
+            self.metadata
                 .push(seal_opt(keys, "metadata_enc", &row, &s.metadata)?);
-            a.errors.push(seal_opt(keys, "error_enc", &row, &error)?);
-            a.children
+            self.errors.push(seal_opt(keys, "error_enc", &row, &error)?);
+            self.children
                 .push(seal_opt(keys, "children_enc", &row, &s.children)?);
-            a.names.push(s.name.clone());
-            a.positions.push(s.position);
-            a.states.push(s.state.as_str().to_string());
-            a.tries.push(s.try_count);
-            a.last_runs.push(s.last_run);
+            self.resolutions.push(id.0);
+            self.names.push(s.name.clone());
+            self.positions.push(s.position);
+            self.states.push(s.state.as_str().to_string());
+            self.tries.push(s.try_count);
+            self.last_runs.push(s.last_run);
         }
-        Ok(a)
+        Ok(())
     }
 }
 
@@ -653,6 +728,134 @@ pub async fn end_cycle(
     } else {
         Err(LostClaim(claim.resolution))
     })
+}
+
+/// One cycle's end in a batch (see [`end_cycles`]).
+#[derive(Debug, Clone)]
+pub struct EndOfCycle {
+    pub claim: Claim,
+    pub task: TaskId,
+    pub steps: Vec<StepWrite>,
+    pub removed: Vec<String>,
+    pub end: CycleEnd,
+}
+
+/// The ends of several cycles in one statement (what [`end_cycle`] does for each, fenced each
+/// by its own claim); returns the resolutions whose claim held — the others wrote nothing.
+/// Parents are not woken here: a subtask or batch child that reached a final state goes
+/// through [`end_cycle`].
+pub async fn end_cycles(
+    store: &super::Store,
+    ends: &[EndOfCycle],
+) -> Result<Vec<ResolutionId>, StoreError> {
+    let n = ends.len();
+    let (mut ids, mut owners, mut attempts) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut states, mut retries, mut task_states) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut done, mut results, mut tags) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut removed_from, mut removed) = (Vec::new(), Vec::new());
+    let mut steps = StepArrays::default();
+    for e in ends {
+        ids.push(e.claim.resolution.0);
+        owners.push(e.claim.owner.0);
+        attempts.push(e.claim.attempt);
+        states.push(e.end.state.as_str());
+        retries.push(e.end.next_retry);
+        task_states.push(e.end.task_state.as_str());
+        done.push(e.end.steps_done);
+        results.push(match &e.end.task_result {
+            Some(r) => Some(store.keys.seal_json(
+                Aad {
+                    table: "task",
+                    column: "result_enc",
+                    row: &e.task.to_string(),
+                },
+                r,
+            )?),
+            None => None,
+        });
+        tags.push(e.end.task_tags.clone());
+        for name in &e.removed {
+            removed_from.push(e.claim.resolution.0);
+            removed.push(name.clone());
+        }
+        steps.push(&store.keys, e.claim.resolution, &e.steps)?;
+    }
+    let fenced: Vec<ResolutionId> = sqlx::query_scalar(
+        "WITH i AS (
+           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::text[], $5::timestamptz[],
+                                $6::text[], $7::int[], $8::bytea[], $9::jsonb[])
+                    AS i(id, owner, attempt, state, next_retry, task_state, steps_done, result, tags)),
+         r AS (
+           UPDATE resolution res SET state = i.state, next_retry = i.next_retry, last_stop = now(),
+                  owner_instance = NULL, lease_expires = NULL, updated = now()
+             FROM i
+            WHERE res.id = i.id AND res.owner_instance = i.owner AND res.claim_attempt = i.attempt
+              AND res.state = 'RUNNING'
+           RETURNING res.id, res.task_id),
+         d AS (
+           DELETE FROM step USING unnest($10::uuid[], $11::text[]) AS x(rid, name), r
+            WHERE step.resolution_id = x.rid AND step.name = x.name AND r.id = x.rid),
+         s AS (
+           INSERT INTO step (resolution_id, name, position, state, try_count, last_run, definition_enc,
+                             output_enc, metadata_enc, error_enc, children_enc, updated)
+           SELECT u.rid, u.name, u.position, u.state, u.try_count, u.last_run, u.def, u.output,
+                  u.metadata, u.error, u.children, now()
+             FROM unnest($12::uuid[], $13::text[], $14::int[], $15::text[], $16::int[],
+                         $17::timestamptz[], $18::bytea[], $19::bytea[], $20::bytea[], $21::bytea[],
+                         $22::bytea[])
+                  AS u(rid, name, position, state, try_count, last_run, def, output, metadata, error,
+                       children)
+             JOIN r ON r.id = u.rid
+           ON CONFLICT (resolution_id, name) DO UPDATE SET position = EXCLUDED.position,
+               state = EXCLUDED.state, try_count = EXCLUDED.try_count, last_run = EXCLUDED.last_run,
+               definition_enc = EXCLUDED.definition_enc, output_enc = EXCLUDED.output_enc,
+               metadata_enc = EXCLUDED.metadata_enc, error_enc = EXCLUDED.error_enc,
+               children_enc = EXCLUDED.children_enc, updated = now()),
+         t AS (
+           UPDATE task SET state = i.task_state, steps_done = i.steps_done,
+                  result_enc = COALESCE(i.result, task.result_enc), tags = COALESCE(i.tags, task.tags),
+                  last_activity = now()
+             FROM r JOIN i ON i.id = r.id
+            WHERE task.id = r.task_id)
+         SELECT id FROM r",
+    )
+    .bind(ids)
+    .bind(owners)
+    .bind(attempts)
+    .bind(states)
+    .bind(retries)
+    .bind(task_states)
+    .bind(done)
+    .bind(results)
+    .bind(tags)
+    .bind(removed_from)
+    .bind(removed)
+    .bind(steps.resolutions)
+    .bind(steps.names)
+    .bind(steps.positions)
+    .bind(steps.states)
+    .bind(steps.tries)
+    .bind(steps.last_runs)
+    .bind(steps.defs)
+    .bind(steps.outputs)
+    .bind(steps.metadata)
+    .bind(steps.errors)
+    .bind(steps.children)
+    .fetch_all(&store.pool)
+    .await?;
+    Ok(fenced)
 }
 
 /// The wake-up of a finished child's parent as an `UPDATE` whose `WHERE` the caller completes

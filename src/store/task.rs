@@ -305,6 +305,19 @@ pub async fn get(store: &Store, id: TaskId) -> Result<Option<TaskRecord>, StoreE
     row.map(|r| r.open(&store.keys)).transpose()
 }
 
+/// The tasks of several resolutions, by resolution (one statement).
+pub async fn get_for_resolutions(
+    store: &Store,
+    ids: &[ResolutionId],
+) -> Result<Vec<TaskRecord>, StoreError> {
+    let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
+    let rows: Vec<TaskRow> = sqlx::query_as(concat!(select_task!(), " WHERE r.id = ANY($1)"))
+        .bind(ids)
+        .fetch_all(&store.pool)
+        .await?;
+    rows.into_iter().map(|r| r.open(&store.keys)).collect()
+}
+
 /// Number of tasks (all states).
 pub async fn count(store: &Store) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM task")
