@@ -366,72 +366,89 @@ impl Plugin {
         let _ = writer.await;
         let status = child.wait().await;
         let code = status.ok().and_then(|s| s.code()).unwrap_or(-1);
-        let out = String::from_utf8_lossy(&out).into_owned();
-        let err = String::from_utf8_lossy(&err).into_owned();
-        let mut lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
-        let result: Option<Value> = lines
-            .last()
-            .and_then(|l| serde_json::from_str::<Value>(l.trim()).ok())
-            .filter(Value::is_object);
-        if result.is_some() {
-            lines.pop();
+        parse_result(self.name, &out, &err, code, started.elapsed())
+    }
+}
+
+/// A plugin's result from what it printed: the last non-empty line of stdout is the protocol's
+/// JSON object (`output`, `metadata`, `error: {class, message}`); earlier stdout lines and stderr
+/// become metadata `log`. Pure, so it is fuzzed (`fuzz/fuzz_targets/plugin_result.rs`).
+pub fn parse_result(
+    name: &str,
+    out: &[u8],
+    err: &[u8],
+    code: i32,
+    elapsed: std::time::Duration,
+) -> ActionResult {
+    let server = |m: String, meta: Value| ActionResult {
+        metadata: Some(meta),
+        ..ActionResult::err(ActionError::Server(m))
+    };
+    let out = String::from_utf8_lossy(out).into_owned();
+    let err = String::from_utf8_lossy(err).into_owned();
+    let mut lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+    let result: Option<Value> = lines
+        .last()
+        .and_then(|l| serde_json::from_str::<Value>(l.trim()).ok())
+        .filter(Value::is_object);
+    if result.is_some() {
+        lines.pop();
+    }
+    let mut log = lines.join("\n");
+    if !err.is_empty() {
+        if !log.is_empty() {
+            log.push('\n');
         }
-        let mut log = lines.join("\n");
-        if !err.is_empty() {
-            if !log.is_empty() {
-                log.push('\n');
-            }
-            log.push_str(&err);
+        log.push_str(&err);
+    }
+    let mut meta = json!({
+        "exit_code": code.to_string(),
+        "execution_time": format!("{elapsed:?}"),
+        "log": tail(&log, MAX_LOG),
+    });
+    let Some(result) = result else {
+        return server(
+            format!(
+                "{}: no JSON result on the last line of stdout (exit status {code}): {}",
+                name,
+                tail(err.trim(), 500)
+            ),
+            meta,
+        );
+    };
+    if let Some(Value::Object(m)) = result.get("metadata") {
+        for (k, v) in m {
+            meta[k] = v.clone();
         }
-        let mut meta = json!({
-            "exit_code": code.to_string(),
-            "execution_time": format!("{:?}", started.elapsed()),
-            "log": tail(&log, MAX_LOG),
-        });
-        let Some(result) = result else {
-            return server(
-                format!(
-                    "{}: no JSON result on the last line of stdout (exit status {code}): {}",
-                    self.name,
-                    tail(err.trim(), 500)
-                ),
-                meta,
-            );
-        };
-        if let Some(Value::Object(m)) = result.get("metadata") {
-            for (k, v) in m {
-                meta[k] = v.clone();
-            }
+    }
+    let output = result.get("output").cloned().filter(|v| !v.is_null());
+    let error = match result.get("error") {
+        None | Some(Value::Null) => None,
+        Some(e) => {
+            let message = e
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("the plugin reported an error")
+                .to_string();
+            let message = format!("{}: {message}", name);
+            Some(
+                match e.get("class").and_then(Value::as_str).unwrap_or("server") {
+                    "client" => ActionError::Client(message),
+                    "fatal" => ActionError::Fatal(message),
+                    "waiting" => ActionError::Waiting(message),
+                    _ => ActionError::Server(message),
+                },
+            )
         }
-        let output = result.get("output").cloned().filter(|v| !v.is_null());
-        let error = match result.get("error") {
-            None | Some(Value::Null) => None,
-            Some(e) => {
-                let message = e
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("the plugin reported an error")
-                    .to_string();
-                let message = format!("{}: {message}", self.name);
-                Some(
-                    match e.get("class").and_then(Value::as_str).unwrap_or("server") {
-                        "client" => ActionError::Client(message),
-                        "fatal" => ActionError::Fatal(message),
-                        "waiting" => ActionError::Waiting(message),
-                        _ => ActionError::Server(message),
-                    },
-                )
-            }
-        };
-        let error = error.or_else(|| {
-            (code != 0).then(|| ActionError::Server(format!("{}: exit status {code}", self.name)))
-        });
-        ActionResult {
-            output,
-            metadata: Some(meta),
-            tags: None,
-            error,
-        }
+    };
+    let error = error.or_else(|| {
+        (code != 0).then(|| ActionError::Server(format!("{}: exit status {code}", name)))
+    });
+    ActionResult {
+        output,
+        metadata: Some(meta),
+        tags: None,
+        error,
     }
 }
 

@@ -134,7 +134,7 @@ pub fn verify(
             if let Some(th) = spec.timestamp_header {
                 let ts = get(headers, th)?;
                 let t: i64 = ts.parse().map_err(|_| AuthError::Malformed(th.into()))?;
-                if (now_unix - t).abs() > spec.replay_window_secs {
+                if now_unix.abs_diff(t) > spec.replay_window_secs.unsigned_abs() {
                     return Err(AuthError::Stale);
                 }
                 payload.extend_from_slice(ts.as_bytes());
@@ -293,6 +293,11 @@ mod tests {
         let headers = h(&[("X-Mutask-Sign", &sig), ("X-Mutask-Timestamp", "1000")]);
         assert!(verify(&s, &headers, body, 1100).is_ok());
         assert_eq!(verify(&s, &headers, body, 2000), Err(AuthError::Stale));
+        // extreme timestamps are stale, not an arithmetic overflow
+        for ts in ["-9223372036854775808", "9223372036854775807"] {
+            let far = h(&[("X-Mutask-Sign", &sig), ("X-Mutask-Timestamp", ts)]);
+            assert_eq!(verify(&s, &far, body, 1100), Err(AuthError::Stale));
+        }
         // the timestamp is signed: changing it breaks the signature
         let moved = h(&[("X-Mutask-Sign", &sig), ("X-Mutask-Timestamp", "1001")]);
         assert_eq!(verify(&s, &moved, body, 1100), Err(AuthError::Mismatch));
