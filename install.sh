@@ -72,6 +72,15 @@ if [ "$mode" = binary ]; then
     cp "$binary" "$dir/bin/mutask"
   else
     command -v cargo >/dev/null 2>&1 || { echo "install.sh: cargo is needed (https://rustup.rs), or give --binary" >&2; exit 1; }
+    # the binary embeds the dashboard (ui/dist): build it first when this source has none
+    if [ ! -f "$src_dir/ui/dist/index.html" ]; then
+      if command -v npm >/dev/null 2>&1; then
+        echo "install.sh: building the dashboard (npm ci && npm run build in $src_dir/ui)"
+        (cd "$src_dir/ui" && npm ci --no-audit --no-fund && npm run build)
+      else
+        echo "install.sh: npm not found: the binary will have no dashboard (install Node.js 20 and run again)" >&2
+      fi
+    fi
     cargo install --locked --root "$dir" --path "$src_dir"
   fi
   write_once "$dir/mutask.toml" <<EOF

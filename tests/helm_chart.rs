@@ -103,7 +103,8 @@ fn env(container: &Value, name: &str) -> Option<String> {
 }
 
 fn required() -> Value {
-    json!({"database": {"url": "postgres://mutask:pw@pg:5432/mutask"}, "encryptionKeys": "k1:AAAA"})
+    json!({"database": {"url": "postgres://mutask:pw@pg:5432/mutask"}, "encryptionKeys": "k1:AAAA",
+           "basicAuth": "admin:$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA"})
 }
 
 #[test]
@@ -177,6 +178,7 @@ fn workers_ingress_templates_and_an_existing_secret() {
             "Deployment/demo-mutask-worker",
             "Ingress/demo-mutask",
             "PodDisruptionBudget/demo-mutask",
+            "PodDisruptionBudget/demo-mutask-worker",
             "Service/demo-mutask"
         ],
         "no Secret when an existing one is named"
@@ -193,8 +195,15 @@ fn workers_ingress_templates_and_an_existing_secret() {
         wspec["containers"][0]["args"],
         json!(["serve", "--role", "worker"])
     );
+    let wpdb = find(&docs, "PodDisruptionBudget", "demo-mutask-worker");
+    assert_eq!(
+        wpdb["spec"]["selector"]["matchLabels"], worker["spec"]["selector"]["matchLabels"],
+        "the worker budget selects the worker pods"
+    );
     for spec in [api, wspec] {
         let c = &spec["containers"][0];
+        assert_eq!(c["startupProbe"]["httpGet"]["path"], "/unsecured/mon/ready");
+        assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
         assert_eq!(c["envFrom"][0]["secretRef"]["name"], "my-mutask");
         assert_eq!(env(c, "MUTASK_LOG_FORMAT").as_deref(), Some("json"));
         assert_eq!(
@@ -234,6 +243,11 @@ fn missing_required_values_fail_with_a_message() {
     assert!(e.contains("database.url is required"), "{e}");
     let e = render(json!({"database": {"url": "postgres://x"}})).unwrap_err();
     assert!(e.contains("encryptionKeys is required"), "{e}");
+    // every replica must share one admin credential
+    let mut no_auth = required();
+    no_auth.as_object_mut().unwrap().remove("basicAuth");
+    let e = render(no_auth).unwrap_err();
+    assert!(e.contains("basicAuth is required"), "{e}");
     // with an existing Secret nothing else is required
     assert!(render(json!({"existingSecret": "s"})).is_ok());
 }

@@ -441,18 +441,43 @@ fn install_sh_writes_a_working_env_once() {
 async fn install_sh_no_docker_gives_a_running_mutask_with_the_examples() {
     let tmp = tempfile::tempdir().unwrap();
     let project = tmp.path().join("proj");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
-    let install = || {
-        Command::new("bash")
-            .arg(&script)
-            .args(["--no-docker", "--dir"])
-            .arg(&project)
-            .arg("--binary")
-            .arg(BIN)
-            .output()
-            .unwrap()
+    let src = env!("CARGO_MANIFEST_DIR");
+    let script = std::path::Path::new(src).join("install.sh");
+    // The first run takes the `cargo install` path. A real one is a release build of several
+    // minutes, so a `cargo` early on PATH stands in for it: it records the arguments install.sh
+    // gives and installs this test's binary where cargo would. The second run uses --binary.
+    let fake_bin = tmp.path().join("fake-bin");
+    std::fs::create_dir_all(&fake_bin).unwrap();
+    let record = tmp.path().join("cargo-args");
+    let cargo = fake_bin.join("cargo");
+    std::fs::write(
+        &cargo,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\nroot=\nwhile [ $# -gt 0 ]; do [ \"$1\" = --root ] && root=$2; shift; done\n\
+             mkdir -p \"$root/bin\" && cp '{BIN}' \"$root/bin/mutask\"\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cargo, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let install = |binary: bool| {
+        let mut c = Command::new("bash");
+        c.arg(&script).args(["--no-docker", "--dir"]).arg(&project);
+        if binary {
+            c.arg("--binary").arg(BIN);
+        } else {
+            c.env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    fake_bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            );
+        }
+        c.output().unwrap()
     };
-    let out = install();
+    let out = install(false);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
@@ -462,6 +487,7 @@ async fn install_sh_no_docker_gives_a_running_mutask_with_the_examples() {
     for f in [
         "templates/hello-world.yaml",
         "plugins/greet/manifest.yaml",
+        "functions/greeting.yaml",
         "scripts/sleep.sh",
         "mutask.toml",
         "README.md",
@@ -469,6 +495,18 @@ async fn install_sh_no_docker_gives_a_running_mutask_with_the_examples() {
     ] {
         assert!(project.join(f).exists(), "{f} missing:\n{stdout}");
     }
+    let args = std::fs::read_to_string(&record).expect("install.sh ran cargo");
+    assert_eq!(
+        args.lines().collect::<Vec<_>>(),
+        [
+            "install",
+            "--locked",
+            "--root",
+            project.to_str().unwrap(),
+            "--path",
+            src
+        ]
+    );
     // the command it prints, run as printed (on a free port instead of 8081)
     let command = stdout
         .lines()
@@ -483,7 +521,7 @@ async fn install_sh_no_docker_gives_a_running_mutask_with_the_examples() {
     );
     // a second run keeps what exists
     std::fs::write(project.join("templates/mine.yaml"), "# mine\n").unwrap();
-    let again = install();
+    let again = install(true);
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stdout).contains("mutask.toml exists, keeping it"));
     assert_eq!(
@@ -491,6 +529,29 @@ async fn install_sh_no_docker_gives_a_running_mutask_with_the_examples() {
         "# mine\n"
     );
     std::fs::remove_file(project.join("templates/mine.yaml")).unwrap();
+
+    // a template of the user's own that calls the shipped example function
+    std::fs::write(
+        project.join("templates/greet-function.yaml"),
+        r#"name: greet-function
+description: Greets through the example function
+title_format: "Greet {{.input.name}}"
+auto_runnable: true
+allow_all_resolver_usernames: true
+inputs:
+  - name: name
+steps:
+  greet:
+    description: greet
+    action:
+      type: example::greeting
+      configuration:
+        name: "{{.input.name}}"
+result_format:
+  greeting: "{{.step.greet.output.greeting}}"
+"#,
+    )
+    .unwrap();
 
     let port = free_port();
     let mut cmd = Command::new("bash");
@@ -524,6 +585,38 @@ async fn install_sh_no_docker_gives_a_running_mutask_with_the_examples() {
         .map(|t| t["name"].as_str().unwrap().to_string())
         .collect();
     assert!(names.contains(&"hello-world".to_string()), "{names:?}");
+    let http = common::http();
+    let created: Value = http
+        .post(format!("http://127.0.0.1:{port}/task"))
+        .basic_auth("admin", Some(password.trim()))
+        .json(&json!({"template_name": "greet-function", "input": {"name": "Ada"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let t: Value = http
+            .get(format!("http://127.0.0.1:{port}/task/{id}"))
+            .basic_auth("admin", Some(password.trim()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if t["state"] == "DONE" {
+            assert_eq!(t["result"]["greeting"], "Hello Ada, from a function!");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{t}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let ui = common::http()
         .get(format!("http://127.0.0.1:{port}/ui/"))
         .send()
@@ -550,7 +643,40 @@ fn compose_file_runs_two_instances_on_one_postgres() {
         .filter(|k| k.starts_with("mutask"))
         .collect();
     assert_eq!(mutasks.len(), 2);
+    // the database lives in a named volume, and nothing publishes PostgreSQL's port
+    let pg = &doc["services"]["postgres"];
+    assert!(
+        pg["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|v| v.as_str() == Some("pgdata:/var/lib/postgresql/data")),
+        "{pg:?}"
+    );
+    assert!(doc["volumes"]["pgdata"].is_mapping(), "pgdata is declared");
+    assert!(
+        pg["ports"].is_null(),
+        "PostgreSQL stays inside the compose network"
+    );
+    // secrets only from .env: compose refuses to start without them (`${VAR:?…}`)
+    let from_env = |v: &serde_yaml::Value, var: &str| {
+        let s = v.as_str().unwrap_or_default();
+        assert!(
+            s.contains(&format!("${{{var}:?")),
+            "{var} must come from .env: {s}"
+        );
+    };
+    from_env(&pg["environment"]["POSTGRES_PASSWORD"], "POSTGRES_PASSWORD");
     for m in mutasks {
+        let env = &doc["services"][m]["environment"];
+        from_env(&env["MUTASK_ENCRYPTION_KEYS"], "MUTASK_ENCRYPTION_KEYS");
+        from_env(&env["MUTASK_BASIC_AUTH"], "MUTASK_BASIC_AUTH");
+        from_env(&env["MUTASK_DATABASE_URL"], "POSTGRES_PASSWORD");
+        assert_eq!(
+            doc["services"][m]["depends_on"]["postgres"]["condition"].as_str(),
+            Some("service_healthy"),
+            "{m} waits for a healthy database"
+        );
         let url = doc["services"][m]["environment"]["MUTASK_DATABASE_URL"]
             .as_str()
             .unwrap();
