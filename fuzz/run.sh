@@ -15,7 +15,7 @@ sanitizer=${SANITIZER:-none}
 # debug builds compile in about half the time (CI); FUZZ_RELEASE=1 for long campaigns
 profile=(--dev)
 [ "${FUZZ_RELEASE:-0}" = 1 ] && profile=()
-targets=${FUZZ_TARGETS:-"template_load dialect_translate render input_validate request_body"}
+targets=${FUZZ_TARGETS:-"template_load dialect_translate render input_validate request_body webhook_verify plugin_result"}
 cargo fuzz build "${profile[@]}" -s "$sanitizer"
 for t in $targets; do
   mkdir -p "fuzz/corpus/$t" "fuzz/regressions/$t"

@@ -4,7 +4,10 @@
 //! past the lease then SIGCONT, `pg_terminate_backend` of every mutask connection, a restart of
 //! PostgreSQL. At the end every task created is DONE, or BLOCKED_TOCHECK for a non-idempotent
 //! step a fault caught running; no non-idempotent step ran twice, no idempotent one more than
-//! twice. Prints the figures. `CHAOS_SECONDS` (default 60, CI; a full soak is 1800),
+//! twice. Recovery time of a fault: from its injection until every task unfinished at that
+//! moment has settled (DONE, or BLOCKED for a check). The instances' logs (JSON lines) are read
+//! back: every ERROR must be explained by a fault (a lost or refused database connection), and a
+//! panic never is. Prints the figures. `CHAOS_SECONDS` (default 60, CI; a full soak is 1800),
 //! `CHAOS_SEED`.
 
 mod common;
@@ -32,6 +35,72 @@ async fn connect(url: &str) -> Option<sqlx::PgPool> {
         .connect(url)
         .await
         .ok()
+}
+
+/// Ids of the tasks not settled yet, or None while the database does not answer.
+async fn unsettled(url: &str, among: Option<&[String]>) -> Option<Vec<String>> {
+    let pool = connect(url).await?;
+    let ids: Result<Vec<(String,)>, _> = sqlx::query_as(
+        "SELECT id::text FROM task
+          WHERE state NOT IN ('DONE', 'BLOCKED', 'CANCELLED', 'WONTFIX')
+            AND ($1::text[] IS NULL OR id::text = ANY($1))",
+    )
+    .bind(among)
+    .fetch_all(&pool)
+    .await;
+    pool.close().await;
+    ids.ok().map(|v| v.into_iter().map(|(i,)| i).collect())
+}
+
+/// Polls until every task of `ids` has settled; the time it took since `since`, or None after
+/// `limit`.
+async fn recovery(
+    url: String,
+    ids: Vec<String>,
+    since: Instant,
+    limit: Duration,
+) -> Option<Duration> {
+    loop {
+        if let Some(left) = unsettled(&url, Some(&ids)).await
+            && left.is_empty()
+        {
+            return Some(since.elapsed());
+        }
+        if since.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// p-th percentile (0–100) of sorted durations, in seconds.
+fn percentile(sorted: &[Duration], p: usize) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() * p).div_ceil(100)).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64()
+}
+
+/// An ERROR a fault explains: the database went away, refused or dropped a connection.
+fn explained_by_a_fault(line: &str) -> bool {
+    const FAULTS: &[&str] = &[
+        "connection",
+        "terminating",
+        "pool timed out",
+        "PoolTimedOut",
+        "shutting down",
+        "starting up",
+        "broken pipe",
+        "end of file",
+        "error communicating with database",
+        "administrator command",
+        "io error",
+        // the API's answer while the database is unreachable (never a 500)
+        "503 Service Unavailable",
+    ];
+    let l = line.to_ascii_lowercase();
+    FAULTS.iter().any(|f| l.contains(&f.to_ascii_lowercase()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -106,11 +175,31 @@ async fn chaos_soak_loses_and_duplicates_nothing() {
     };
 
     let mut faults: HashMap<&str, usize> = HashMap::new();
+    let mut recoveries = Vec::new();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(seconds) {
         // faults at least 8 s apart: a step re-run after a fault finishes before the next one
         tokio::time::sleep(Duration::from_millis(8000 + rng.u64(0..4000))).await;
-        match rng.usize(0..4) {
+        let kind = rng.usize(0..4);
+        let injected = Instant::now();
+        if let Some(open) = unsettled(&url, None).await {
+            let name = [
+                "kill -9 + restart",
+                "SIGSTOP past the lease",
+                "pg_terminate_backend",
+                "PostgreSQL restart",
+            ][kind];
+            recoveries.push((
+                name,
+                tokio::spawn(recovery(
+                    url.clone(),
+                    open,
+                    injected,
+                    Duration::from_secs(120),
+                )),
+            ));
+        }
+        match kind {
             0 => {
                 let v = rng.usize(0..insts.len());
                 let old = insts.remove(v);
@@ -223,15 +312,86 @@ async fn chaos_soak_loses_and_duplicates_nothing() {
             }
         }
     }
+    // recovery times, per kind of fault and overall
+    let mut per_kind: HashMap<&str, Vec<Duration>> = HashMap::new();
+    for (name, handle) in recoveries {
+        match handle.await.unwrap() {
+            Some(d) => per_kind.entry(name).or_default().push(d),
+            None => problems.push(format!(
+                "the tasks open at a {name} did not settle within 120 s"
+            )),
+        }
+    }
+    let mut all: Vec<Duration> = per_kind.values().flatten().copied().collect();
+    all.sort();
+    let mut recovery_lines: Vec<String> = per_kind
+        .iter_mut()
+        .map(|(k, v)| {
+            v.sort();
+            format!(
+                "{k}: n {} p50 {:.1} s p99 {:.1} s max {:.1} s",
+                v.len(),
+                percentile(v, 50),
+                percentile(v, 99),
+                v.last().map_or(0.0, Duration::as_secs_f64)
+            )
+        })
+        .collect();
+    recovery_lines.sort();
+
+    // the logs: every ERROR explained by a fault, no panic
+    let (mut errors, mut explained, mut warnings) = (0usize, 0usize, 0usize);
+    let mut log_files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log") && p != &log)
+        .collect();
+    log_files.sort();
+    for f in &log_files {
+        for line in std::fs::read_to_string(f).unwrap_or_default().lines() {
+            if line.contains("panicked") {
+                problems.push(format!("{}: {line}", f.display()));
+                continue;
+            }
+            let Ok(v) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            match v["level"].as_str() {
+                Some("ERROR") => {
+                    errors += 1;
+                    if explained_by_a_fault(line) {
+                        explained += 1;
+                    } else {
+                        problems.push(format!(
+                            "an error no fault explains, {}: {line}",
+                            f.display()
+                        ));
+                    }
+                }
+                Some("WARN") => warnings += 1,
+                _ => {}
+            }
+        }
+    }
+    assert!(!log_files.is_empty(), "no instance log was read");
+
     let mut kinds: Vec<_> = faults.iter().map(|(k, v)| format!("{k} {v}")).collect();
     kinds.sort();
     println!(
         "chaos soak (seed {seed}, {seconds} s): faults [{}], tasks {}, creations refused during faults {}, \
          lost {lost}, stuck {stuck}, non-idempotent run twice {twice}, idempotent run 3+ times {thrice}, \
-         idempotent re-runs {reruns}, blocked for a check {blocked}",
+         idempotent re-runs {reruns}, blocked for a check {blocked}; recovery p50 {:.1} s p99 {:.1} s \
+         max {:.1} s [{}]; logs of {} instance runs: {errors} errors ({explained} explained by a fault), \
+         {warnings} warnings",
         kinds.join(", "),
         ids.len(),
         create_failures.lock().unwrap(),
+        percentile(&all, 50),
+        percentile(&all, 99),
+        all.last().map_or(0.0, Duration::as_secs_f64),
+        recovery_lines.join("; "),
+        log_files.len(),
     );
     for i in insts {
         i.kill9();

@@ -87,6 +87,11 @@ impl From<StoreError> for ApiError {
                     "the request holds text PostgreSQL cannot store (a NUL character?)".into(),
                 )
             }
+            // a database restart or failover: the caller may retry shortly
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, "database unavailable, answering 503");
+                ApiError::Unavailable("the database is unreachable; retry shortly".into())
+            }
             other => ApiError::internal(other),
         }
     }
@@ -180,6 +185,10 @@ impl IntoResponse for ApiError {
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
+        if matches!(self, ApiError::Unavailable(_)) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         resp
     }
 }
@@ -226,5 +235,21 @@ mod tests {
             assert_eq!(serde_json::to_value(doc).unwrap(), code, "{e:?}");
             assert!(status.as_u16() >= 400);
         }
+    }
+
+    #[test]
+    fn an_unreachable_database_is_a_503_to_retry_not_a_500() {
+        let gone = StoreError::Db(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset,
+        )));
+        assert!(gone.is_unavailable());
+        let resp = ApiError::from(gone).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        let busy = ApiError::from(StoreError::Db(sqlx::Error::PoolTimedOut));
+        assert!(matches!(busy, ApiError::Unavailable(_)), "{busy:?}");
+        // anything else stays an internal error
+        let other = ApiError::from(StoreError::Db(sqlx::Error::RowNotFound));
+        assert!(matches!(other, ApiError::Internal(_)), "{other:?}");
     }
 }

@@ -582,7 +582,7 @@ where
     loop {
         match f().await {
             Err(crate::store::StoreError::Db(e))
-                if is_transient(&e) && tokio::time::Instant::now() < deadline =>
+                if crate::store::db_unavailable(&e) && tokio::time::Instant::now() < deadline =>
             {
                 tracing::warn!(error = %e, "database unavailable, retrying the write");
                 tokio::time::sleep(delay).await;
@@ -590,21 +590,6 @@ where
             }
             other => return other,
         }
-    }
-}
-
-/// Connection-level failures worth retrying.
-fn is_transient(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(d) => {
-            // admin shutdown, cannot connect now, connection failures
-            matches!(
-                d.code().as_deref(),
-                Some("57P01" | "57P02" | "57P03" | "08000" | "08003" | "08006" | "08001" | "08004")
-            )
-        }
-        _ => false,
     }
 }
 

@@ -49,6 +49,27 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// The database cannot be reached now (a restart, a failover, a dropped connection): worth
+    /// another try later, and a 503 for an API caller, not a 500.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Db(e) if db_unavailable(e))
+    }
+}
+
+/// Connection-level failures: I/O, pool timeouts, TLS, and the SQLSTATEs of a server shutting
+/// down or starting up (57P01–57P03) and of connection exceptions (class 08).
+pub fn db_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(d) => matches!(
+            d.code().as_deref(),
+            Some("57P01" | "57P02" | "57P03" | "08000" | "08003" | "08006" | "08001" | "08004")
+        ),
+        _ => false,
+    }
+}
+
 /// The pool and the key ring: everything a store function needs.
 #[derive(Clone)]
 pub struct Store {

@@ -52,6 +52,8 @@ impl Inst {
             .env("MUTASK_FUNCTIONS_DIR", dir.join("nofunctions"))
             .env("MUTASK_LEASE_SECONDS", lease.to_string())
             .env("RUST_LOG", "info,mutask=debug")
+            // one JSON object per line: the chaos soak reads the levels back
+            .env("MUTASK_LOG_FORMAT", "json")
             .stdin(Stdio::null())
             .stdout(f.try_clone().unwrap())
             .stderr(f)
