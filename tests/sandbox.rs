@@ -330,3 +330,109 @@ async fn dropping_or_shutting_down_the_pool_leaves_no_children() {
         Err(SandboxError::Closed)
     );
 }
+
+/// `VmRSS` and `VmSize` (bytes) of a process, from /proc.
+fn memory_of(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmSize:")?))
+}
+
+/// The sandbox workers: children of this process running the mutask binary.
+fn sandbox_children() -> Vec<u32> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    // pid (comm) state ppid …: comm may hold spaces, so split after ')'
+                    let rest = s.rsplit_once(')')?.1.to_string();
+                    rest.split_whitespace().nth(1).map(|p| p == me)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allocation_bombs_stay_within_the_memory_limit() {
+    let pool = pool(1);
+    pool.warm_up().await.expect("workers start");
+    let limit = pool.config().memory_limit_bytes;
+    let idle = pool.idle_worker_pids();
+    let (_, idle_size) = memory_of(idle[0]).expect("the worker's memory");
+    // RLIMIT_AS is what the worker mapped at startup plus the limit: nothing it does can
+    // make it bigger than that
+    let ceiling = idle_size + limit;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let sampler = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut rss, mut size) = (0u64, 0u64);
+            while !stop.is_cancelled() {
+                for pid in sandbox_children() {
+                    if let Some((r, s)) = memory_of(pid) {
+                        rss = rss.max(r);
+                        size = size.max(s);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (rss, size)
+        })
+    };
+    let bombs = [
+        "'x'.repeat(1e9)",
+        "new Array(5e7).fill(1)",
+        "var a = []; while (true) { a.push(new Array(1e5).fill(1)) }",
+        "var s = 'x'; while (true) { s = s + s }",
+        "var o = {}; for (var i = 0; ; i++) { o['k' + i] = 'v'.repeat(1000) }",
+    ];
+    for code in bombs {
+        let err = pool
+            .eval_js(code, Duration::from_secs(5))
+            .await
+            .expect_err(code);
+        eprintln!("{code:70} -> {err}");
+        // the pool still serves after each bomb
+        assert_eq!(
+            pool.eval_js("6*7", Duration::from_secs(10))
+                .await
+                .as_deref(),
+            Ok("42"),
+            "after {code}"
+        );
+    }
+    stop.cancel();
+    let (peak_rss, peak_size) = sampler.await.unwrap();
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    println!(
+        "sandbox memory: limit {:.0} MiB over a startup mapping of {:.0} MiB; peak worker RSS {:.0} MiB, \
+         peak address space {:.0} MiB (ceiling {:.0} MiB)",
+        mib(limit),
+        mib(idle_size),
+        mib(peak_rss),
+        mib(peak_size),
+        mib(ceiling)
+    );
+    assert!(peak_rss > 0, "the sampler saw the workers");
+    assert!(
+        peak_size <= ceiling,
+        "a worker mapped {:.0} MiB, over its ceiling of {:.0} MiB",
+        mib(peak_size),
+        mib(ceiling)
+    );
+    assert!(peak_rss <= ceiling);
+    pool.shutdown().await;
+}
