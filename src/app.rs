@@ -656,6 +656,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
             .context("building the notification HTTP client")?;
             let mut n = n;
             n.policy = Arc::new(hook_policy.clone());
+            n.max_attempts = state.config.notify_max_attempts as i32;
             Some(tokio::spawn(n.run(
                 wakeups.event.clone(),
                 IDLE_SLEEP,
