@@ -584,6 +584,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         js: Some(Arc::new(SandboxJs::new(sandbox.clone()))),
         settings: Arc::new(EngineSettings {
             lease: config.lease,
+            log_keep_executions: config.log_keep_executions as i32,
             ..EngineSettings::default()
         }),
         templates: Default::default(),

@@ -1044,4 +1044,21 @@ mod tests {
                 .contains("::1".parse().unwrap())
         );
     }
+
+    #[test]
+    fn log_retention_is_a_duration_or_days_not_both() {
+        let d = |secs| std::time::Duration::from_secs(secs);
+        assert_eq!(super::log_retention(None, None).unwrap(), d(30 * 86_400));
+        assert_eq!(super::log_retention(None, Some(2)).unwrap(), d(2 * 86_400));
+        assert_eq!(super::log_retention(Some("90m"), None).unwrap(), d(5400));
+        for (text, days) in [
+            (Some("30s"), None),
+            (Some("x"), None),
+            (Some("1h"), Some(1)),
+            (None, Some(0)),
+        ] {
+            let e = super::log_retention(text, days).unwrap_err().to_string();
+            assert!(e.contains("MUTASK_LOG_RETENTION"), "{e}");
+        }
+    }
 }
