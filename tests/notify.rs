@@ -934,3 +934,95 @@ async fn the_database_reads_go_durations_as_the_template_loader_does() {
     }
     a.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overdue_candidates_come_earliest_deadline_first() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, expected) in [("slow-long", "1h"), ("slow-short", "1s")] {
+        std::fs::write(
+            dir.path().join(format!("{name}.yaml")),
+            format!(
+                r#"
+name: {name}
+description: Waits for a callback
+title_format: "{name}"
+expected_duration: {expected}
+auto_runnable: true
+allow_all_resolver_usernames: true
+steps:
+  wait:
+    action:
+      type: callback
+      configuration: {{action: create}}
+  hold:
+    dependencies: [wait]
+    action:
+      type: callback
+      configuration: {{action: wait, id: "{{{{ .step.wait.output.id }}}}"}}
+"#
+            ),
+        )
+        .unwrap();
+    }
+    let tdir = dir.path().to_path_buf();
+    let m = common::start_with(move |c| c.templates_dir = tdir).await;
+    let mut ids = Vec::new();
+    // the long one first: ordering by creation would put it first
+    for name in ["slow-long", "slow-short"] {
+        let (s, t) = m
+            .post(
+                "admin",
+                "/task",
+                &json!({"template_name": name, "input": {}}),
+            )
+            .await;
+        assert_eq!(s, 201, "{t}");
+        ids.push(uuid::Uuid::parse_str(t["id"].as_str().unwrap()).unwrap());
+    }
+    let store = m.running.state.store.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM task_deadline")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        let marked: i64 = sqlx::query_scalar("SELECT count(*) FROM task_overdue")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        if n + marked >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "deadlines not recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // the short one is due first (or already reported); the long one is not due for an hour
+    let candidates = mutask::store::notification::overdue_candidates(&store, 1)
+        .await
+        .unwrap();
+    let reported: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM task_overdue WHERE task_id = $1)")
+            .bind(ids[1])
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    if !reported {
+        assert_eq!(candidates[0].0, ids[1], "{candidates:?}");
+    }
+    let all = mutask::store::notification::overdue_candidates(&store, 10)
+        .await
+        .unwrap();
+    let long = all
+        .iter()
+        .find(|c| c.0 == ids[0])
+        .expect("the long task waits");
+    let started: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT started FROM task_deadline WHERE task_id = $1")
+            .bind(ids[0])
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(long.3 - started, chrono::Duration::hours(1));
+    assert!(all.windows(2).all(|w| w[0].3 <= w[1].3), "{all:?}");
+    m.stop().await;
+}
