@@ -584,6 +584,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         js: Some(Arc::new(SandboxJs::new(sandbox.clone()))),
         settings: Arc::new(EngineSettings {
             lease: config.lease,
+            log_keep_executions: config.log_keep_executions as i32,
             ..EngineSettings::default()
         }),
         templates: Default::default(),
@@ -656,6 +657,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
             .context("building the notification HTTP client")?;
             let mut n = n;
             n.policy = Arc::new(hook_policy.clone());
+            n.max_attempts = state.config.notify_max_attempts as i32;
             Some(tokio::spawn(n.run(
                 wakeups.event.clone(),
                 IDLE_SLEEP,

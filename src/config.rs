@@ -209,6 +209,10 @@ pub struct Settings {
     /// `failure_or_done` [default: always].
     #[arg(long, env = "MUTASK_NOTIFY_STRATEGY", global = true)]
     pub notify_strategy: Option<String>,
+    /// Attempts at delivering one notification before it is given up (backoff 5 s doubling, at
+    /// most 10 min apart; `POST /notification/{id}/retry` re-queues it) [default: 12].
+    #[arg(long, env = "MUTASK_NOTIFY_MAX_ATTEMPTS", global = true)]
+    pub notify_max_attempts: Option<u32>,
     /// Browser origins allowed to call the API from other sites (CORS): comma-separated
     /// `https://host[:port]` origins, or `*` for any origin (then without credentials)
     /// [default: none, CORS off].
@@ -232,9 +236,17 @@ pub struct Settings {
     /// Most resolution cycles one instance runs at once [default: 100].
     #[arg(long, env = "MUTASK_MAX_CONCURRENT_EXECUTIONS", global = true)]
     pub max_concurrent_executions: Option<usize>,
-    /// Days step logs are kept (the last 5 executions of each step) [default: 30].
+    /// Days step logs are kept [default: 30]; or give `MUTASK_LOG_RETENTION`.
     #[arg(long, env = "MUTASK_LOG_RETENTION_DAYS", global = true)]
     pub log_retention_days: Option<u64>,
+    /// How long step logs are kept, as a duration (`720h`, `90m`; at least 1m) — instead of
+    /// `MUTASK_LOG_RETENTION_DAYS` [default: 720h].
+    #[arg(long, env = "MUTASK_LOG_RETENTION", global = true)]
+    pub log_retention: Option<String>,
+    /// Executions of each step whose logs are kept (older ones are pruned when a new one
+    /// starts) [default: 5].
+    #[arg(long, env = "MUTASK_LOG_KEEP_EXECUTIONS", global = true)]
+    pub log_keep_executions: Option<u32>,
     /// Failed logins (wrong password or token) one client address may make per minute before
     /// its requests get 429 until the minute is over; 0 disables the limit [default: 10].
     #[arg(long, env = "MUTASK_LOGIN_FAILURE_LIMIT", global = true)]
@@ -392,6 +404,8 @@ pub struct Config {
     /// Notification backends (none configured: nothing is sent).
     pub notify_backends: Vec<crate::notify::Backend>,
     pub notify_strategy: crate::notify::Strategy,
+    /// Delivery attempts of one notification before it is given up.
+    pub notify_max_attempts: u32,
     /// Ownership lease of a running resolution.
     pub lease: std::time::Duration,
     /// Concurrency limit per resource label (per instance, as µTask).
@@ -400,6 +414,8 @@ pub struct Config {
     pub max_concurrent_executions: usize,
     /// How long step logs are kept.
     pub log_retention: std::time::Duration,
+    /// Executions of each step whose logs are kept.
+    pub log_keep_executions: u32,
     /// Failed logins per client address and minute before 429 (0: no limit).
     pub login_failure_limit: u32,
     /// SSRF guard exceptions (see `MUTASK_NETWORK_ALLOW`).
@@ -583,10 +599,13 @@ impl Settings {
             notify_slack_url,
             notify_email_url,
             notify_strategy,
+            notify_max_attempts,
             lease_seconds,
             resource_limits,
             max_concurrent_executions,
             log_retention_days,
+            log_retention,
+            log_keep_executions,
             login_failure_limit,
             network_allow,
             network_deny_private,
@@ -762,14 +781,21 @@ impl Settings {
                 format!("{max_concurrent_executions} is outside 1..=100000"),
             ));
         }
-        let log_retention_days = s.log_retention_days.unwrap_or(30);
-        if !(1..=3650).contains(&log_retention_days) {
+        let log_retention = log_retention(s.log_retention.as_deref(), s.log_retention_days)?;
+        let log_keep_executions = s.log_keep_executions.unwrap_or(5);
+        if !(1..=1000).contains(&log_keep_executions) {
             return Err(err(
-                "MUTASK_LOG_RETENTION_DAYS (--log-retention-days)",
-                format!("{log_retention_days} is outside 1..=3650"),
+                "MUTASK_LOG_KEEP_EXECUTIONS (--log-keep-executions)",
+                format!("{log_keep_executions} is outside 1..=1000"),
             ));
         }
-        let log_retention = std::time::Duration::from_secs(log_retention_days * 86_400);
+        let notify_max_attempts = s.notify_max_attempts.unwrap_or(12);
+        if !(1..=100).contains(&notify_max_attempts) {
+            return Err(err(
+                "MUTASK_NOTIFY_MAX_ATTEMPTS (--notify-max-attempts)",
+                format!("{notify_max_attempts} is outside 1..=100"),
+            ));
+        }
         let network_allow = split_list(s.network_allow.as_deref().unwrap_or(""));
         crate::action::http::NetworkPolicy::with_allow_list(&network_allow)
             .map_err(|e| err("MUTASK_NETWORK_ALLOW (--network-allow)", e))?;
@@ -803,16 +829,52 @@ impl Settings {
             cors_origins,
             notify_backends,
             notify_strategy,
+            notify_max_attempts,
             lease: std::time::Duration::from_secs(lease_seconds),
             resource_limits,
             max_concurrent_executions,
             log_retention,
+            log_keep_executions,
             login_failure_limit: s.login_failure_limit.unwrap_or(10),
             network_allow,
             network_deny_private: s.network_deny_private.unwrap_or(false),
             maintenance_mode: s.maintenance_mode.unwrap_or(false),
             sandbox_program: None,
         })
+    }
+}
+
+/// The step log retention: `MUTASK_LOG_RETENTION` (a duration, at least a minute, at most ten
+/// years) or `MUTASK_LOG_RETENTION_DAYS` (1..=3650), not both; 30 days by default.
+fn log_retention(
+    text: Option<&str>,
+    days: Option<u64>,
+) -> Result<std::time::Duration, ConfigError> {
+    const NAME: &str = "MUTASK_LOG_RETENTION (--log-retention)";
+    match (text.map(str::trim).filter(|t| !t.is_empty()), days) {
+        (Some(_), Some(_)) => Err(err(
+            NAME,
+            "give MUTASK_LOG_RETENTION or MUTASK_LOG_RETENTION_DAYS, not both",
+        )),
+        (Some(t), None) => {
+            let d = crate::domain::duration::parse(t).map_err(|e| err(NAME, e.to_string()))?;
+            if d < std::time::Duration::from_secs(60)
+                || d > std::time::Duration::from_secs(3650 * 86_400)
+            {
+                return Err(err(NAME, format!("`{t}` is outside 1m..=87600h")));
+            }
+            Ok(d)
+        }
+        (None, days) => {
+            let days = days.unwrap_or(30);
+            if !(1..=3650).contains(&days) {
+                return Err(err(
+                    "MUTASK_LOG_RETENTION_DAYS (--log-retention-days)",
+                    format!("{days} is outside 1..=3650"),
+                ));
+            }
+            Ok(std::time::Duration::from_secs(days * 86_400))
+        }
     }
 }
 
@@ -849,10 +911,12 @@ impl Config {
             cors_origins: Vec::new(),
             notify_backends: Vec::new(),
             notify_strategy: Default::default(),
+            notify_max_attempts: 12,
             lease: std::time::Duration::from_secs(60),
             resource_limits: Default::default(),
             max_concurrent_executions: 100,
             log_retention: std::time::Duration::from_secs(30 * 86_400),
+            log_keep_executions: 5,
             login_failure_limit: 10,
             network_allow: Vec::new(),
             network_deny_private: false,
@@ -979,5 +1043,22 @@ mod tests {
                 .unwrap()
                 .contains("::1".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn log_retention_is_a_duration_or_days_not_both() {
+        let d = |secs| std::time::Duration::from_secs(secs);
+        assert_eq!(super::log_retention(None, None).unwrap(), d(30 * 86_400));
+        assert_eq!(super::log_retention(None, Some(2)).unwrap(), d(2 * 86_400));
+        assert_eq!(super::log_retention(Some("90m"), None).unwrap(), d(5400));
+        for (text, days) in [
+            (Some("30s"), None),
+            (Some("x"), None),
+            (Some("1h"), Some(1)),
+            (None, Some(0)),
+        ] {
+            let e = super::log_retention(text, days).unwrap_err().to_string();
+            assert!(e.contains("MUTASK_LOG_RETENTION"), "{e}");
+        }
     }
 }

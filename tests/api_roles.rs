@@ -283,6 +283,20 @@ const CASES: &[Case] = &[
         body: none,
     },
     Case {
+        method: "GET",
+        path: "/notification",
+        who: Who::Only(&[Admin]),
+        needs: Needs::Nothing,
+        body: none,
+    },
+    Case {
+        method: "POST",
+        path: "/notification/{id}/retry",
+        who: Who::Only(&[Admin]),
+        needs: Needs::Nothing,
+        body: none,
+    },
+    Case {
         method: "POST",
         path: "/batch",
         who: Who::Anyone,

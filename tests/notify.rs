@@ -23,6 +23,10 @@ struct Receiver {
 }
 
 async fn receiver() -> (Receiver, String) {
+    receiver_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await
+}
+
+async fn receiver_on(listener: tokio::net::TcpListener) -> (Receiver, String) {
     let r = Receiver::default();
     let state = r.clone();
     let app = axum::Router::new().route(
@@ -46,7 +50,6 @@ async fn receiver() -> (Receiver, String) {
             },
         ),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (r, format!("http://{addr}"))
@@ -622,5 +625,404 @@ async fn a_tasks_status_hook_receives_every_state_change() {
         assert!(s == 422 || s == 400, "{hook}: {s} {r}");
         assert!(r.to_string().contains(needle), "{hook}: {r}");
     }
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_is_listed_for_admins_and_a_given_up_delivery_is_retried() {
+    // a port nothing listens on (yet)
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let m = common::start_with(|c| {
+        c.notify_backends = backends(&base)[..1].to_vec();
+        c.notify_strategy = mutask::notify::Strategy::FailureOrDone;
+        c.notify_max_attempts = 1;
+    })
+    .await;
+    let (s, t) = m
+        .post(
+            "admin",
+            "/task",
+            &json!({"template_name": "hello-world", "input": {"name": "Outbox"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let task = t["id"].as_str().unwrap().to_string();
+    // the one DONE notification fails once against the closed port and is given up
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let entry = loop {
+        let (s, list) = m.get("admin", "/notification?state=given_up").await;
+        assert_eq!(s, 200, "{list}");
+        if let Some(e) = list.as_array().unwrap().first() {
+            break e.clone();
+        }
+        assert!(Instant::now() < deadline, "never given up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(entry["state"], "given_up", "{entry}");
+    assert_eq!(entry["backend"], "webhook");
+    assert_eq!(entry["action"], "task_state_update");
+    assert_eq!(entry["task_id"], task.as_str());
+    assert_eq!(entry["task_state"], "DONE");
+    assert_eq!(entry["template"], "hello-world");
+    assert_eq!(entry["attempts"], 1);
+    assert!(entry["given_up"].is_string() && entry["delivered"].is_null());
+    assert!(entry["next_attempt"].is_null());
+    let error = entry["last_error"].as_str().unwrap();
+    assert!(error.contains("sending"), "{error}");
+    // the payload is sealed and never answered
+    assert!(entry.get("payload").is_none());
+    assert!(!entry.to_string().contains("Outbox"), "{entry}");
+    let id = entry["id"].as_str().unwrap().to_string();
+    // the other filters and the unfiltered list
+    let (_, delivered) = m.get("admin", "/notification?state=delivered").await;
+    assert_eq!(delivered, json!([]));
+    let (_, all) = m.get("admin", "/notification").await;
+    assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
+    // admins only; bad parameters are named
+    let (s, _) = m.get("alice", "/notification").await;
+    assert_eq!(s, 403);
+    let (s, _) = m
+        .post("alice", &format!("/notification/{id}/retry"), &json!({}))
+        .await;
+    assert_eq!(s, 403);
+    for (q, needle) in [
+        ("state=lost", "`state`"),
+        ("page_size=many", "`page_size`"),
+        ("last=nope", "`last`"),
+        ("color=red", "`color`"),
+    ] {
+        let (s, r) = m.get("admin", &format!("/notification?{q}")).await;
+        assert_eq!(s, 400, "{q}: {r}");
+        assert!(r.to_string().contains(needle), "{q}: {r}");
+    }
+    let (s, r) = m
+        .post("admin", "/notification/nope/retry", &json!({}))
+        .await;
+    assert_eq!(s, 400, "{r}");
+    let (s, r) = m
+        .post(
+            "admin",
+            &format!("/notification/{}/retry", uuid::Uuid::now_v7()),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(s, 404, "{r}");
+
+    // the receiver comes up; a retry re-queues the delivery, which then arrives once
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (rx, _) = receiver_on(listener).await;
+    let (s, r) = m
+        .post("admin", &format!("/notification/{id}/retry"), &json!({}))
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["id"], id.as_str());
+    assert!(r["state"] == "pending" || r["state"] == "delivered", "{r}");
+    wait_for("the retried delivery", || !verified(&rx).is_empty()).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, list) = m.get("admin", "/notification?state=delivered").await;
+        if let Some(e) = list.as_array().unwrap().first() {
+            assert_eq!(e["id"], id.as_str());
+            assert!(e["delivered"].is_string() && e["given_up"].is_null(), "{e}");
+            assert!(e["last_error"].is_null(), "{e}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never marked delivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = verified(&rx);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["id"], id.as_str());
+    assert_eq!(got[0]["task"]["state"], "DONE");
+    // a delivered one is not retried
+    let (s, r) = m
+        .post("admin", &format!("/notification/{id}/retry"), &json!({}))
+        .await;
+    assert_eq!(s, 409, "{r}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(verified(&rx).len(), 1, "delivered once");
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_pages_newest_first() {
+    let m = common::start_with(|c| {
+        c.notify_backends = vec![Backend::Webhook {
+            url: "http://127.0.0.1:9/closed".into(),
+            secret: None,
+        }];
+        c.notify_max_attempts = 1;
+    })
+    .await;
+    // hello-world: created, RUNNING, DONE each notified (strategy always)
+    for i in 0..5 {
+        let (s, t) = m
+            .post(
+                "admin",
+                "/task",
+                &json!({"template_name": "hello-world", "input": {"name": format!("P{}", "abcde".chars().nth(i).unwrap())}}),
+            )
+            .await;
+        assert_eq!(s, 201, "{t}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, all) = m.get("admin", "/notification?state=given_up").await;
+        if all.as_array().unwrap().len() >= 15 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{all}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let first = m
+        .client
+        .get(m.url("/notification?page_size=10"))
+        .basic_auth("admin", Some("admin-pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.headers()["x-paging-pagesize"], "10");
+    let link = first.headers()["link"].to_str().unwrap().to_string();
+    let page1: Vec<Value> = first.json().await.unwrap();
+    assert_eq!(page1.len(), 10);
+    let next = link
+        .strip_prefix('<')
+        .and_then(|l| l.split_once('>'))
+        .unwrap()
+        .0
+        .to_string();
+    assert!(next.contains("last="), "{link}");
+    let (s, page2) = m.get("admin", &next).await;
+    assert_eq!(s, 200, "{page2}");
+    let page2 = page2.as_array().unwrap();
+    assert!(page2.len() >= 5, "{page2:?}");
+    let ids: Vec<&str> = page1
+        .iter()
+        .chain(page2.iter())
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    sorted.dedup();
+    assert_eq!(ids, sorted, "newest first, no repeats");
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expected_duration_counts_from_the_first_run_and_reaches_a_status_hook_alone() {
+    let (rx, base) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("slow.yaml"),
+        r#"
+name: slow-hooked
+dialect: jinja
+description: Waits for a callback, expected to take two seconds
+title_format: "slow {{ input.x }}"
+expected_duration: 2s
+auto_runnable: true
+allow_all_resolver_usernames: true
+inputs:
+  - name: x
+steps:
+  wait:
+    action:
+      type: callback
+      configuration: {action: create}
+  hold:
+    dependencies: [wait]
+    action:
+      type: callback
+      configuration: {action: wait, id: "{{ step.wait.output.id }}"}
+"#,
+    )
+    .unwrap();
+    let tdir = dir.path().to_path_buf();
+    // no notification backend at all: only the task's status hook
+    let m = common::start_with(move |c| {
+        c.templates_dir = tdir;
+        c.network_allow = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let created = Instant::now();
+    let (s, t) = m
+        .post(
+            "admin",
+            "/task",
+            &json!({"template_name": "slow-hooked", "input": {"x": "1"}, "delay": "4s",
+                    "status_hook": {"url": format!("{base}/hook")}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    assert_eq!(t["state"], "DELAYED", "{t}");
+    let id = t["id"].as_str().unwrap().to_string();
+    let hooked = || -> Vec<Value> {
+        rx.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, _, b)| serde_json::from_slice::<Value>(b).unwrap())
+            .collect()
+    };
+    wait_for("the overdue call", || {
+        hooked().iter().any(|v| v["action"] == "task_overdue")
+    })
+    .await;
+    // delayed 4 s, then 2 s of running: never overdue before about 6 s after creation
+    let elapsed = created.elapsed();
+    assert!(elapsed >= Duration::from_millis(5500), "{elapsed:?}");
+    let got = hooked();
+    let overdue: Vec<&Value> = got
+        .iter()
+        .filter(|v| v["action"] == "task_overdue")
+        .collect();
+    assert_eq!(overdue.len(), 1, "{got:?}");
+    assert_eq!(overdue[0]["task"]["id"], id.as_str());
+    // waiting for its callback: running, neither DELAYED nor TODO
+    assert_eq!(overdue[0]["task"]["state"], "WAITING");
+    // the RUNNING change came before the overdue alert
+    let running = got
+        .iter()
+        .position(|v| v["task"]["state"] == "RUNNING" && v["action"] == "task_state_update")
+        .unwrap();
+    let late = got
+        .iter()
+        .position(|v| v["action"] == "task_overdue")
+        .unwrap();
+    assert!(running < late, "{got:?}");
+    // the deadline is done with once reported
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM task_deadline")
+        .fetch_one(&m.running.state.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_reads_go_durations_as_the_template_loader_does() {
+    let db = mutask::testing::test_db().await;
+    let data = tempfile::tempdir().unwrap();
+    let a = mutask::app::start(common::test_config(&db, data.path()), Role::Api, false)
+        .await
+        .unwrap();
+    let pool = &a.state.store.pool;
+    for text in [
+        "1s", "90s", "1h30m", "1.5h", "300ms", "2m0.5s", "0", "+5m", "10us", "10µs", ".5s", "5x",
+        "10", "", "-1s", "1h-", "ms", "1e3s",
+    ] {
+        let secs: Option<f64> =
+            sqlx::query_scalar("SELECT extract(epoch FROM mutask_go_duration($1))::float8")
+                .bind(text)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        let rust = mutask::domain::duration::parse(text)
+            .ok()
+            .map(|d| d.as_secs_f64());
+        match (secs, rust) {
+            (Some(a), Some(b)) => assert!((a - b).abs() < 1e-6, "{text}: {a} vs {b}"),
+            (None, None) => {}
+            other => panic!("{text}: database {other:?}"),
+        }
+    }
+    a.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overdue_candidates_come_earliest_deadline_first() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, expected) in [("slow-long", "1h"), ("slow-short", "1s")] {
+        std::fs::write(
+            dir.path().join(format!("{name}.yaml")),
+            format!(
+                r#"
+name: {name}
+description: Waits for a callback
+title_format: "{name}"
+expected_duration: {expected}
+auto_runnable: true
+allow_all_resolver_usernames: true
+steps:
+  wait:
+    action:
+      type: callback
+      configuration: {{action: create}}
+  hold:
+    dependencies: [wait]
+    action:
+      type: callback
+      configuration: {{action: wait, id: "{{{{ .step.wait.output.id }}}}"}}
+"#
+            ),
+        )
+        .unwrap();
+    }
+    let tdir = dir.path().to_path_buf();
+    let m = common::start_with(move |c| c.templates_dir = tdir).await;
+    let mut ids = Vec::new();
+    // the long one first: ordering by creation would put it first
+    for name in ["slow-long", "slow-short"] {
+        let (s, t) = m
+            .post(
+                "admin",
+                "/task",
+                &json!({"template_name": name, "input": {}}),
+            )
+            .await;
+        assert_eq!(s, 201, "{t}");
+        ids.push(uuid::Uuid::parse_str(t["id"].as_str().unwrap()).unwrap());
+    }
+    let store = m.running.state.store.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM task_deadline")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        let marked: i64 = sqlx::query_scalar("SELECT count(*) FROM task_overdue")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        if n + marked >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "deadlines not recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // the short one is due first (or already reported); the long one is not due for an hour
+    let candidates = mutask::store::notification::overdue_candidates(&store, 1)
+        .await
+        .unwrap();
+    let reported: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM task_overdue WHERE task_id = $1)")
+            .bind(ids[1])
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    if !reported {
+        assert_eq!(candidates[0].0, ids[1], "{candidates:?}");
+    }
+    let all = mutask::store::notification::overdue_candidates(&store, 10)
+        .await
+        .unwrap();
+    let long = all
+        .iter()
+        .find(|c| c.0 == ids[0])
+        .expect("the long task waits");
+    let started: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT started FROM task_deadline WHERE task_id = $1")
+            .bind(ids[0])
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(long.3 - started, chrono::Duration::hours(1));
+    assert!(all.windows(2).all(|w| w[0].3 <= w[1].3), "{all:?}");
     m.stop().await;
 }

@@ -43,6 +43,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/token"),
     ("get", "/token"),
     ("delete", "/token/{id}"),
+    ("get", "/notification"),
+    ("post", "/notification/{id}/retry"),
     ("post", "/task"),
     ("get", "/task"),
     ("get", "/task/{id}"),

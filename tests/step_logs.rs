@@ -205,6 +205,7 @@ async fn a_running_scripts_log_is_followed_live_masked_and_sealed() {
             rid,
             "other".into(),
             execution,
+            mutask::engine::logs::KEEP_EXECUTIONS,
             std::sync::Arc::new(Vec::new()),
         );
         log.line(
@@ -218,5 +219,85 @@ async fn a_running_scripts_log_is_followed_live_masked_and_sealed() {
         .await
         .unwrap();
     assert_eq!(kept, [3, 4, 5, 6, 7]);
+    m.stop().await;
+}
+
+async fn write_log(
+    store: &mutask::store::Store,
+    rid: mutask::domain::ResolutionId,
+    step: &str,
+    execution: i32,
+    keep: i32,
+) {
+    let (log, writer) = mutask::engine::logs::start(
+        store.clone(),
+        rid,
+        step.into(),
+        execution,
+        keep,
+        std::sync::Arc::new(Vec::new()),
+    );
+    log.line(
+        mutask::action::log::Stream::Stdout,
+        &format!("run {execution}"),
+    );
+    drop(log);
+    writer.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_by_count_is_a_setting_and_the_collector_drops_old_logs_only() {
+    let m = common::start_with(|c| {
+        setup(c);
+        c.log_keep_executions = 2;
+    })
+    .await;
+    let (s, t) = m
+        .post(
+            "alice",
+            "/task",
+            &json!({"template_name": "logged", "input": {"token": CANARY}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let res = resolution_of(&m, t["id"].as_str().unwrap()).await;
+    let store = m.running.state.store.clone();
+    let rid: mutask::domain::ResolutionId = res.parse().unwrap();
+    assert_eq!(m.running.state.config.log_keep_executions, 2);
+    for execution in 1..=4 {
+        write_log(&store, rid, "other", execution, 2).await;
+    }
+    let kept = mutask::store::step_log::executions(&store, rid, "other")
+        .await
+        .unwrap();
+    assert_eq!(kept, [3, 4]);
+
+    // age: backdate one step's log past a 1 h retention, keep another's recent
+    write_log(&store, rid, "fresh", 1, 2).await;
+    write_log(&store, rid, "stale", 1, 2).await;
+    sqlx::query(
+        "UPDATE step_log SET created = now() - interval '2 hours'
+          WHERE resolution_id = $1 AND step_name = 'stale'",
+    )
+    .bind(uuid::Uuid::parse_str(&res).unwrap())
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    let dropped = mutask::store::step_log::collect(&store, Duration::from_secs(3600), 10_000)
+        .await
+        .unwrap();
+    assert!(dropped >= 1, "{dropped}");
+    let stale = mutask::store::step_log::executions(&store, rid, "stale")
+        .await
+        .unwrap();
+    assert!(stale.is_empty(), "{stale:?}");
+    let fresh = mutask::store::step_log::executions(&store, rid, "fresh")
+        .await
+        .unwrap();
+    assert_eq!(fresh, [1]);
+    let other = mutask::store::step_log::executions(&store, rid, "other")
+        .await
+        .unwrap();
+    assert_eq!(other, [3, 4], "newer logs stay");
     m.stop().await;
 }

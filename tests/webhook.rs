@@ -231,3 +231,100 @@ async fn hmac_with_a_timestamp_refuses_stale_and_replayed_deliveries() {
     assert_eq!(task_count(&m, "ci").await, 2);
     m.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sourcehut_signed_deliveries_create_tasks_and_forgeries_are_refused() {
+    use base64::Engine as _;
+    use ring::signature::KeyPair;
+    let m = common::start().await;
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let public = b64.encode(pair.public_key().as_ref());
+    // timestamps and replay windows are hmac-sha256 settings: refused, named, for sourcehut
+    for (extra, field) in [
+        (json!({"timestamp_header": "X-Time"}), "timestamp_header"),
+        (json!({"replay_window": 60}), "replay_window"),
+    ] {
+        let mut def = json!({"name": "srht", "template_name": "hello-world", "auth": "sourcehut",
+                             "secret": public, "input": {"name": "/pusher"}});
+        def.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (s, e) = m.post("admin", "/webhook", &def).await;
+        assert_eq!(s, 400, "{e}");
+        assert!(e.to_string().contains(field), "{e}");
+        let mut gh = def.clone();
+        gh["auth"] = json!("github");
+        gh["secret"] = json!("a-github-secret");
+        let (s, e) = m.post("admin", "/webhook", &gh).await;
+        assert_eq!(s, 400, "{e}");
+        assert!(e.to_string().contains(field), "{e}");
+    }
+    let (s, e) = m
+        .post(
+            "admin",
+            "/webhook",
+            &json!({"name": "srht", "template_name": "hello-world", "auth": "sourcehut",
+                    "secret": public, "input": {"name": "/pusher"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{e}");
+
+    let body = br#"{"pusher":"Hut"}"#;
+    let signed = |nonce: &str, body: &[u8]| {
+        let mut message = body.to_vec();
+        message.extend_from_slice(nonce.as_bytes());
+        b64.encode(pair.sign(&message).as_ref())
+    };
+    let headers = vec![
+        ("X-Payload-Signature", signed("nonce-1", body)),
+        ("X-Payload-Nonce", "nonce-1".to_string()),
+    ];
+    let (s, ok) = deliver(&m, "srht", &headers, "application/json", body).await;
+    assert_eq!(s, 202, "{ok}");
+    let task_id = ok["task_id"].as_str().unwrap().to_string();
+    let (_, t) = m.get("admin", &format!("/task/{task_id}")).await;
+    assert_eq!(t["tags"]["mutask_webhook"], "srht", "{t}");
+    assert_eq!(task_count(&m, "srht").await, 1);
+
+    // forgeries: another key, a changed body, another nonce, no signature
+    let other = {
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()
+    };
+    let mut message = body.to_vec();
+    message.extend_from_slice(b"nonce-2");
+    let forged: Vec<Headers> = vec![
+        vec![
+            (
+                "X-Payload-Signature",
+                b64.encode(other.sign(&message).as_ref()),
+            ),
+            ("X-Payload-Nonce", "nonce-2".to_string()),
+        ],
+        vec![
+            (
+                "X-Payload-Signature",
+                signed("nonce-3", br#"{"pusher":"Eve"}"#),
+            ),
+            ("X-Payload-Nonce", "nonce-3".to_string()),
+        ],
+        vec![
+            ("X-Payload-Signature", signed("nonce-4", body)),
+            ("X-Payload-Nonce", "nonce-5".to_string()),
+        ],
+        vec![("X-Payload-Nonce", "nonce-6".to_string())],
+    ];
+    for headers in forged {
+        let (s, e) = deliver(&m, "srht", &headers, "application/json", body).await;
+        assert_eq!(s, 401, "{headers:?}: {e}");
+    }
+    assert_eq!(
+        task_count(&m, "srht").await,
+        1,
+        "nothing created by forgeries"
+    );
+    m.stop().await;
+}

@@ -21,6 +21,7 @@ pub mod listing;
 pub mod maintenance;
 pub mod meta;
 pub mod metrics;
+pub mod notification;
 pub mod openapi;
 pub mod resolution;
 pub mod schedule;
@@ -191,6 +192,11 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(token::create).get(token::list),
         )
         .route("/token/{id}", axum::routing::delete(token::revoke))
+        .route("/notification", get(notification::list))
+        .route(
+            "/notification/{id}/retry",
+            axum::routing::post(notification::retry),
+        )
         .route(
             "/webhook",
             axum::routing::post(webhook::create).get(webhook::list),

@@ -91,6 +91,8 @@ and `/docs` need HTTP Basic credentials (`MUTASK_BASIC_AUTH`) or the `x-remote-u
         super::token::create,
         super::token::list,
         super::token::revoke,
+        super::notification::list,
+        super::notification::retry,
         super::task::create,
         super::task::get,
         super::listing::list,

@@ -127,7 +127,7 @@ async fn load(state: &AppState, name: &str) -> Result<WebhookRecord, ApiError> {
     request_body(description = "The webhook (JSON or YAML).", content((CreateWebhook = "application/json"), (CreateWebhook = "application/x-yaml"))),
     responses(
         (status = 201, description = "Created.", body = Webhook),
-        (status = 400, description = "Malformed body.", body = ErrorBody),
+        (status = 400, description = "Malformed body, or `timestamp_header` / `replay_window` given for a `github` or `sourcehut` webhook (they apply to `hmac-sha256` only).", body = ErrorBody),
         (status = 403, description = "Not an admin or an owner of the template.", body = ErrorBody),
         (status = 404, description = "No such template.", body = ErrorBody),
         (status = 409, description = "The name is taken.", body = ErrorBody),
@@ -147,6 +147,20 @@ pub async fn create(
             "only admins and owners of template `{}` may add a webhook for it",
             template.name
         )));
+    }
+    // github and sourcehut sign without a timestamp: these would be silently ignored
+    if matches!(body.auth.as_str(), "github" | "sourcehut") {
+        for (field, given) in [
+            ("timestamp_header", body.timestamp_header.is_some()),
+            ("replay_window", body.replay_window.is_some()),
+        ] {
+            if given {
+                return Err(ApiError::BadRequest(format!(
+                    "`{field}` applies to hmac-sha256 webhooks only, not to `{}` ones",
+                    body.auth
+                )));
+            }
+        }
     }
     let mut fields = Vec::new();
     let mut bad = |field: &str, message: String| {

@@ -854,6 +854,7 @@ impl Engine {
             resolution_id: id,
             requester: task.requester_username.clone(),
             default_timeout: self.settings.default_step_timeout,
+            log_keep_executions: self.settings.log_keep_executions,
             resources: self.resources.clone(),
             secrets: Arc::new(log_secrets(&template, &task.input, &rec.resolver_input)),
         };
@@ -1037,6 +1038,7 @@ impl<'a> Cycle<'a> {
                 resolution_id: res.id,
                 requester: String::new(),
                 default_timeout: None,
+                log_keep_executions: engine.settings.log_keep_executions,
                 resources: engine.resources.clone(),
                 secrets: Arc::new(Vec::new()),
             },

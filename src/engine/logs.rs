@@ -2,8 +2,9 @@
 //! ([`crate::action::log::StepLog`]), masks secrets (the values of password inputs and resolver
 //! inputs, whatever action printed them), caps the execution's log at [`MAX_BYTES`], and stores
 //! the lines in sealed chunks about every 300 ms, so a running step's log can be followed live.
-//! Only the last [`KEEP_EXECUTIONS`] executions of a step keep their log; age-based retention
-//! runs in the runner's maintenance loop.
+//! Only the last `keep` executions of a step keep their log (`MUTASK_LOG_KEEP_EXECUTIONS`,
+//! default [`KEEP_EXECUTIONS`]); age-based retention (`MUTASK_LOG_RETENTION`) runs in the
+//! runner's maintenance loop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use crate::store::step_log::{self, Line};
 
 /// Most bytes of text kept per execution; then one `system` line says the log was cut.
 pub const MAX_BYTES: usize = 256 * 1024;
-/// Executions of one step whose logs are kept.
+/// Executions of one step whose logs are kept, by default.
 pub const KEEP_EXECUTIONS: i32 = 5;
 /// What replaces a secret in a log line.
 pub const MASK: &str = "**__SECRET__**";
@@ -42,18 +43,15 @@ pub fn start(
     resolution: ResolutionId,
     step: String,
     execution: i32,
+    keep: i32,
     secrets: Arc<Vec<String>>,
 ) -> (StepLog, JoinHandle<()>) {
+    let keep = keep.max(1);
     let (tx, mut rx) = mpsc::unbounded_channel::<(Stream, String)>();
     let handle = tokio::spawn(async move {
-        if execution >= KEEP_EXECUTIONS
-            && let Err(e) = step_log::prune_executions(
-                &store,
-                resolution,
-                &step,
-                execution - KEEP_EXECUTIONS + 1,
-            )
-            .await
+        if execution >= keep
+            && let Err(e) =
+                step_log::prune_executions(&store, resolution, &step, execution - keep + 1).await
         {
             tracing::debug!(error = %e, "pruning old step logs failed");
         }

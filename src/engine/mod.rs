@@ -64,6 +64,8 @@ pub struct EngineSettings {
     pub default_step_timeout: Option<Duration>,
     /// Values exposed to templates as `config`.
     pub config_values: Value,
+    /// Executions of each step whose logs are kept (`MUTASK_LOG_KEEP_EXECUTIONS`).
+    pub log_keep_executions: i32,
 }
 
 impl Default for EngineSettings {
@@ -72,6 +74,7 @@ impl Default for EngineSettings {
             lease: Duration::from_secs(60),
             default_step_timeout: None,
             config_values: Value::Object(Default::default()),
+            log_keep_executions: crate::engine::logs::KEEP_EXECUTIONS,
         }
     }
 }

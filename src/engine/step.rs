@@ -34,6 +34,8 @@ pub struct StepEnv {
     pub requester: String,
     /// Used when the step sets no `timeout`.
     pub default_timeout: Option<Duration>,
+    /// Executions of a step whose logs are kept (`MUTASK_LOG_KEEP_EXECUTIONS`).
+    pub log_keep_executions: i32,
     /// Named concurrency limits.
     pub resources: Arc<super::resources::Resources>,
     /// Values masked in step logs (password inputs and resolver inputs).
@@ -324,6 +326,7 @@ async fn run_action(
                 env.resolution_id,
                 step.name.clone(),
                 step.try_count + 1,
+                env.log_keep_executions,
                 env.secrets.clone(),
             );
             (log, Some(w))

@@ -4,15 +4,17 @@
 //! Every instance running the engine runs a notifier: once a second it expands new task events
 //! into one notification per configured backend (filtered by `MUTASK_NOTIFY_STRATEGY`) and sends
 //! the due ones. A failed send is retried with exponential backoff (5 s doubling, at most 10 min
-//! apart) and given up after 12 attempts; notifications survive restarts (they are rows) and
+//! apart) and given up after `MUTASK_NOTIFY_MAX_ATTEMPTS` attempts (12; `POST /notification/{id}/retry`
+//! re-queues one); notifications survive restarts (they are rows) and
 //! never block the engine (separate task, no transaction open during a send).
 //!
 //! Generic webhook: `POST` of the JSON payload with `X-Mutask-Id` (unique per notification: the
 //! receiver's deduplication key — delivery is at least once), `X-Mutask-Timestamp` and, when
 //! `MUTASK_NOTIFY_WEBHOOK_SECRET` is set, `X-Mutask-Signature: sha256=<hex HMAC-SHA256(secret,
-//! body)>`. Slack: `{"text": …}` to an incoming-webhook URL. Every 5 s the notifier also looks
-//! for unfinished tasks older than their template's `expected_duration` and notifies each once
-//! (`task_overdue`, whatever the strategy). Payloads carry task ids, title,
+//! body)>`. Slack: `{"text": …}` to an incoming-webhook URL. The notifier also looks for
+//! unfinished tasks running longer than their template's `expected_duration` (counted from when
+//! each first ran, earliest deadline first) and notifies each once (`task_overdue`, whatever the
+//! strategy; to a status hook too, so it works without any backend). Payloads carry task ids, title,
 //! states, template, requester and links — never inputs, outputs or resolver inputs.
 
 use std::sync::Arc;
@@ -218,9 +220,18 @@ async fn send_email(
     }
 }
 
-/// Backoff before attempt `attempts + 1`; `None` once given up.
+/// Default attempts at one delivery (`MUTASK_NOTIFY_MAX_ATTEMPTS`).
+pub const MAX_ATTEMPTS: i32 = 12;
+
+/// Backoff before attempt `attempts + 1` with the default [`MAX_ATTEMPTS`]; `None` once given up.
 pub fn retry_in(attempts: i32) -> Option<Duration> {
-    if attempts >= 12 {
+    backoff(attempts, MAX_ATTEMPTS)
+}
+
+/// Backoff before attempt `attempts + 1` (5 s doubling, at most 10 min); `None` once
+/// `max_attempts` were made.
+pub fn backoff(attempts: i32, max_attempts: i32) -> Option<Duration> {
+    if attempts >= max_attempts {
         return None;
     }
     let secs = 5u64.saturating_mul(1 << attempts.clamp(0, 16) as u32 >> 1);
@@ -246,6 +257,8 @@ pub struct Notifier {
     pub http: reqwest::Client,
     /// The network policy status hooks must pass (the actions' one).
     pub policy: Arc<crate::action::http::NetworkPolicy>,
+    /// Attempts at one delivery before it is given up.
+    pub max_attempts: i32,
     /// Templates' `notify` settings by (name, version).
     settings: Arc<std::sync::Mutex<std::collections::HashMap<(String, i32), TemplateNotify>>>,
 }
@@ -277,6 +290,7 @@ impl Notifier {
             base_url,
             http,
             policy: Default::default(),
+            max_attempts: MAX_ATTEMPTS,
             settings: Default::default(),
         })
     }
@@ -491,22 +505,18 @@ impl Notifier {
         let now = chrono::Utc::now();
         let mut next: Option<chrono::DateTime<chrono::Utc>> = None;
         let mut n = 0;
-        for (task, template, state, created, expected) in
-            store::notification::overdue_candidates(&self.store, 200).await?
-        {
-            let Ok(d) = crate::domain::duration::parse(&expected) else {
-                continue; // validated at load; an unreadable one is ignored
-            };
-            let Ok(d) = chrono::Duration::from_std(d) else {
-                continue;
-            };
-            let deadline = created + d;
+        let candidates = store::notification::overdue_candidates(&self.store, 200).await?;
+        if candidates.len() == 200 {
+            next = Some(now); // a full page: more may be due, scan again soon
+        }
+        // earliest deadline first: the first one still to come ends the pass
+        for (task, template, state, deadline) in candidates {
             if deadline >= now {
                 next = Some(next.map_or(deadline, |x| x.min(deadline)));
-                continue;
+                break;
             }
             if store::notification::mark_overdue(&self.store, task, &template, &state).await? {
-                tracing::warn!(%task, %template, %expected, "task runs longer than its expected_duration");
+                tracing::warn!(%task, %template, "task runs longer than its expected_duration");
                 n += 1;
             }
         }
@@ -528,7 +538,7 @@ impl Notifier {
                         sent += 1;
                     }
                     Err(e) => {
-                        let retry = retry_in(n.attempts);
+                        let retry = backoff(n.attempts, self.max_attempts);
                         tracing::warn!(notification = %n.id, attempts = n.attempts, error = %e, given_up = retry.is_none(), "status hook not called");
                         store::notification::failed(&self.store, n.id, &e, retry).await?;
                     }
@@ -551,7 +561,7 @@ impl Notifier {
                     sent += 1;
                 }
                 Err(e) => {
-                    let retry = retry_in(n.attempts);
+                    let retry = backoff(n.attempts, self.max_attempts);
                     tracing::warn!(notification = %n.id, backend = backend.name(), attempts = n.attempts, error = %e, given_up = retry.is_none(), "notification not delivered");
                     store::notification::failed(&self.store, n.id, &e, retry).await?;
                 }
@@ -585,7 +595,7 @@ impl Notifier {
             let scan = last_overdue.is_none_or(|t| {
                 t.elapsed() >= max_sleep || (scan_pending && t.elapsed() >= Duration::from_secs(5))
             }) || next_overdue.is_some_and(|d| d <= chrono::Utc::now());
-            if !self.backends.is_empty() && scan {
+            if scan {
                 last_overdue = Some(std::time::Instant::now());
                 scan_pending = false;
                 match self.scan_overdue().await {
@@ -612,7 +622,7 @@ impl Notifier {
                     }
                 },
             };
-            let sleep = match (scan_pending && !self.backends.is_empty(), last_overdue) {
+            let sleep = match (scan_pending, last_overdue) {
                 (true, Some(t)) => sleep.min(Duration::from_secs(5).saturating_sub(t.elapsed())),
                 _ => sleep,
             };

@@ -208,20 +208,19 @@ pub async fn collect(store: &Store) -> Result<u64, StoreError> {
     Ok(a + b)
 }
 
-/// Unfinished tasks whose template version declares an `expected_duration` and that were not
-/// yet reported overdue: (task, template, state, created, expected_duration text).
+/// Unfinished tasks with an `expected_duration` deadline (recorded when each first ran, see
+/// migration 0019) not yet reported overdue, earliest deadline first: (task, template, state,
+/// deadline).
 pub async fn overdue_candidates(
     store: &Store,
     limit: i64,
-) -> Result<Vec<(Uuid, String, String, DateTime<Utc>, String)>, StoreError> {
+) -> Result<Vec<(Uuid, String, String, DateTime<Utc>)>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT t.id, t.template_name, t.state, t.created, v.definition->>'expected_duration'
-           FROM task t
-           JOIN template_version v ON v.name = t.template_name AND v.version = t.template_version
+        "SELECT t.id, t.template_name, t.state, d.deadline
+           FROM task_deadline d JOIN task t ON t.id = d.task_id
           WHERE t.state NOT IN ('DONE', 'CANCELLED', 'WONTFIX')
-            AND v.definition ? 'expected_duration'
-            AND NOT EXISTS (SELECT 1 FROM task_overdue o WHERE o.task_id = t.id)
-          ORDER BY t.created LIMIT $1",
+            AND NOT EXISTS (SELECT 1 FROM task_overdue o WHERE o.task_id = d.task_id)
+          ORDER BY d.deadline LIMIT $1",
     )
     .bind(limit)
     .fetch_all(&store.pool)
@@ -243,6 +242,11 @@ pub async fn mark_overdue(
             .await?
             .rows_affected()
             == 1;
+    // reported once: the deadline is done with
+    sqlx::query("DELETE FROM task_deadline WHERE task_id = $1")
+        .bind(task)
+        .execute(&mut *tx)
+        .await?;
     if first {
         sqlx::query(
             "INSERT INTO task_event (task_id, template, old_state, new_state)
@@ -265,4 +269,147 @@ pub async fn next_attempt(store: &Store) -> Result<Option<DateTime<Utc>>, StoreE
     )
     .fetch_one(&store.pool)
     .await?)
+}
+
+/// Where a notification is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Waiting for its next attempt (or being sent).
+    Pending,
+    /// The receiver accepted it.
+    Delivered,
+    /// Every attempt failed (or its backend is gone); `retry` re-queues it.
+    GivenUp,
+}
+
+impl DeliveryState {
+    pub const ALL: [DeliveryState; 3] = [
+        DeliveryState::Pending,
+        DeliveryState::Delivered,
+        DeliveryState::GivenUp,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::GivenUp => "given_up",
+        }
+    }
+
+    /// `pending`, `delivered`, `given_up` (also `given-up`).
+    pub fn parse(s: &str) -> Option<DeliveryState> {
+        match s.trim() {
+            "pending" => Some(DeliveryState::Pending),
+            "delivered" => Some(DeliveryState::Delivered),
+            "given_up" | "given-up" => Some(DeliveryState::GivenUp),
+            _ => None,
+        }
+    }
+}
+
+/// One outbox entry as listed: its delivery bookkeeping and the event it notifies, never its
+/// payload (sealed: titles, messages, hook URLs).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Entry {
+    pub id: Uuid,
+    pub backend: String,
+    pub attempts: i32,
+    pub next_attempt: DateTime<Utc>,
+    pub delivered: Option<DateTime<Utc>>,
+    pub given_up: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created: DateTime<Utc>,
+    /// The event (absent when it was collected before the notification).
+    pub task_id: Option<Uuid>,
+    pub template: Option<String>,
+    pub old_state: Option<String>,
+    pub new_state: Option<String>,
+}
+
+impl Entry {
+    pub fn state(&self) -> DeliveryState {
+        if self.delivered.is_some() {
+            DeliveryState::Delivered
+        } else if self.given_up.is_some() {
+            DeliveryState::GivenUp
+        } else {
+            DeliveryState::Pending
+        }
+    }
+
+    /// What the notification tells: `task_created`, `task_state_update`, `task_overdue` or
+    /// `message` (the `notify` action); `None` when its event is gone.
+    pub fn action(&self) -> Option<&'static str> {
+        Some(
+            match (self.old_state.as_deref(), self.new_state.as_deref()?) {
+                (_, "OVERDUE") => "task_overdue",
+                (_, "MESSAGE") => "message",
+                (None, _) => "task_created",
+                _ => "task_state_update",
+            },
+        )
+    }
+}
+
+/// One page of the outbox, newest first (ids are UUIDv7: time-ordered): entries strictly after
+/// the `after` id, at most `limit`.
+pub async fn list(
+    store: &Store,
+    state: Option<DeliveryState>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Entry>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT n.id, n.backend, n.attempts, n.next_attempt, n.delivered, n.given_up,
+                n.last_error, n.created, e.task_id, e.template, e.old_state, e.new_state
+           FROM notification n LEFT JOIN task_event e ON e.id = n.event_id
+          WHERE CASE $1::text
+                    WHEN 'pending' THEN n.delivered IS NULL AND n.given_up IS NULL
+                    WHEN 'delivered' THEN n.delivered IS NOT NULL
+                    WHEN 'given_up' THEN n.delivered IS NULL AND n.given_up IS NOT NULL
+                    ELSE true END
+            AND ($2::uuid IS NULL OR n.id < $2)
+          ORDER BY n.id DESC LIMIT $3",
+    )
+    .bind(state.map(DeliveryState::as_str))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&store.pool)
+    .await?)
+}
+
+/// One outbox entry.
+pub async fn get(store: &Store, id: Uuid) -> Result<Option<Entry>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT n.id, n.backend, n.attempts, n.next_attempt, n.delivered, n.given_up,
+                n.last_error, n.created, e.task_id, e.template, e.old_state, e.new_state
+           FROM notification n LEFT JOIN task_event e ON e.id = n.event_id
+          WHERE n.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&store.pool)
+    .await?)
+}
+
+/// Re-queues an undelivered notification now, with a fresh series of attempts, and wakes the
+/// notifiers; false when it does not exist or was delivered.
+pub async fn retry(store: &Store, id: Uuid) -> Result<bool, StoreError> {
+    let mut tx = store.pool.begin().await?;
+    let n = sqlx::query(
+        "UPDATE notification SET given_up = NULL, attempts = 0, next_attempt = now()
+          WHERE id = $1 AND delivered IS NULL",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n == 1 {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(super::wake::EVENT_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(n == 1)
 }

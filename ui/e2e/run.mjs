@@ -186,10 +186,20 @@ await scenario('schedules', { width: 1280, height: 800 }, async (page) => {
   await page.locator('select[name="schedule-template"]').selectOption('hello-world');
   await page.locator('input[name="schedule-when"]').fill('daily@02:30');
   await page.locator('textarea[name="schedule-input"]').fill('{"name": "night"}');
+  await page.locator('select[name="schedule-missed"]').selectOption('run_once');
+  await page.locator('select[name="schedule-overlap"]').selectOption('skip');
+  await page.locator('textarea[name="schedule-suspend"]').fill('22:00-06:00');
   await page.getByRole('button', { name: 'Create schedule' }).click();
   const row = page.locator('tr[data-schedule="nightly-hello"]');
   await row.waitFor();
-  check((await row.innerText()).includes('daily@02:30'), 'the schedule is listed');
+  const text = await row.innerText();
+  check(text.includes('daily@02:30'), 'the schedule is listed');
+  check(text.includes('missed: run once') && text.includes('overlap: skip'), `the policies are shown: ${text}`);
+  check(text.includes('suspended 22:00-06:00'), `the suspend window is shown: ${text}`);
+  await row.getByRole('button', { name: 'Runs' }).click();
+  await page.locator('tr[data-runs="nightly-hello"]').filter({ hasText: 'No run yet.' }).waitFor();
+  // admins see the notification outbox
+  await page.getByRole('heading', { name: 'Notifications' }).waitFor();
   await row.getByRole('button', { name: 'Pause' }).click();
   await row.filter({ hasText: '(paused)' }).waitFor();
   // a bad calendar is refused with the API's message
