@@ -305,6 +305,13 @@ const CASES: &[Case] = &[
     },
     Case {
         method: "GET",
+        path: "/task/count",
+        who: Who::Anyone,
+        needs: Needs::Nothing,
+        body: none,
+    },
+    Case {
+        method: "GET",
         path: "/task/{id}",
         who: Who::Only(READERS),
         needs: Needs::Task,
@@ -419,6 +426,13 @@ const CASES: &[Case] = &[
     Case {
         method: "GET",
         path: "/resolution/{id}/step/{name}",
+        who: Who::Only(READERS),
+        needs: Needs::Resolution,
+        body: none,
+    },
+    Case {
+        method: "GET",
+        path: "/resolution/{id}/step/{name}/configuration",
         who: Who::Only(READERS),
         needs: Needs::Resolution,
         body: none,

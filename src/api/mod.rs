@@ -139,6 +139,7 @@ pub fn router(state: AppState) -> Router {
         .route("/task", axum::routing::post(task::create))
         .route("/task/{id}", get(task::get))
         .route("/task", get(listing::list))
+        .route("/task/count", get(listing::count))
         .route("/task/{id}", axum::routing::put(task::update))
         .route("/task/{id}", axum::routing::delete(task::delete))
         .route("/task/{id}/wontfix", axum::routing::post(task::wontfix))
@@ -175,6 +176,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/resolution/{id}/step/{name}",
             get(resolution::get_step).put(resolution::update_step),
+        )
+        .route(
+            "/resolution/{id}/step/{name}/configuration",
+            get(resolution::get_step_configuration),
         )
         .route(
             "/resolution/{id}/step/{name}/state",
