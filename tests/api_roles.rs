@@ -305,6 +305,13 @@ const CASES: &[Case] = &[
     },
     Case {
         method: "GET",
+        path: "/template/schema",
+        who: Who::Anyone,
+        needs: Needs::Nothing,
+        body: none,
+    },
+    Case {
+        method: "GET",
         path: "/task/count",
         who: Who::Anyone,
         needs: Needs::Nothing,

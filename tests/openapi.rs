@@ -18,6 +18,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/template"),
     ("get", "/template/{name}"),
     ("put", "/template/{name}"),
+    ("get", "/template/schema"),
     ("get", "/template/{name}/version"),
     ("post", "/template/validate"),
     ("post", "/template/plan"),

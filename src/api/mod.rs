@@ -127,6 +127,11 @@ pub fn router(state: AppState) -> Router {
         .route("/unsecured/mon/ready", get(health::ready))
         .route("/template", get(template::list))
         .route("/template/{name}", get(template::get).put(template::save))
+        // `schema` is a reserved template name: saving one answers 422, not 405
+        .route(
+            "/template/schema",
+            get(template::json_schema).put(template::save),
+        )
         .route("/template/{name}/version", get(template::versions))
         .route(
             "/template/validate",

@@ -69,6 +69,7 @@ and `/docs` need HTTP Basic credentials (`MUTASK_BASIC_AUTH`) or the `x-remote-u
         super::template::versions,
         super::template::validate,
         super::template::plan,
+        super::template::json_schema,
         super::step_log::get,
         super::function::list,
         super::action::list,

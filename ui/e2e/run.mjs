@@ -195,6 +195,12 @@ await scenario('editor', { width: 1280, height: 800 }, async (page) => {
   check(problem.includes('line 6') && problem.includes('nowhere'), `the problem names line 6 and the bad dependency (got ${problem})`);
   check(await page.getByRole('button', { name: 'Save template' }).isDisabled(), 'save is disabled while the template has errors');
   await page.screenshot({ path: join(out, '08-editor-error.png'), fullPage: true });
+  // completion of keys comes from the template JSON schema (GET /template/schema)
+  await content.click();
+  await page.keyboard.press('Control+End');
+  await page.keyboard.type('allow_task');
+  await page.locator('.cm-tooltip-autocomplete li').filter({ hasText: 'allow_task_start_over' }).waitFor();
+  await page.keyboard.press('Escape');
 });
 
 await scenario('step-log', { width: 1280, height: 800 }, async (page) => {
