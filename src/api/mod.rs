@@ -130,7 +130,7 @@ pub fn router(state: AppState) -> Router {
         // `schema` is a reserved template name: saving one answers 422, not 405
         .route(
             "/template/schema",
-            get(template::json_schema).put(template::save),
+            get(template::json_schema).put(template::save_reserved),
         )
         .route("/template/{name}/version", get(template::versions))
         .route(

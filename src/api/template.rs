@@ -544,13 +544,7 @@ pub async fn save(
     }
     let name = normalize_name(&name);
     if name == RESERVED_NAME {
-        return Err(ApiError::Invalid {
-            message: "the template name `schema` is reserved: `GET /template/schema` answers the template JSON schema".into(),
-            fields: vec![FieldError {
-                field: "name".into(),
-                message: "`schema` is reserved".into(),
-            }],
-        });
+        return Err(reserved_name());
     }
     let source = body.source;
     let loaded = match check_source(&state, source.clone()).await? {
@@ -637,6 +631,23 @@ pub async fn versions(
 
 /// A template name the API keeps for itself (`GET /template/schema`).
 pub const RESERVED_NAME: &str = "schema";
+
+fn reserved_name() -> ApiError {
+    ApiError::Invalid {
+        message: "the template name `schema` is reserved: `GET /template/schema` answers the \
+                  template JSON schema"
+            .into(),
+        fields: vec![FieldError {
+            field: "name".into(),
+            message: "`schema` is reserved".into(),
+        }],
+    }
+}
+
+/// `PUT /template/schema`: the reserved name, refused (422) like any invalid name.
+pub async fn save_reserved(_caller: Caller) -> ApiError {
+    reserved_name()
+}
 
 /// The template JSON schema: every key a template may carry, with its type and description
 /// (the editor's completion reads it). Any signed-in caller; the same document is committed as
