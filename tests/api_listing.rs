@@ -613,3 +613,93 @@ async fn meta_root_and_stats() {
     assert_eq!((s, message(&e).contains("invalid tag")), (400, true), "{e}");
     m.stop().await;
 }
+
+#[tokio::test]
+async fn title_search_and_counts_follow_the_callers_view() {
+    let m = start().await;
+    // 30 of alice's tasks, 3 of them with "Payments" in the title; bob has 2 of his own
+    let mut pay = HashSet::new();
+    for i in 0..30 {
+        let service = if i % 10 == 3 {
+            format!("payments-{i}")
+        } else {
+            format!("svc-{i}")
+        };
+        let id = deploy(&m, "alice", &service, json!({})).await;
+        if service.starts_with("payments") {
+            pay.insert(id);
+        }
+    }
+    let bob_pay = deploy(&m, "bob", "payments-bob", json!({})).await;
+    deploy(&m, "bob", "other-bob", json!({})).await;
+
+    // case-insensitive substring, across pages (the matches are spread over 30 tasks)
+    let mut seen = Vec::new();
+    let mut next = Some("/task?title=PAYMENTS&page_size=10".to_string());
+    while let Some(path) = next.take() {
+        let (s, h, list) = call_h(&m, "GET", Some("alice"), &path, None).await;
+        assert_eq!(s, 200, "{list}");
+        seen.extend(ids(&list));
+        if let Some(link) = h.get("link") {
+            let link = link.to_str().unwrap();
+            next = Some(link[link.find('<').unwrap() + 1..link.find('>').unwrap()].to_string());
+        }
+    }
+    assert_eq!(
+        seen.iter().cloned().collect::<HashSet<_>>(),
+        pay,
+        "alice sees her 3"
+    );
+    assert_eq!(seen.len(), 3);
+    let (_, l) = call(
+        &m,
+        "GET",
+        Some("admin"),
+        "/task?type=all&title=payments",
+        None,
+    )
+    .await;
+    let all: HashSet<String> = ids(&l).into_iter().collect();
+    assert_eq!(all.len(), 4, "admin sees bob's too: {l}");
+    assert!(all.contains(&bob_pay));
+    let (_, l) = call(&m, "GET", Some("alice"), "/task?title=no-such-title", None).await;
+    assert!(ids(&l).is_empty());
+    let (s, e) = call(
+        &m,
+        "GET",
+        Some("alice"),
+        &format!("/task?title={}", "x".repeat(201)),
+        None,
+    )
+    .await;
+    assert_eq!((s, message(&e).contains("`title`")), (400, true), "{e}");
+
+    // counts by state: what the caller may list, with the same filters
+    let (s, c) = call(&m, "GET", Some("alice"), "/task/count", None).await;
+    assert_eq!(s, 200, "{c}");
+    assert_eq!(c, json!({"states": {"TODO": 30}, "total": 30}));
+    let (_, c) = call(&m, "GET", Some("bob"), "/task/count", None).await;
+    assert_eq!(
+        c,
+        json!({"states": {"TODO": 2}, "total": 2}),
+        "bob sees only his"
+    );
+    let (_, c) = call(&m, "GET", Some("carol"), "/task/count?type=all", None).await;
+    assert_eq!(c, json!({"states": {}, "total": 0}));
+    let (_, c) = call(&m, "GET", Some("admin"), "/task/count?type=all", None).await;
+    assert_eq!(c["total"], 32, "{c}");
+    let (_, c) = call(&m, "GET", Some("alice"), "/task/count?title=payments", None).await;
+    assert_eq!(c, json!({"states": {"TODO": 3}, "total": 3}));
+    let (_, c) = call(&m, "GET", Some("alice"), "/task/count?state=DONE", None).await;
+    assert_eq!(c["total"], 0, "{c}");
+    for (q, needle) in [
+        ("state=NOPE", "unknown task state `NOPE`"),
+        ("type=mine", "Unknown type for listing"),
+        ("page_size=10", "`page_size`"),
+    ] {
+        let (s, e) = call(&m, "GET", Some("alice"), &format!("/task/count?{q}"), None).await;
+        assert_eq!(s, 400, "{q}: {e}");
+        assert!(message(&e).contains(needle), "{q}: {e}");
+    }
+    m.stop().await;
+}

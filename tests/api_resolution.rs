@@ -613,3 +613,160 @@ async fn pause_step_state_run_extend_cancel_and_start_over() {
     assert_refused(got, 400, "can't start over a task that isn't in status");
     m.stop().await;
 }
+
+const RENDERED: &str = r#"
+name: rendered
+description: Step configurations rendered with the resolution's values
+title_format: "Rendered for {{ input.who }}"
+dialect: jinja
+auto_runnable: true
+allow_all_resolver_usernames: true
+inputs:
+  - name: who
+  - name: token
+    type: password
+steps:
+  first:
+    action:
+      type: echo
+      configuration:
+        output: {value: "from-first-{{ input.who }}"}
+  second:
+    dependencies: [first]
+    action:
+      type: echo
+      configuration:
+        output:
+          msg: "{{ step.first.output.value }}"
+          secret: "{{ input.token }}"
+          cfg: "{{ config.anything }}"
+          task: "{{ task.requester_username }}"
+  each:
+    dependencies: [second]
+    foreach: '["a", "b"]'
+    action:
+      type: echo
+      configuration:
+        output: {item: "item-{{ iterator }}"}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_configurations_are_rendered_with_secrets_masked() {
+    let m = start().await;
+    let r = m
+        .client
+        .put(m.url("/template/rendered"))
+        .basic_auth("admin", Some("admin-pw"))
+        .json(&json!({"source": RENDERED}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let (s, t) = m
+        .post(
+            "alice",
+            "/task",
+            &json!({"template_name": "rendered", "watcher_usernames": ["bob"],
+                    "input": {"who": "Ann", "token": "hunter2-plaintext"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let task = t["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let rid = loop {
+        let (_, t) = call(&m, "GET", Some("admin"), &format!("/task/{task}"), None).await;
+        if let Some(r) = t["resolution"].as_str() {
+            break r.to_string();
+        }
+        assert!(Instant::now() < deadline, "no resolution: {t}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let res = wait_resolution(&m, &rid, &["DONE"]).await;
+    let conf = |user: &'static str, step: &str| {
+        let path = format!("/resolution/{rid}/step/{step}/configuration");
+        let m = &m;
+        async move { call(m, "GET", Some(user), &path, None).await }
+    };
+
+    // a manager (admin): step outputs rendered, the password masked, instance config left
+    let (s, c) = conf("admin", "second").await;
+    assert_eq!(s, 200, "{c}");
+    let out = &c["configuration"]["output"];
+    assert_eq!(out["msg"], "from-first-Ann", "{c}");
+    assert_eq!(out["secret"], "**__SECRET__**", "{c}");
+    assert_eq!(out["cfg"], "{{ config.anything }}", "{c}");
+    assert_eq!(out["task"], "alice", "{c}");
+    assert_eq!(
+        c["as_written"]["output"]["msg"],
+        "{{ step.first.output.value }}"
+    );
+    assert_eq!(c["runtime_values"], true);
+    assert_eq!(c["name"], "second");
+
+    // the requester and a watcher do not see step outputs: left as written
+    for reader in ["alice", "bob"] {
+        let (s, c) = conf(reader, "second").await;
+        assert_eq!(s, 200, "{c}");
+        let out = &c["configuration"]["output"];
+        assert_eq!(out["msg"], "{{ step.first.output.value }}", "{reader}: {c}");
+        assert_eq!(out["secret"], "**__SECRET__**", "{reader}: {c}");
+        assert_eq!(out["task"], "alice", "{reader}: {c}");
+    }
+
+    // foreach: the parent leaves the iterator as written and renders once per element
+    let (_, c) = conf("admin", "each").await;
+    assert_eq!(
+        c["configuration"]["output"]["item"], "item-{{ iterator }}",
+        "{c}"
+    );
+    let items: Vec<(&Value, &Value)> = c["children"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no children: {c}"))
+        .iter()
+        .map(|x| (&x["item"], &x["configuration"]["output"]["item"]))
+        .collect();
+    assert_eq!(
+        items,
+        [
+            (&json!("a"), &json!("item-a")),
+            (&json!("b"), &json!("item-b"))
+        ]
+    );
+    assert!(res["steps"]["each"]["children"].is_array(), "{res}");
+
+    // nobody sees the password in plaintext; strangers and bad names are refused
+    for user in ["admin", "alice", "bob"] {
+        for step in ["first", "second", "each"] {
+            let (_, c) = conf(user, step).await;
+            assert!(!c.to_string().contains("hunter2"), "{user}/{step}: {c}");
+        }
+    }
+    assert_refused(conf("carol", "second").await, 403, "Can't display");
+    assert_refused(conf("admin", "nope").await, 404, "step `nope` not found");
+    assert_refused(
+        call(
+            &m,
+            "GET",
+            Some("admin"),
+            "/resolution/x/step/first/configuration",
+            None,
+        )
+        .await,
+        400,
+        "not a valid resolution id",
+    );
+    assert_eq!(conf_anonymous(&m, &rid).await, 401);
+    m.stop().await;
+}
+
+async fn conf_anonymous(m: &common::Instance, rid: &str) -> u16 {
+    call(
+        m,
+        "GET",
+        None,
+        &format!("/resolution/{rid}/step/first/configuration"),
+        None,
+    )
+    .await
+    .0
+}

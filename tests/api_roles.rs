@@ -319,6 +319,20 @@ const CASES: &[Case] = &[
     },
     Case {
         method: "GET",
+        path: "/template/schema",
+        who: Who::Anyone,
+        needs: Needs::Nothing,
+        body: none,
+    },
+    Case {
+        method: "GET",
+        path: "/task/count",
+        who: Who::Anyone,
+        needs: Needs::Nothing,
+        body: none,
+    },
+    Case {
+        method: "GET",
         path: "/task/{id}",
         who: Who::Only(READERS),
         needs: Needs::Task,
@@ -433,6 +447,13 @@ const CASES: &[Case] = &[
     Case {
         method: "GET",
         path: "/resolution/{id}/step/{name}",
+        who: Who::Only(READERS),
+        needs: Needs::Resolution,
+        body: none,
+    },
+    Case {
+        method: "GET",
+        path: "/resolution/{id}/step/{name}/configuration",
         who: Who::Only(READERS),
         needs: Needs::Resolution,
         body: none,

@@ -451,3 +451,26 @@ async fn action_schemas_are_served_and_flag_unknown_and_mistyped_fields() {
     );
     m.stop().await;
 }
+
+#[tokio::test]
+async fn the_template_schema_is_served_and_its_name_reserved() {
+    let m = common::start().await;
+    let (s, schema) = m.get("admin", "/template/schema").await;
+    assert_eq!(s, 200, "{schema}");
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.schema.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(schema, committed, "the served schema is the committed one");
+    assert!(schema["$defs"]["step"]["properties"]["foreach"].is_object());
+    // `schema` cannot be saved as a template name: a clear 422, not a 405
+    let source = "name: schema\ndescription: d\ntitle_format: t\nsteps:\n  a:\n    action:\n      type: echo\n      configuration: {output: {}}\n";
+    let (s, e) = put(&m, "admin", "/template/schema", &json!({"source": source})).await;
+    assert_eq!(s, 422, "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("reserved"),
+        "{e}"
+    );
+    m.stop().await;
+}

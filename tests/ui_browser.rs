@@ -1,7 +1,8 @@
 //! The dashboard and editor in a real browser: `ui/e2e/run.mjs` (playwright-core driving
 //! Debian's chromium) against a mutask started here with the shipped templates and those of
-//! `ui/e2e/templates`. It creates a task from the form, resolves it as the resolver, watches the
-//! steps turn DONE, skips a failed step, marks an invalid template's error at its line and runs
+//! `ui/e2e/templates`. It creates a task from the form (with watchers), edits its watchers, counts
+//! and searches titles in the list, resolves it as the resolver, watches the steps turn DONE, sees
+//! a step's configuration rendered (and as written), skips a failed step, marks an invalid template's error at its line and runs
 //! plan mode. Screenshots land in `target/ui-e2e/`.
 //!
 //! Needs what `.ci/run` installs: the UI built (`ui/dist`), `ui/node_modules` (`npm ci`) and

@@ -1,9 +1,12 @@
 //! `GET /task`: the task list, newest activity first, as µTask.
 //!
+//! `GET /task/count` answers the number of tasks by state the same listing would give (every
+//! page), so the dashboard's counts follow the caller's visibility and filters.
+//!
 //! `type` = `own` (default: requested or watched), `resolvable` (the caller may resolve), `all`
 //! (admins: every task; others: own or resolvable). Filters: `state`, `template`, `batch`,
 //! `tag=key=value` (repeatable, every tag must match), `after` / `before` (RFC 3339, on last
-//! activity). Pagination: `page_size` (default 1000, clamped to 10..=10000) and `last` (the id of
+//! activity), `title` (case-insensitive substring of the title). Pagination: `page_size` (default 1000, clamped to 10..=10000) and `last` (the id of
 //! the last task of the previous page); the answer carries `X-Paging-PageSize` and, when another
 //! page exists, `link: </task?…&last=<id>>; rel="next"`. Every malformed parameter is a 400
 //! naming it; entries carry no inputs and no result (read `GET /task/{id}` for those).
@@ -65,6 +68,8 @@ pub struct ListTasksQuery {
     pub after: Option<chrono::DateTime<chrono::Utc>>,
     /// Only tasks whose last activity is before this time (RFC 3339).
     pub before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only tasks whose title contains this text, ignoring case (at most 200 characters).
+    pub title: Option<String>,
     /// Page size: absent or 0 means 1000, then clamped to 10..=10000.
     pub page_size: Option<i64>,
     /// The id of the last task of the previous page (see the `link` header).
@@ -142,30 +147,9 @@ fn time_param(name: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
         })
 }
 
-/// Lists tasks, newest activity first (keyset pagination).
-///
-/// Every malformed parameter is a 400 naming it. Entries carry no inputs and no result (read
-/// `GET /task/{id}` for those).
-#[utoipa::path(
-    get,
-    path = "/task",
-    tag = "task",
-    operation_id = "list_tasks",
-    params(ListTasksQuery),
-    responses(
-        (status = 200, description = "One page of tasks.", body = Vec<TaskListEntry>, headers(
-            ("x-paging-pagesize" = i64, description = "The page size used."),
-            ("link" = String, description = "When another page exists: `</task?…&page_size=N&last=<id>>; rel=\"next\"`."),
-        )),
-        (status = 400, description = "A malformed parameter (named in the message).", body = ErrorBody),
-    ),
-)]
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Result<(HeaderMap, Json<Vec<Value>>), ApiError> {
-    let raw = query.unwrap_or_default();
+/// The parameters of a listing (`GET /task` and `GET /task/count`), each malformed one a 400
+/// naming it.
+fn parse_params(raw: &str) -> Result<Vec<(String, String)>, ApiError> {
     let params: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())
         .into_owned()
         .collect();
@@ -177,14 +161,28 @@ pub async fn list(
             "query parameters may not contain NUL characters".into(),
         ));
     }
-    let one = |name: &str| -> Option<&str> {
-        params
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.trim().is_empty())
-    };
+    Ok(params)
+}
+
+fn one<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// Longest title search.
+pub const MAX_TITLE_SEARCH: usize = 200;
+
+/// The filter of a listing, without cursor (limit 0).
+fn parse_filter(
+    caller: &Caller,
+    params: &[(String, String)],
+    raw: &str,
+) -> Result<TaskFilter, ApiError> {
+    let one = |name: &str| one(params, name);
     let kind = one("type").unwrap_or("own");
     let scope = match kind {
         "own" => Scope::Own,
@@ -211,8 +209,58 @@ pub async fn list(
     let batch = one("batch").map(|b| parse_id(b, "batch")).transpose()?;
     let after = one("after").map(|v| time_param("after", v)).transpose()?;
     let before = one("before").map(|v| time_param("before", v)).transpose()?;
+    let title = one("title").map(str::trim).filter(|t| !t.is_empty());
+    if let Some(t) = title
+        && t.chars().count() > MAX_TITLE_SEARCH
+    {
+        return Err(ApiError::BadRequest(format!(
+            "`title` is longer than {MAX_TITLE_SEARCH} characters"
+        )));
+    }
+    Ok(TaskFilter {
+        scope,
+        username: caller.username.clone(),
+        groups: caller.groups.clone(),
+        state: task_state,
+        template: one("template").map(|t| t.trim().to_lowercase()),
+        batch,
+        tags: tag_filter(Some(raw))?,
+        after,
+        before,
+        title: title.map(str::to_string),
+        cursor: None,
+        limit: 0,
+    })
+}
+
+/// Lists tasks, newest activity first (keyset pagination).
+///
+/// Every malformed parameter is a 400 naming it. Entries carry no inputs and no result (read
+/// `GET /task/{id}` for those).
+#[utoipa::path(
+    get,
+    path = "/task",
+    tag = "task",
+    operation_id = "list_tasks",
+    params(ListTasksQuery),
+    responses(
+        (status = 200, description = "One page of tasks.", body = Vec<TaskListEntry>, headers(
+            ("x-paging-pagesize" = i64, description = "The page size used."),
+            ("link" = String, description = "When another page exists: `</task?…&page_size=N&last=<id>>; rel=\"next\"`."),
+        )),
+        (status = 400, description = "A malformed parameter (named in the message).", body = ErrorBody),
+    ),
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<(HeaderMap, Json<Vec<Value>>), ApiError> {
+    let raw = query.unwrap_or_default();
+    let params = parse_params(&raw)?;
+    let mut filter = parse_filter(&caller, &params, &raw)?;
     let page_size = normalize_page_size(
-        one("page_size")
+        one(&params, "page_size")
             .map(|v| {
                 v.trim().parse::<i64>().map_err(|_| {
                     ApiError::BadRequest(format!("`page_size` must be a number, not `{v}`"))
@@ -220,7 +268,7 @@ pub async fn list(
             })
             .transpose()?,
     );
-    let cursor = match one("last") {
+    filter.cursor = match one(&params, "last") {
         None => None,
         Some(v) => {
             let id: TaskId = parse_id(v, "task")?;
@@ -235,19 +283,7 @@ pub async fn list(
             )
         }
     };
-    let filter = TaskFilter {
-        scope,
-        username: caller.username.clone(),
-        groups: caller.groups.clone(),
-        state: task_state,
-        template: one("template").map(|t| t.trim().to_lowercase()),
-        batch,
-        tags: tag_filter(Some(&raw))?,
-        after,
-        before,
-        cursor,
-        limit: page_size + 1,
-    };
+    filter.limit = page_size + 1;
     let mut tasks = store::listing::list(&state.store, &filter).await?;
     let more = tasks.len() as i64 > page_size;
     tasks.truncate(page_size as usize);
@@ -269,4 +305,74 @@ pub async fn list(
         headers.insert("link", value);
     }
     Ok((headers, Json(tasks.iter().map(summary_json).collect())))
+}
+
+/// Query parameters of `GET /task/count`: the filters of `GET /task` (OpenAPI description).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CountTasksQuery {
+    /// `own` (default), `resolvable` or `all`, as for `GET /task`.
+    #[param(rename = "type", example = "own")]
+    pub kind: Option<String>,
+    /// Only tasks in this state.
+    #[param(value_type = Option<TaskStateSchema>)]
+    pub state: Option<String>,
+    /// Only tasks of this template.
+    pub template: Option<String>,
+    /// Only tasks of this batch.
+    pub batch: Option<uuid::Uuid>,
+    /// `key=value`; repeatable, every tag must match.
+    #[param(explode = true, example = json!(["env=prod"]))]
+    pub tag: Option<Vec<String>>,
+    /// Only tasks whose last activity is after this time (RFC 3339).
+    pub after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only tasks whose last activity is before this time (RFC 3339).
+    pub before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only tasks whose title contains this text, ignoring case.
+    pub title: Option<String>,
+}
+
+/// The answer of `GET /task/count` (OpenAPI schema).
+#[derive(utoipa::ToSchema)]
+pub struct TaskCounts {
+    /// Tasks by state (states without tasks are absent).
+    #[schema(example = json!({"DONE": 12, "TODO": 3}))]
+    pub states: BTreeMap<String, i64>,
+    /// Sum of `states`.
+    pub total: i64,
+}
+
+/// Counts the tasks the caller would list, by state: the visibility (`type`) and filters of
+/// `GET /task`, without paging. Every malformed parameter is a 400 naming it.
+#[utoipa::path(
+    get,
+    path = "/task/count",
+    tag = "task",
+    operation_id = "count_tasks",
+    params(CountTasksQuery),
+    responses(
+        (status = 200, description = "Counts by state.", body = TaskCounts),
+        (status = 400, description = "A malformed parameter (named in the message).", body = ErrorBody),
+    ),
+)]
+pub async fn count(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let raw = query.unwrap_or_default();
+    let params = parse_params(&raw)?;
+    for name in ["page_size", "last"] {
+        if one(&params, name).is_some() {
+            return Err(ApiError::BadRequest(format!(
+                "`{name}` does not apply to counts (they cover every page)"
+            )));
+        }
+    }
+    let filter = parse_filter(&caller, &params, &raw)?;
+    let counts = store::listing::count_by_state(&state.store, &filter).await?;
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let states: serde_json::Map<String, Value> =
+        counts.into_iter().map(|(s, n)| (s, json!(n))).collect();
+    Ok(Json(json!({"states": states, "total": total})))
 }

@@ -128,6 +128,11 @@ pub fn router(state: AppState) -> Router {
         .route("/unsecured/mon/ready", get(health::ready))
         .route("/template", get(template::list))
         .route("/template/{name}", get(template::get).put(template::save))
+        // `schema` is a reserved template name: saving one answers 422, not 405
+        .route(
+            "/template/schema",
+            get(template::json_schema).put(template::save_reserved),
+        )
         .route("/template/{name}/version", get(template::versions))
         .route(
             "/template/validate",
@@ -140,6 +145,7 @@ pub fn router(state: AppState) -> Router {
         .route("/task", axum::routing::post(task::create))
         .route("/task/{id}", get(task::get))
         .route("/task", get(listing::list))
+        .route("/task/count", get(listing::count))
         .route("/task/{id}", axum::routing::put(task::update))
         .route("/task/{id}", axum::routing::delete(task::delete))
         .route("/task/{id}/wontfix", axum::routing::post(task::wontfix))
@@ -176,6 +182,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/resolution/{id}/step/{name}",
             get(resolution::get_step).put(resolution::update_step),
+        )
+        .route(
+            "/resolution/{id}/step/{name}/configuration",
+            get(resolution::get_step_configuration),
         )
         .route(
             "/resolution/{id}/step/{name}/state",

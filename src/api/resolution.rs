@@ -1,5 +1,6 @@
 //! Resolutions: `POST /resolution`, `GET|PUT /resolution/{id}`, `POST /resolution/{id}/run|pause|
-//! extend|cancel`, `GET|PUT /resolution/{id}/step/{name}` and
+//! extend|cancel`, `GET|PUT /resolution/{id}/step/{name}`,
+//! `GET /resolution/{id}/step/{name}/configuration` (rendered, secrets masked) and
 //! `PUT /resolution/{id}/step/{name}/state`.
 //!
 //! Roles (µTask's): a **manager** is named by the template's `allowed_resolver_usernames/groups`,
@@ -458,6 +459,125 @@ pub async fn get_step(
         ApiError::NotFound(format!("step `{name}` not found in resolution {}", r.id))
     })?;
     Ok(Json(step_json(step, view)))
+}
+
+/// The answer of `GET /resolution/{id}/step/{name}/configuration` (OpenAPI schema).
+#[derive(utoipa::ToSchema)]
+pub struct StepConfiguration {
+    pub name: String,
+    /// Rendered with the resolution's current values: password inputs and password resolver
+    /// inputs masked; instance configuration values, pre-hook and function values, a foreach
+    /// parent's iterator and JavaScript variables left as written — and, for requesters and
+    /// watchers, whatever reads step outputs or resolver inputs.
+    #[schema(value_type = Object)]
+    pub configuration: Value,
+    /// As written in the template (base configuration merged).
+    #[schema(value_type = Object)]
+    pub as_written: Value,
+    /// Some values were left as written.
+    pub runtime_values: bool,
+    /// Rendering problems.
+    pub errors: Vec<String>,
+    /// A foreach parent: one rendering per element (absent otherwise).
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub children: Option<Vec<Value>>,
+}
+
+/// Renders one step's configuration with the resolution's current values (same visibility as
+/// the resolution; secrets masked). Foreach children render with their own item, and a foreach
+/// parent answers one rendering per element (`children`).
+#[utoipa::path(
+    get,
+    path = "/resolution/{id}/step/{name}/configuration",
+    tag = "resolution",
+    operation_id = "get_resolution_step_configuration",
+    params(
+        ("id" = uuid::Uuid, Path, description = "Resolution id."),
+        ("name" = String, Path, description = "Step name (a foreach child's own name renders with its item)."),
+    ),
+    responses(
+        (status = 200, description = "The rendered configuration.", body = StepConfiguration),
+        (status = 400, description = "Malformed id.", body = ErrorBody),
+        (status = 403, description = "The caller may not read this resolution.", body = ErrorBody),
+        (status = 404, description = "No such resolution or step.", body = ErrorBody),
+    ),
+)]
+pub async fn get_step_configuration(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    use crate::engine::model::{RunResolution, RunStep};
+    use crate::engine::plan::{ResolutionValues, render_resolution_step};
+    let (r, task, template) = load_resolution(&state, &id).await?;
+    let view = view_of(&caller, &task, &template)?;
+    let records = store::resolution::steps(&state.store, r.id).await?;
+    if !records.iter().any(|s| s.name == name) {
+        return Err(ApiError::NotFound(format!(
+            "step `{name}` not found in resolution {}",
+            r.id
+        )));
+    }
+    let mut steps = indexmap::IndexMap::new();
+    for s in &records {
+        steps.insert(
+            s.name.clone(),
+            RunStep {
+                name: s.name.clone(),
+                def: step_def(s)?,
+                state: s.state.clone(),
+                try_count: s.try_count,
+                last_run: s.last_run,
+                output: s.output.clone(),
+                metadata: s.metadata.clone(),
+                children: s.children.clone(),
+                error: s.error.clone(),
+            },
+        );
+    }
+    let run = RunResolution {
+        id: r.id,
+        task_id: r.task_id,
+        state: r.state,
+        run_count: r.run_count,
+        run_max: r.run_max,
+        next_retry: r.next_retry,
+        steps,
+    };
+    let task_values = json!({
+        "task_id": task.id.to_string(),
+        "created": task.created.to_rfc3339(),
+        "requester_username": task.requester_username,
+        "requester_groups": task.requester_groups.join(","),
+        "resolver_username": r.resolver_username.clone().unwrap_or_default(),
+        "resolver_groups": task.resolver_groups.join(","),
+        "watcher_usernames": task.watcher_usernames.join(","),
+        "watcher_groups": task.watcher_groups.join(","),
+        "last_activity": task.last_activity.to_rfc3339(),
+        "region": "default",
+        "resolution_id": r.id.to_string(),
+    });
+    let renderer = state.renderer.clone();
+    let rendered = tokio::task::spawn_blocking(move || {
+        render_resolution_step(
+            &ResolutionValues {
+                template: &template,
+                resolution: &run,
+                input: &task.input,
+                resolver_input: &r.resolver_input,
+                task: task_values,
+                outputs_visible: view != View::Reader,
+            },
+            &name,
+            renderer,
+        )
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("rendering a step configuration: {e}")))?
+    .ok_or_else(|| ApiError::internal("the step vanished while rendering".to_string()))?;
+    serde_json::to_value(rendered)
+        .map(Json)
+        .map_err(|e| ApiError::internal(format!("encoding a step configuration: {e}")))
 }
 
 /// Checks that the caller sees step outputs of resolution `raw` (admins and managers; not

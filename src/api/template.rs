@@ -1,5 +1,7 @@
 //! `GET /template`, `GET /template/{name}`, `GET /template/{name}/version`, and the editor's
-//! `POST /template/validate`, `POST /template/plan` and `PUT /template/{name}` (admins).
+//! `POST /template/validate`, `POST /template/plan`, `PUT /template/{name}` (admins) and
+//! `GET /template/schema` (the template JSON schema, [`schema`]; `schema` is therefore a
+//! reserved template name).
 //!
 //! The list omits steps, variables and base configurations (as µTask); hidden templates are
 //! listed to admins only, but any caller may fetch one by name.
@@ -10,6 +12,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+
+#[path = "template_schema.rs"]
+pub mod schema;
 
 use super::body::Body;
 use super::error::ErrorBody;
@@ -538,6 +543,9 @@ pub async fn save(
         return Err(ApiError::Forbidden("only admins may save templates".into()));
     }
     let name = normalize_name(&name);
+    if name == RESERVED_NAME {
+        return Err(reserved_name());
+    }
     let source = body.source;
     let loaded = match check_source(&state, source.clone()).await? {
         Ok(t) => t,
@@ -619,4 +627,40 @@ pub async fn versions(
             .map(|(version, created)| json!({"version": version, "created": created}))
             .collect(),
     )))
+}
+
+/// A template name the API keeps for itself (`GET /template/schema`).
+pub const RESERVED_NAME: &str = "schema";
+
+fn reserved_name() -> ApiError {
+    ApiError::Invalid {
+        message: "the template name `schema` is reserved: `GET /template/schema` answers the \
+                  template JSON schema"
+            .into(),
+        fields: vec![FieldError {
+            field: "name".into(),
+            message: "`schema` is reserved".into(),
+        }],
+    }
+}
+
+/// `PUT /template/schema`: the reserved name, refused (422) like any invalid name.
+pub async fn save_reserved(_caller: Caller) -> ApiError {
+    reserved_name()
+}
+
+/// The template JSON schema: every key a template may carry, with its type and description
+/// (the editor's completion reads it). Any signed-in caller; the same document is committed as
+/// `template.schema.json`.
+#[utoipa::path(
+    get,
+    path = "/template/schema",
+    tag = "template",
+    operation_id = "template_schema",
+    responses(
+        (status = 200, description = "The template JSON schema (JSON Schema 2020-12).", body = Object),
+    ),
+)]
+pub async fn json_schema(_caller: Caller) -> Json<Value> {
+    Json(schema::json_schema())
 }

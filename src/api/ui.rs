@@ -1,6 +1,6 @@
 //! The dashboard and template editor: the static files of `ui/dist` (built from `ui/` by
-//! `npm run build`), embedded in the binary by rust-embed (debug builds read the folder at run
-//! time) and served under `/ui/`. Unknown paths under `/ui/` answer `index.html`, so the
+//! `npm run build`), embedded in the binary by rust-embed (debug builds too: the binary alone
+//! serves the UI) and served under `/ui/`. Unknown paths under `/ui/` answer `index.html`, so the
 //! single-page app's links can be reloaded. Files are public (the app signs in through the API);
 //! hashed assets are cached for a year, `index.html` never.
 //!

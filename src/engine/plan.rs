@@ -8,6 +8,11 @@
 //! only known while the task runs). String leaves that read step outputs, foreach iterators or
 //! pre-hook/function values are left as written and flagged: they are only known at run time.
 //!
+//! The same renderer shows a running resolution's step configuration rendered with the
+//! resolution's current values ([`render_resolution_step`]): password inputs are masked the
+//! same way, and what the caller may not see (step outputs and resolver inputs for requesters
+//! and watchers, instance configuration values for everyone) is left as written.
+//!
 //! Pure apart from rendering: the caller supplies the templater (the API runs plans inside the
 //! sandbox worker pool, since the template text comes from the user who asks for the plan).
 
@@ -19,7 +24,7 @@ use serde_json::{Map, Value};
 
 use crate::template::input::{self, SECRET_MASK};
 use crate::template::model::{
-    ConditionType, STATE_DONE, STATE_PRUNE, TaskTemplate, dependency_parts,
+    ConditionType, STATE_DONE, STATE_PRUNE, Step, TaskTemplate, dependency_parts,
 };
 use crate::template::render::Renderer;
 
@@ -93,16 +98,22 @@ pub struct Plan {
     pub steps: Vec<PlannedStep>,
 }
 
-/// True when a template string reads values only known while the task runs: step results,
-/// foreach iterators, pre-hook and function values — or variables (`eval`) that do.
-fn reads_runtime(src: &str, variables_read_runtime: bool) -> bool {
+/// What plan mode cannot know before the task runs: step results, foreach iterators,
+/// pre-hook and function values.
+const PLAN_RUNTIME: &[&str] = &["step.", "iterator", "pre_hook", "function_args"];
+
+/// True when a template string reads one of the `runtime` values — or variables (`eval`) that do.
+fn reads(src: &str, runtime: &[&str], variables_read_runtime: bool) -> bool {
     if !src.contains("{{") && !src.contains("{%") {
         return false;
     }
-    ["step.", "iterator", "pre_hook", "function_args"]
-        .iter()
-        .any(|k| src.contains(k))
-        || (variables_read_runtime && src.contains("eval"))
+    runtime.iter().any(|k| src.contains(k)) || (variables_read_runtime && src.contains("eval"))
+}
+
+/// True when a template string reads values only known while the task runs: step results,
+/// foreach iterators, pre-hook and function values — or variables (`eval`) that do.
+fn reads_runtime(src: &str, variables_read_runtime: bool) -> bool {
+    reads(src, PLAN_RUNTIME, variables_read_runtime)
 }
 
 /// True when a variable's value or expression reads run-time values.
@@ -157,6 +168,8 @@ fn order(t: &TaskTemplate) -> Vec<(String, usize)> {
 struct Renderer2<'a> {
     templater: &'a Templater,
     ctx: &'a Value,
+    /// Strings reading these are left as written.
+    runtime: &'a [&'a str],
     variables_runtime: bool,
 }
 
@@ -164,7 +177,7 @@ impl Renderer2<'_> {
     fn value(&self, v: &Value, runtime: &mut bool, errors: &mut Vec<String>) -> Value {
         match v {
             Value::String(s) => {
-                if reads_runtime(s, self.variables_runtime) {
+                if reads(s, self.runtime, self.variables_runtime) {
                     *runtime = true;
                     return v.clone();
                 }
@@ -198,6 +211,17 @@ fn masked(declared: &[crate::template::model::Input], given: &Map<String, Value>
         }
     }
     Value::Object(m)
+}
+
+/// A step's configuration as written, its base configuration merged under it.
+fn written_configuration(t: &TaskTemplate, step: &Step) -> Value {
+    let mut config = step.action.configuration.clone();
+    if let Some(base) = &step.action.base_configuration
+        && let Some(b) = t.base_configurations.get(base)
+    {
+        config = super::step::merge(b, &config);
+    }
+    config
 }
 
 /// Plans `req` with `renderer` (and `js` for expression variables).
@@ -243,6 +267,7 @@ pub fn plan(req: &PlanRequest, renderer: Arc<Renderer>, js: Option<Arc<dyn JsEva
     let r = Renderer2 {
         templater: &templater,
         ctx: &ctx,
+        runtime: PLAN_RUNTIME,
         variables_runtime,
     };
     let title = {
@@ -261,13 +286,7 @@ pub fn plan(req: &PlanRequest, renderer: Arc<Renderer>, js: Option<Arc<dyn JsEva
         let step = &t.steps[&name];
         let mut errors = Vec::new();
         let mut runtime = false;
-        let mut config = step.action.configuration.clone();
-        if let Some(base) = &step.action.base_configuration
-            && let Some(b) = t.base_configurations.get(base)
-        {
-            config = super::step::merge(b, &config);
-        }
-        let configuration = r.value(&config, &mut runtime, &mut errors);
+        let configuration = r.value(&written_configuration(t, step), &mut runtime, &mut errors);
 
         let mut outcome = Outcome::Run;
         let mut reason = String::new();
@@ -363,4 +382,157 @@ pub fn plan(req: &PlanRequest, renderer: Arc<Renderer>, js: Option<Arc<dyn JsEva
         input_errors,
         steps: out,
     }
+}
+
+/// A step's configuration rendered with a resolution's current values (the task detail's step
+/// panel): what the action received or would receive, secrets masked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderedConfiguration {
+    pub name: String,
+    /// Rendered (password inputs and password resolver inputs masked; values the caller may not
+    /// see or only known while the step runs are left as written).
+    pub configuration: Value,
+    /// As written in the template (base configuration merged).
+    pub as_written: Value,
+    /// Some values were left as written (see the module doc).
+    pub runtime_values: bool,
+    /// Rendering problems.
+    pub errors: Vec<String>,
+    /// A foreach parent: one rendering per element.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<RenderedChild>,
+}
+
+/// The values of a resolution a step configuration is rendered with.
+pub struct ResolutionValues<'a> {
+    pub template: &'a TaskTemplate,
+    pub resolution: &'a crate::engine::model::RunResolution,
+    /// The task's inputs as stored (password inputs are masked here).
+    pub input: &'a Value,
+    /// The resolver inputs as stored (password inputs are masked here).
+    pub resolver_input: &'a Value,
+    /// The `task` values (`task.task_id`, `task.requester_username`…).
+    pub task: Value,
+    /// The caller sees step outputs and resolver inputs (admins and managers); otherwise
+    /// strings reading them are left as written.
+    pub outputs_visible: bool,
+}
+
+/// One foreach element of a parent step, rendered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderedChild {
+    /// The element (`iterator`).
+    pub item: Value,
+    pub configuration: Value,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// Renders the configuration of step `name` of a resolution (None: no such step). Instance
+/// configuration values (`config.…`), pre-hook and function values — and the iterator of a
+/// foreach parent — are left as written; so are variables computed by JavaScript, which only
+/// the engine's sandbox evaluates. A foreach parent also answers one rendering per element:
+/// its live children's items while expanded, else the `iterator` of its recorded children.
+pub fn render_resolution_step(
+    v: &ResolutionValues<'_>,
+    name: &str,
+    renderer: Arc<Renderer>,
+) -> Option<RenderedConfiguration> {
+    let step = v.resolution.steps.get(name)?;
+    let t = v.template;
+    let templater = Templater::new(renderer, template_dialect(t), t.variables.clone(), None);
+    let as_written = written_configuration(t, &step.def.step);
+    let (configuration, runtime_values, errors) =
+        render_in_resolution(v, &templater, name, step.def.item.as_ref(), &as_written);
+    let mut children = Vec::new();
+    if step.def.item.is_none() && step.def.step.is_foreach() {
+        let live: Vec<&Value> = v
+            .resolution
+            .steps
+            .values()
+            .filter(|s| s.def.parent.as_deref() == Some(name))
+            .filter_map(|s| s.def.item.as_ref())
+            .collect();
+        let items: Vec<Value> = if !live.is_empty() {
+            live.into_iter().cloned().collect()
+        } else {
+            match &step.children {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|c| c["metadata"]["iterator"].clone())
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        for item in items {
+            let (configuration, _, errors) =
+                render_in_resolution(v, &templater, name, Some(&item), &as_written);
+            children.push(RenderedChild {
+                item,
+                configuration,
+                errors,
+            });
+        }
+    }
+    Some(RenderedConfiguration {
+        name: name.to_string(),
+        configuration,
+        as_written,
+        runtime_values,
+        errors,
+        children,
+    })
+}
+
+fn render_in_resolution(
+    v: &ResolutionValues<'_>,
+    templater: &Templater,
+    name: &str,
+    item: Option<&Value>,
+    as_written: &Value,
+) -> (Value, bool, Vec<String>) {
+    use super::values::{BaseValues, Scope, context};
+    let t = v.template;
+    let as_object = |x: &Value| match x {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    let base = BaseValues {
+        input: masked(&t.inputs, &as_object(v.input)),
+        resolver_input: if v.outputs_visible {
+            masked(&t.resolver_inputs, &as_object(v.resolver_input))
+        } else {
+            Value::Object(Map::new())
+        },
+        task: v.task.clone(),
+        config: Value::Object(Map::new()),
+    };
+    let ctx = context(
+        &base,
+        v.resolution,
+        &Scope {
+            this: Some(name),
+            iterator: item,
+            ..Default::default()
+        },
+    );
+    let mut runtime: Vec<&str> = vec!["pre_hook", "function_args", "config.", "config["];
+    if item.is_none() {
+        runtime.push("iterator");
+    }
+    if !v.outputs_visible {
+        runtime.extend(["step.", "resolver_input"]);
+    }
+    let variables_runtime = t.variables.iter().any(|x| x.expression().is_some())
+        || (!v.outputs_visible && !t.variables.is_empty());
+    let r = Renderer2 {
+        templater,
+        ctx: &ctx,
+        runtime: &runtime,
+        variables_runtime,
+    };
+    let mut runtime_values = false;
+    let mut errors = Vec::new();
+    let configuration = r.value(as_written, &mut runtime_values, &mut errors);
+    (configuration, runtime_values, errors)
 }

@@ -3,7 +3,10 @@
 //! Keyset pagination on `(last_activity DESC, id DESC)` (the `task_last_activity_idx` order):
 //! a page continues strictly after the cursor task, so a page never repeats or skips a task
 //! whose activity did not change meanwhile. Visibility (`own`, `resolvable`) and every filter
-//! are SQL predicates; titles are sealed, so they are opened here and never filtered on in SQL.
+//! are SQL predicates; titles are sealed, so they are opened here and never filtered on in SQL:
+//! a title search (case-insensitive substring) scans the visible rows in keyset order, opening
+//! titles, until a page is full. Counts by state (`GET /task/count`) apply the same visibility
+//! and filters.
 //! Inputs and results are not read at all: a listing never decrypts more than titles.
 
 use chrono::{DateTime, Utc};
@@ -43,6 +46,8 @@ pub struct TaskFilter {
     /// Last activity strictly after / before.
     pub after: Option<DateTime<Utc>>,
     pub before: Option<DateTime<Utc>>,
+    /// Case-insensitive substring of the title.
+    pub title: Option<String>,
     /// Continue after this `(last_activity, id)`.
     pub cursor: Option<(DateTime<Utc>, TaskId)>,
     pub limit: i64,
@@ -182,15 +187,18 @@ fn push_resolvable(q: &mut QueryBuilder<Postgres>, f: &TaskFilter) {
         .push("))");
 }
 
-/// One page of tasks, newest activity first (at most `limit`).
-pub async fn list(store: &Store, f: &TaskFilter) -> Result<Vec<TaskSummary>, StoreError> {
-    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
-        "SELECT t.id, t.title_enc, t.template_name, t.template_version, t.state,
-                t.requester_username, t.requester_groups, t.watcher_usernames, t.watcher_groups,
-                t.resolver_usernames, t.resolver_groups, t.tags, t.batch_id, t.parent_task_id,
-                t.steps_done, t.steps_total, t.created, t.last_activity,
-                r.id AS resolution_id, r.state AS resolution_state, r.resolver_username
-           FROM task t
+const SUMMARY_COLUMNS: &str =
+    "SELECT t.id, t.title_enc, t.template_name, t.template_version, t.state,
+            t.requester_username, t.requester_groups, t.watcher_usernames, t.watcher_groups,
+            t.resolver_usernames, t.resolver_groups, t.tags, t.batch_id, t.parent_task_id,
+            t.steps_done, t.steps_total, t.created, t.last_activity,
+            r.id AS resolution_id, r.state AS resolution_state, r.resolver_username";
+
+/// `<select> FROM task … WHERE <visibility and every filter but the title>`.
+fn filtered(select: &str, f: &TaskFilter) -> QueryBuilder<Postgres> {
+    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(select);
+    q.push(
+        " FROM task t
            LEFT JOIN resolution r ON r.task_id = t.id
            LEFT JOIN template_version tv
                   ON tv.name = t.template_name AND tv.version = t.template_version
@@ -232,17 +240,88 @@ pub async fn list(store: &Store, f: &TaskFilter) -> Result<Vec<TaskSummary>, Sto
     if let Some(b) = f.before {
         q.push(" AND t.last_activity < ").push_bind(b);
     }
-    if let Some((at, id)) = f.cursor {
-        q.push(" AND (t.last_activity, t.id) < (")
-            .push_bind(at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
+    q
+}
+
+/// True when `title` contains the (lowercased) search string, ignoring case.
+pub fn title_matches(title: &str, lowered_search: &str) -> bool {
+    title.to_lowercase().contains(lowered_search)
+}
+
+/// Rows scanned per round while searching sealed titles.
+const TITLE_SCAN_BATCH: i64 = 500;
+
+/// One page of tasks, newest activity first (at most `limit`). With a title search, rows are
+/// scanned in keyset order in batches and their titles opened until the page is full or the
+/// visible tasks are exhausted (titles are sealed: SQL cannot filter on them).
+pub async fn list(store: &Store, f: &TaskFilter) -> Result<Vec<TaskSummary>, StoreError> {
+    let search = f.title.as_ref().map(|t| t.to_lowercase());
+    let mut cursor = f.cursor;
+    let mut out = Vec::new();
+    loop {
+        let batch = match &search {
+            None => f.limit,
+            Some(_) => f.limit.max(TITLE_SCAN_BATCH),
+        };
+        let mut q = filtered(SUMMARY_COLUMNS, f);
+        if let Some((at, id)) = cursor {
+            q.push(" AND (t.last_activity, t.id) < (")
+                .push_bind(at)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        q.push(" ORDER BY t.last_activity DESC, t.id DESC LIMIT ")
+            .push_bind(batch);
+        let rows: Vec<SummaryRow> = q.build_query_as().fetch_all(&store.pool).await?;
+        let exhausted = (rows.len() as i64) < batch;
+        cursor = rows.last().map(|r| (r.last_activity, r.id));
+        for r in rows {
+            let t = r.open(store)?;
+            if search.as_deref().is_none_or(|s| title_matches(&t.title, s)) {
+                out.push(t);
+                if out.len() as i64 >= f.limit {
+                    return Ok(out);
+                }
+            }
+        }
+        if exhausted || search.is_none() {
+            return Ok(out);
+        }
     }
-    q.push(" ORDER BY t.last_activity DESC, t.id DESC LIMIT ")
-        .push_bind(f.limit);
-    let rows: Vec<SummaryRow> = q.build_query_as().fetch_all(&store.pool).await?;
-    rows.into_iter().map(|r| r.open(store)).collect()
+}
+
+/// Number of tasks per state among those `f` lists (its cursor and limit ignored): what the
+/// caller sees, with the same filters.
+pub async fn count_by_state(
+    store: &Store,
+    f: &TaskFilter,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let Some(search) = f.title.as_ref().map(|t| t.to_lowercase()) else {
+        let mut q = filtered("SELECT t.state, count(*)", f);
+        q.push(" GROUP BY t.state ORDER BY t.state");
+        return Ok(q.build_query_as().fetch_all(&store.pool).await?);
+    };
+    let rows: Vec<(TaskId, String, Vec<u8>)> = filtered("SELECT t.id, t.state, t.title_enc", f)
+        .build_query_as()
+        .fetch_all(&store.pool)
+        .await?;
+    let mut counts: std::collections::BTreeMap<String, i64> = Default::default();
+    for (id, state, title_enc) in rows {
+        let row = id.to_string();
+        let title = store.keys.open(
+            Aad {
+                table: "task",
+                column: "title_enc",
+                row: &row,
+            },
+            &title_enc,
+        )?;
+        if title_matches(&String::from_utf8_lossy(&title), &search) {
+            *counts.entry(state).or_default() += 1;
+        }
+    }
+    Ok(counts.into_iter().collect())
 }
 
 /// Number of tasks per state, over tasks carrying every tag of `tags` (when given).

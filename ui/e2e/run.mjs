@@ -85,12 +85,30 @@ await scenario('approval-flow', { width: 1280, height: 800 }, async (page) => {
   await page.getByRole('button', { name: 'Create task' }).click();
   await page.locator('[data-input="environment"] .field-error').waitFor();
   await page.locator('#input-environment').selectOption('production');
+  // watchers in the form: a group
+  await page.locator('#watcher_groups').fill('ops');
   await page.screenshot({ path: join(out, '02-new-task-form.png') });
   await page.getByRole('button', { name: 'Create task' }).click();
   await page.getByTestId('task-title').filter({ hasText: 'Ship billing to production' }).waitFor();
   await page.getByRole('heading', { name: 'Waiting for a resolver' }).waitFor();
+  await page.getByTestId('watchers').filter({ hasText: 'group ops' }).waitFor();
+  // the requester edits the watchers while no resolver has taken the task
+  await page.getByRole('button', { name: 'edit watchers' }).click();
+  check((await page.locator('#watcher_groups').inputValue()) === 'ops', 'the form starts from the current watchers');
+  await page.locator('#watcher_usernames').fill('admin');
+  await page.getByRole('button', { name: 'Save watchers' }).click();
+  await page.getByTestId('watchers').filter({ hasText: 'admin, group ops' }).waitFor();
   taskUrl = page.url();
   await page.screenshot({ path: join(out, '03-waiting-for-resolver.png') });
+  // the list: counts of what alice sees, and the title search goes to the API
+  await page.getByRole('link', { name: 'Tasks', exact: true }).click();
+  await page.locator('[data-count="TODO"]').filter({ hasText: /^1$/ }).waitFor();
+  check((await page.locator('[data-count="DONE"]').innerText()) === '0', 'no DONE task counted for alice');
+  await page.locator('input[name="search"]').fill('no such title');
+  await page.getByTestId('empty').waitFor();
+  await page.locator('[data-count="TODO"]').filter({ hasText: /^0$/ }).waitFor();
+  await page.locator('input[name="search"]').fill('BILLING');
+  await page.getByRole('link', { name: 'Ship billing to production' }).waitFor();
   await signOut(page);
 
   await signIn(page, 'rita');
@@ -107,7 +125,21 @@ await scenario('approval-flow', { width: 1280, height: 800 }, async (page) => {
   await page.locator('[data-testid="task-title"] .badge[data-state="DONE"]').waitFor({ timeout: 30000 });
   await page.locator('.node[data-step="ship"]').click();
   await page.getByTestId('step-output').filter({ hasText: 'billing under CHG-42' }).waitFor();
+  // the configuration is shown rendered with the resolution's values, or as written
+  await page.getByTestId('step-configuration').filter({ hasText: '"shipped": "billing under CHG-42"' }).waitFor();
   await page.screenshot({ path: join(out, '04-resolved-all-done.png'), fullPage: true });
+  await page.getByRole('button', { name: 'as written' }).click();
+  await page.getByTestId('step-configuration').filter({ hasText: '{{ resolver_input.ticket }}' }).waitFor();
+  await page.getByRole('button', { name: 'rendered', exact: true }).click();
+  await page.getByTestId('step-configuration').filter({ hasText: 'billing under CHG-42' }).waitFor();
+  // watchers of a finished task cannot change: the API's refusal is shown
+  await page.getByTestId('watchers').filter({ hasText: 'admin, group ops' }).waitFor();
+  await page.getByRole('button', { name: 'edit watchers' }).click();
+  await page.locator('#watcher_usernames').fill('admin, alice');
+  await page.getByRole('button', { name: 'Save watchers' }).click();
+  await page.getByTestId('watchers-error').filter({ hasText: "not in state 'PAUSED'" }).waitFor();
+  await page.locator('form[aria-label="edit watchers"]').getByRole('button', { name: 'Cancel' }).click();
+  await page.getByTestId('watchers').filter({ hasText: 'admin, group ops' }).waitFor();
   // keyboard: focus a node and select it with Enter
   await page.locator('.node[data-step="verify"]').focus();
   await page.keyboard.press('Enter');
@@ -163,6 +195,12 @@ await scenario('editor', { width: 1280, height: 800 }, async (page) => {
   check(problem.includes('line 6') && problem.includes('nowhere'), `the problem names line 6 and the bad dependency (got ${problem})`);
   check(await page.getByRole('button', { name: 'Save template' }).isDisabled(), 'save is disabled while the template has errors');
   await page.screenshot({ path: join(out, '08-editor-error.png'), fullPage: true });
+  // completion of keys comes from the template JSON schema (GET /template/schema)
+  await content.click();
+  await page.keyboard.press('Control+End');
+  await page.keyboard.type('allow_task');
+  await page.locator('.cm-tooltip-autocomplete li').filter({ hasText: 'allow_task_start_over' }).waitFor();
+  await page.keyboard.press('Escape');
 });
 
 await scenario('step-log', { width: 1280, height: 800 }, async (page) => {
@@ -219,6 +257,7 @@ await scenario('phone-width', { width: 390, height: 844 }, async (page) => {
   if (taskUrl) {
     await page.goto(taskUrl);
     await page.locator('.node[data-step="ship"]').waitFor();
+    await page.getByTestId('watchers').filter({ hasText: 'admin, group ops' }).waitFor();
   }
   await page.screenshot({ path: join(out, '09-phone.png'), fullPage: true });
 });

@@ -69,7 +69,7 @@ export interface Task {
   requester_username: string; resolver_username?: string | null; input: Record<string, unknown>;
   result?: unknown; tags: Record<string, string>; created: string; last_activity: string;
   steps_done?: number; steps_total?: number; resolution?: string | null; resolution_state?: string | null;
-  watcher_usernames?: string[]; resolver_usernames?: string[];
+  watcher_usernames?: string[]; watcher_groups?: string[]; resolver_usernames?: string[];
 }
 
 export interface Step {

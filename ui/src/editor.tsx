@@ -50,17 +50,16 @@ steps:
         output: {message: "HELLO {{.input.name}}!"}
 `;
 
-const TOP_KEYS = ['name', 'description', 'long_description', 'doc_link', 'title_format', 'result_format', 'allowed_resolver_usernames',
-  'allowed_resolver_groups', 'allow_all_resolver_usernames', 'auto_runnable', 'blocked', 'hidden', 'retry_max', 'allow_task_start_over',
-  'inputs', 'resolver_inputs', 'variables', 'tags', 'steps', 'base_configurations', 'dialect', 'expected_duration'];
-const STEP_KEYS = ['description', 'action', 'pre_hook', 'dependencies', 'conditions', 'custom_states', 'foreach', 'foreach_strategy',
-  'retry_pattern', 'max_retries', 'idempotent', 'json_schema', 'resources', 'timeout'];
-const INPUT_KEYS = ['name', 'description', 'type', 'regex', 'legal_values', 'collection', 'optional', 'default', 'hidden'];
-const ACTION_KEYS = ['type', 'configuration', 'base_configuration', 'output'];
+/** The template JSON schema (`GET /template/schema`): the keys of each level, with descriptions. */
+interface SchemaNode { properties?: Record<string, { description?: string }>; $defs?: Record<string, SchemaNode> }
+type Keys = { label: string; info?: string }[];
+function keysOf(node: SchemaNode | undefined): Keys {
+  return Object.entries(node?.properties ?? {}).map(([label, p]) => ({ label, info: p.description }));
+}
 interface ActionType { name: string; kind: string; description: string; schema: { properties?: Record<string, { description?: string }> } | null }
 
 /** Completion of keys and action types, from the indentation context of the cursor. */
-function completer(actions: ActionType[]) {
+function completer(actions: ActionType[], schema: () => SchemaNode | null) {
   const configKeys = (type: string) => Object.entries(actions.find((a) => a.name === type)?.schema?.properties ?? {});
   return (ctx: CompletionContext): CompletionResult | null => {
     const word = ctx.matchBefore(/[\w.-]*/);
@@ -82,10 +81,16 @@ function completer(actions: ActionType[]) {
       const ind = m[1].length + (m[2] ? m[2].length : 0);
       if (ind < want) { parents.unshift(m[3]); want = m[1].length; }
     }
-    let keys: string[] = TOP_KEYS;
+    const root = schema();
+    if (!root) return null;
+    const defs = root.$defs ?? {};
+    let keys: Keys = keysOf(root);
     const p = parents;
-    if (p[0] === 'steps' && p.length === 2) keys = STEP_KEYS;
-    else if (p[0] === 'steps' && (p[2] === 'action' || p[2] === 'pre_hook') && p.length === 3) keys = ACTION_KEYS;
+    if (p[0] === 'steps' && p.length === 2) keys = keysOf(defs.step);
+    else if (p[0] === 'steps' && (p[2] === 'action' || p[2] === 'pre_hook') && p.length === 3) keys = keysOf(defs.executor);
+    else if (p[0] === 'steps' && (p[2] === 'action' || p[2] === 'pre_hook') && p[3] === 'output' && p.length === 4) keys = keysOf(defs.output);
+    else if (p[0] === 'steps' && p[2] === 'conditions' && p.length === 3) keys = keysOf(defs.condition);
+    else if (p[0] === 'steps' && p[2] === 'conditions' && p[3] === 'if' && p.length === 4) keys = keysOf(defs.assert);
     else if (p[0] === 'steps' && p[3] === 'configuration' && p.length === 4) {
       // the action type of this step
       let type = '';
@@ -94,9 +99,10 @@ function completer(actions: ActionType[]) {
         if (m) { type = m[1]; break; }
       }
       return { from: word.from, options: configKeys(type).map(([k, p]) => ({ label: k, type: 'property', apply: k + ': ', info: p.description })) };
-    } else if ((p[0] === 'inputs' || p[0] === 'resolver_inputs') && p.length === 1) keys = INPUT_KEYS;
+    } else if ((p[0] === 'inputs' || p[0] === 'resolver_inputs') && p.length === 1) keys = keysOf(defs.input);
+    else if (p[0] === 'variables' && p.length === 1) keys = keysOf(defs.variable);
     else if (p.length > 0) return null;
-    return { from: word.from, options: keys.map((k) => ({ label: k, type: 'property', apply: k + ': ' })) };
+    return { from: word.from, options: keys.map((k) => ({ label: k.label, type: 'property', apply: k.label + ': ', info: k.info })) };
   };
 }
 
@@ -142,6 +148,8 @@ export function Editor(props: { name?: string; meta: Meta }) {
       }
       let actions: ActionType[] = [];
       try { actions = await get<ActionType[]>('/action'); } catch { /* no completion of action types */ }
+      let schema: SchemaNode | null = null;
+      try { schema = await get<SchemaNode>('/template/schema'); } catch { /* no completion of keys */ }
       if (cancelled || !host.current) return;
       const validate = linter(async (view) => {
         try {
@@ -161,7 +169,7 @@ export function Editor(props: { name?: string; meta: Meta }) {
           doc: text,
           extensions: [lineNumbers(), history(), highlightActiveLine(), indentOnInput(), bracketMatching(),
             syntaxHighlighting(defaultHighlightStyle), yaml(), lintGutter(), validate,
-            autocompletion({ override: [completer(actions)] }),
+            autocompletion({ override: [completer(actions, () => schema)] }),
             keymap.of([...defaultKeymap, ...historyKeymap, indentWithTab]),
             EditorView.contentAttributes.of({ 'aria-label': 'template YAML' })],
         }),

@@ -4,7 +4,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { Comment, Meta, Resolution, Step, Task, Template, del, get, post, put } from './api';
 import { Graph } from './graph';
-import { InputField, StateBadge, fieldErrors } from './tasks';
+import { InputField, StateBadge, WatcherFields, fieldErrors, splitNames } from './tasks';
 
 const FINAL_TASK = ['DONE', 'CANCELLED', 'WONTFIX'];
 const FAILED_STEP = ['SERVER_ERROR', 'CLIENT_ERROR', 'FATAL_ERROR', 'CRASHED', 'TIMEOUT', 'AFTERRUN_ERROR', 'TO_RETRY'];
@@ -66,7 +66,6 @@ export function TaskDetail(props: { id: string; meta: Meta }) {
       <p class="muted">
         {task.template_name} v{task.template_version} · requested by {task.requester_username} · {new Date(task.created).toLocaleString()}
         {task.resolver_username ? ` · resolved by ${task.resolver_username}` : ''}
-        {(task.watcher_usernames ?? []).length > 0 ? ` · watchers: ${task.watcher_usernames!.join(', ')}` : ''}
         {Object.keys(task.tags ?? {}).length > 0 ? ` · tags: ${Object.entries(task.tags).map(([k, v]) => `${k}=${v}`).join(', ')}` : ''}
       </p>
       {error && <p class="error" role="alert">{error}</p>}
@@ -91,6 +90,7 @@ export function TaskDetail(props: { id: string; meta: Meta }) {
           {task.result != null && <Json label="Result" value={task.result} />}
           <h2>Inputs</h2>
           <pre data-testid="task-input">{JSON.stringify(task.input, null, 2)}</pre>
+          <Watchers task={task} meta={props.meta} onChange={load} />
           <Comments task={task} comments={comments} meta={props.meta} onChange={load} />
         </div>
         {r && step && (
@@ -101,14 +101,110 @@ export function TaskDetail(props: { id: string; meta: Meta }) {
             {step.error && <p class="error" data-testid="step-error">{step.error}</p>}
             <StepControl r={r} step={step} act={act} />
             <StepLogView resolution={r.id} step={step.name} running={step.state === 'RUNNING'} key={`${r.id}/${step.name}`} />
-            <Json label="Configuration" value={step.action?.configuration} />
-            {step.action?.configuration !== undefined && <p class="muted">As written in the template; values are rendered when the step runs.</p>}
+            <StepConfiguration resolution={r.id} step={step} key={`conf/${r.id}/${step.name}`} />
             <Json label="Output" value={step.output} />
             <Json label="Metadata" value={step.metadata} />
             <Json label="Children" value={step.children} />
           </aside>
         )}
       </div>
+    </section>
+  );
+}
+
+interface Rendered {
+  name: string; configuration: unknown; as_written: unknown; runtime_values: boolean; errors: string[];
+  children?: { item: unknown; configuration: unknown; errors?: string[] }[];
+}
+
+/** The step's configuration rendered with the resolution's values (secrets masked by the API),
+ * or as written in the template; refreshed when the step's state or tries change. */
+function StepConfiguration(props: { resolution: string; step: Step }) {
+  const [rendered, setRendered] = useState<Rendered | null>(null);
+  const [written, setWritten] = useState(false);
+  const [error, setError] = useState('');
+  const { step } = props;
+  useEffect(() => {
+    get<Rendered>(`/resolution/${props.resolution}/step/${encodeURIComponent(step.name)}/configuration`)
+      .then((x) => { setRendered(x); setError(''); })
+      .catch((e) => setError((e as Error).message));
+  }, [step.state, step.try_count]);
+  if (step.action?.configuration === undefined && !rendered) return null;
+  const shown = written || !rendered ? (rendered?.as_written ?? step.action?.configuration) : rendered.configuration;
+  return (
+    <section aria-label="step configuration">
+      <h3>Configuration{' '}
+        <span class="toggle" role="group" aria-label="configuration view">
+          <button class="link" aria-pressed={!written} onClick={() => setWritten(false)} disabled={!rendered}>rendered</button>
+          {' · '}
+          <button class="link" aria-pressed={written} onClick={() => setWritten(true)}>as written</button>
+        </span>
+      </h3>
+      <pre data-testid="step-configuration">{JSON.stringify(shown, null, 2)}</pre>
+      {!written && rendered && rendered.runtime_values && <p class="muted">Values you may not see, or known only while the step runs, are shown as written.</p>}
+      {!written && rendered && rendered.errors.length > 0 && <p class="error">{rendered.errors.join('; ')}</p>}
+      {!written && rendered?.children && rendered.children.length > 0 && (
+        <details>
+          <summary>Per element ({rendered.children.length})</summary>
+          {rendered.children.map((c, i) => (
+            <div key={i}>
+              <div class="muted">element {JSON.stringify(c.item)}</div>
+              <pre data-testid="step-configuration-child">{JSON.stringify(c.configuration, null, 2)}</pre>
+            </div>
+          ))}
+        </details>
+      )}
+      {error && <p class="muted">Rendered configuration: {error}</p>}
+    </section>
+  );
+}
+
+/** Watchers of the task, editable by whoever may edit the task (the API decides: 403 shown). */
+function Watchers(props: { task: Task; meta: Meta; onChange: () => void }) {
+  const t = props.task;
+  const [editing, setEditing] = useState(false);
+  const [users, setUsers] = useState('');
+  const [groups, setGroups] = useState('');
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [error, setError] = useState('');
+  const open = () => {
+    setUsers((t.watcher_usernames ?? []).join(', '));
+    setGroups((t.watcher_groups ?? []).join(', '));
+    setErrors({});
+    setError('');
+    setEditing(true);
+  };
+  const save = async (e: Event) => {
+    e.preventDefault();
+    try {
+      await put(`/task/${t.id}`, { watcher_usernames: splitNames(users), watcher_groups: splitNames(groups) });
+      setEditing(false);
+      props.onChange();
+    } catch (err) {
+      setErrors(fieldErrors(err, ''));
+      setError((err as Error).message);
+    }
+  };
+  const list = [...(t.watcher_usernames ?? []), ...(t.watcher_groups ?? []).map((g) => `group ${g}`)];
+  return (
+    <section aria-label="watchers">
+      <h2>Watchers</h2>
+      {!editing && (
+        <p data-testid="watchers">
+          {list.length > 0 ? list.join(', ') : <span class="muted">Nobody watches this task.</span>}{' '}
+          <button class="link" onClick={open}>edit watchers</button>
+        </p>
+      )}
+      {editing && (
+        <form onSubmit={save} aria-label="edit watchers" class="card">
+          <WatcherFields users={users} groups={groups} onUsers={setUsers} onGroups={setGroups} errors={errors} />
+          {error && <p class="error" role="alert" data-testid="watchers-error">{error}</p>}
+          <div class="actions">
+            <button class="primary" type="submit">Save watchers</button>
+            <button type="button" onClick={() => setEditing(false)}>Cancel</button>
+          </div>
+        </form>
+      )}
     </section>
   );
 }

@@ -1,6 +1,6 @@
 // Task list (filters, counts by state, paging, auto-refresh) and the new-task form generated
 // from a template's inputs.
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { ApiError, FieldError, Input, Meta, Task, Template, get, post } from './api';
 
 const TASK_STATES = ['TODO', 'RUNNING', 'BLOCKED', 'WAITING', 'DELAYED', 'DONE', 'CANCELLED', 'WONTFIX'];
@@ -18,7 +18,8 @@ export function TaskList(props: { meta: Meta }) {
   const [scope, setScope] = useState(params.get('type') ?? 'all');
   const [state, setState] = useState(params.get('state') ?? '');
   const [template, setTemplate] = useState(params.get('template') ?? '');
-  const [search, setSearch] = useState('');
+  const [search, setSearch] = useState(params.get('title') ?? '');
+  const [title, setTitle] = useState(search); // the search sent to the API (debounced)
   const [tag, setTag] = useState(params.get('tag') ?? '');
   const [pages, setPages] = useState<string[]>([]); // `last` ids of the pages before this one
   const [tasks, setTasks] = useState<Task[] | null>(null);
@@ -36,6 +37,11 @@ export function TaskList(props: { meta: Meta }) {
     if (state) q.set('state', state);
     if (template) q.set('template', template);
     if (/^[^=]+=.*$/.test(tag)) q.set('tag', tag);
+    if (title.trim()) q.set('title', title.trim());
+    // counts by state: what this caller sees with these filters, every state (not paged)
+    const c = new URLSearchParams(q);
+    c.delete('page_size');
+    c.delete('state');
     const last = pages[pages.length - 1];
     if (last) q.set('last', last);
     try {
@@ -43,20 +49,24 @@ export function TaskList(props: { meta: Meta }) {
       setMore(list.length > pageSize);
       setTasks(list.slice(0, pageSize));
       setError('');
-      const stats = await get<{ task_states: Record<string, number> }>('/unsecured/stats');
-      setCounts(stats.task_states);
+      const counted = await get<{ states: Record<string, number>; total: number }>(`/task/count?${c}`);
+      setCounts(counted.states);
     } catch (e) {
       setError((e as Error).message);
     }
   };
-  useEffect(() => { load(); }, [scope, state, template, tag, pages.join(',')]);
+  useEffect(() => {
+    const t = setTimeout(() => { if (search !== title) { setTitle(search); setPages([]); } }, 300);
+    return () => clearTimeout(t);
+  }, [search]);
+  useEffect(() => { load(); }, [scope, state, template, tag, title, pages.join(',')]);
   useEffect(() => {
     if (!auto) return;
     const t = setInterval(load, 5000);
     return () => clearInterval(t);
-  }, [auto, scope, state, template, tag, pages.join(',')]);
+  }, [auto, scope, state, template, tag, title, pages.join(',')]);
 
-  const shown = useMemo(() => (tasks ?? []).filter((t) => !search || t.title.toLowerCase().includes(search.toLowerCase())), [tasks, search]);
+  const shown = tasks ?? [];
   const resetPaging = () => setPages([]);
   return (
     <section>
@@ -64,7 +74,7 @@ export function TaskList(props: { meta: Meta }) {
       <div class="counts" aria-label="tasks by state">
         {TASK_STATES.map((s) => (
           <button key={s} class="link" onClick={() => { setState(state === s ? '' : s); resetPaging(); }} aria-pressed={state === s}>
-            <StateBadge state={s} /> {counts[s] ?? 0}
+            <StateBadge state={s} /> <span data-count={s}>{counts[s] ?? 0}</span>
           </button>
         ))}
       </div>
@@ -89,7 +99,7 @@ export function TaskList(props: { meta: Meta }) {
           </select>
         </label>
         <label>Tag <input name="tag" placeholder="key=value" value={tag} onChange={(e) => { setTag((e.target as HTMLInputElement).value); resetPaging(); }} /></label>
-        <label>Title <input type="search" name="search" placeholder="search this page" value={search} onInput={(e) => setSearch((e.target as HTMLInputElement).value)} /></label>
+        <label>Title <input type="search" name="search" placeholder="search titles" value={search} onInput={(e) => setSearch((e.target as HTMLInputElement).value)} /></label>
         <label><input type="checkbox" checked={auto} onChange={(e) => setAuto((e.target as HTMLInputElement).checked)} /> auto-refresh</label>
         <a href="#/templates"><button class="primary">New task…</button></a>
       </div>
@@ -171,6 +181,34 @@ export function InputField(props: { input: Input; value: unknown; onChange: (v: 
   );
 }
 
+/** Names typed comma- or space-separated, without duplicates. */
+export function splitNames(text: string): string[] {
+  return [...new Set(text.split(/[\s,]+/).map((x) => x.trim()).filter((x) => x !== ''))];
+}
+
+/** Watchers (usernames and groups) of a task: who may follow it without resolving it. */
+export function WatcherFields(props: { users: string; groups: string; onUsers: (v: string) => void; onGroups: (v: string) => void; errors?: Record<string, string> }) {
+  const e = props.errors ?? {};
+  return (
+    <fieldset class="watchers">
+      <legend>Watchers</legend>
+      <div class="input-field">
+        <label for="watcher_usernames">Usernames</label>
+        <input id="watcher_usernames" name="watcher_usernames" placeholder="alice, bob" value={props.users}
+          onInput={(ev) => props.onUsers((ev.target as HTMLInputElement).value)} />
+        {e.watcher_usernames && <div class="field-error" role="alert">{e.watcher_usernames}</div>}
+      </div>
+      <div class="input-field">
+        <label for="watcher_groups">Groups</label>
+        <input id="watcher_groups" name="watcher_groups" placeholder="ops, sre" value={props.groups}
+          onInput={(ev) => props.onGroups((ev.target as HTMLInputElement).value)} />
+        {e.watcher_groups && <div class="field-error" role="alert">{e.watcher_groups}</div>}
+      </div>
+      <div class="muted">Comma-separated; watchers see the task and its steps, without outputs.</div>
+    </fieldset>
+  );
+}
+
 export function fieldErrors(e: unknown, prefix: string): Record<string, string> {
   const out: Record<string, string> = {};
   if (e instanceof ApiError) {
@@ -188,6 +226,8 @@ export function NewTask(props: { template: string }) {
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
+  const [watchers, setWatchers] = useState('');
+  const [watcherGroups, setWatcherGroups] = useState('');
   useEffect(() => {
     get<Template>(`/template/${encodeURIComponent(props.template)}`).then((x) => {
       setT(x);
@@ -204,7 +244,10 @@ export function NewTask(props: { template: string }) {
     try {
       const input: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(values)) if (v !== undefined) input[k] = v;
-      const task = await post<{ id: string }>('/task', { template_name: t.name, input });
+      const body: Record<string, unknown> = { template_name: t.name, input };
+      if (splitNames(watchers).length > 0) body.watcher_usernames = splitNames(watchers);
+      if (splitNames(watcherGroups).length > 0) body.watcher_groups = splitNames(watcherGroups);
+      const task = await post<{ id: string }>('/task', body);
       location.hash = `#/task/${task.id}`;
     } catch (err) {
       setErrors(fieldErrors(err, 'input'));
@@ -224,6 +267,8 @@ export function NewTask(props: { template: string }) {
             onChange={(v) => setValues({ ...values, [i.name]: v })} />
         ))}
         {(t.inputs ?? []).length === 0 && <p class="muted">This template takes no input.</p>}
+        <WatcherFields users={watchers} groups={watcherGroups} onUsers={setWatchers} onGroups={setWatcherGroups}
+          errors={errors} />
         {error && <p class="error" role="alert" data-testid="form-error">{error}</p>}
         <button class="primary" type="submit" disabled={busy || t.blocked}>Create task</button>
       </form>
