@@ -18,7 +18,19 @@
 //!   additionalProperties: false
 //!   properties:
 //!     name: {type: string}
+//! metadata_schema:              # optional: JSON schema of the metadata it returns
+//!   type: object
+//!   properties:
+//!     task: {type: string}
 //! ```
+//!
+//! Both schemas are served by `GET /action` (fields `schema` and `metadata_schema`) for the
+//! template editor. Templates are checked against `config_schema` when they load (at startup,
+//! in the editor and by `mutask template validate`, which loads `MUTASK_PLUGINS_DIR` too): a
+//! missing required field, an unknown field (with `additionalProperties: false`) or a literal
+//! value of the wrong type, at any depth, is a warning with its file, line and column, like a
+//! builtin action's configuration problem. A value holding a template expression (`{{ }}`) is
+//! only checked when the step runs, against the whole schema.
 //!
 //! A step then says:
 //!
@@ -186,6 +198,14 @@ pub fn load(dir: &Path) -> Result<Plugin, String> {
         validator,
         manifest,
     })
+}
+
+/// The plugins' action types and configuration schemas, for template validation.
+pub fn validation_types(plugins: &[Plugin]) -> crate::template::validate::PluginTypes {
+    plugins
+        .iter()
+        .map(|p| (p.manifest.name.clone(), p.manifest.config_schema.clone()))
+        .collect()
 }
 
 /// Every plugin under `dir` (one per sub-folder with a manifest); problems are returned, never
