@@ -6,7 +6,8 @@
 //!
 //! | field | type | meaning |
 //! |---|---|---|
-//! | `file_path` | string | executable, relative to the scripts dir |
+//! | `file_path` | string | executable, relative to the scripts dir (required) |
+//! | `file` | string | µTask's older name of `file_path`, used when `file_path` is absent |
 //! | `argv` | list of strings | arguments |
 //! | `environment` | map | extra environment variables |
 //! | `stdin` | string | written to the program's standard input |
