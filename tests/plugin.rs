@@ -187,6 +187,21 @@ async fn plugins_run_from_templates() {
     assert_eq!(echoed["request"]["step"]["name"], "other");
     assert_eq!(echoed["task"], r["task_id"]);
     assert_eq!(r["steps"]["other"]["metadata"]["log"], "a log line");
+    // stdout lines reach the step log too, never the result line
+    let (s, log) = m
+        .get(
+            "admin",
+            &format!("/resolution/{}/step/other/log", r["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(s, 200, "{log}");
+    let lines: Vec<(&str, &str)> = log["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["stream"].as_str().unwrap(), l["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(lines, [("stdout", "a log line")], "{log}");
 
     let cases = [
         ("fails", "FATAL_ERROR", "disk on fire"),
