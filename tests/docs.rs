@@ -120,3 +120,28 @@ fn every_builtin_schema_matches_its_configuration_table() {
         differ.join("\n")
     );
 }
+
+#[test]
+fn the_plugin_page_is_the_plugin_modules_doc_and_the_index_lists_every_page() {
+    let page = std::fs::read_to_string(root().join("docs/actions/plugin.md")).unwrap();
+    assert_eq!(
+        page,
+        module_doc(&root().join("src/action/plugin.rs")),
+        "docs/actions/plugin.md differs from src/action/plugin.rs's //! doc"
+    );
+    assert!(page.contains("```yaml"), "plugin.md needs a YAML example");
+    let index = std::fs::read_to_string(root().join("docs/actions/README.md")).unwrap();
+    for entry in std::fs::read_dir(root().join("docs/actions")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name != "README.md" {
+            assert!(
+                index.contains(&format!("]({name})")),
+                "docs/actions/README.md does not link {name}"
+            );
+        }
+    }
+    assert!(
+        index.contains("no `cache` action"),
+        "the index explains why cache is not built"
+    );
+}
