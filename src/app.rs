@@ -114,8 +114,7 @@ fn validate_files(config: &Config, paths: &[PathBuf]) -> i32 {
     for p in &pproblems {
         println!("{p}");
     }
-    let plugin_types: std::collections::HashSet<String> =
-        plugins.iter().map(|p| p.manifest.name.clone()).collect();
+    let plugin_types = crate::action::plugin::validation_types(&plugins);
     let mut problems: Vec<template::Problem> = fproblems
         .into_iter()
         .filter(|p| p.severity == Severity::Error)
@@ -342,7 +341,7 @@ pub async fn sync_templates(
     store: &Store,
     config: &Config,
     strict: bool,
-    plugin_types: &std::collections::HashSet<String>,
+    plugin_types: &crate::template::validate::PluginTypes,
 ) -> anyhow::Result<(usize, crate::template::model::FunctionSet)> {
     let (functions, mut problems) = template::load_functions_dir(&config.functions_dir);
     let report = template::load::load_templates_dir_with_plugins(
@@ -479,8 +478,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
             plugin_problems.len()
         );
     }
-    let plugin_types: std::collections::HashSet<String> =
-        plugins.iter().map(|p| p.manifest.name.clone()).collect();
+    let plugin_types = crate::action::plugin::validation_types(&plugins);
     let db = Database::open(&config).await?;
     let result = async {
         store::db::migrate(&db.pool)
@@ -538,19 +536,19 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         .map_err(|e| anyhow::anyhow!("MUTASK_NETWORK_ALLOW: {e}"))?
         .deny_private(config.network_deny_private);
     let hook_policy = policy.clone();
-    let plugin_schemas: std::collections::BTreeMap<String, (String, Option<serde_json::Value>)> =
-        plugins
-            .iter()
-            .map(|p| {
-                (
-                    p.manifest.name.clone(),
-                    (
-                        p.manifest.description.clone(),
-                        p.manifest.config_schema.clone(),
-                    ),
-                )
-            })
-            .collect();
+    let plugin_schemas: std::collections::BTreeMap<String, crate::api::PluginSchemas> = plugins
+        .iter()
+        .map(|p| {
+            (
+                p.manifest.name.clone(),
+                crate::api::PluginSchemas {
+                    description: p.manifest.description.clone(),
+                    config_schema: p.manifest.config_schema.clone(),
+                    metadata_schema: p.manifest.metadata_schema.clone(),
+                },
+            )
+        })
+        .collect();
     let mut actions = Registry::builtin();
     actions.register(Arc::new(crate::action::http::Http::new(policy.clone())));
     actions.register(Arc::new(crate::action::ping::Ping::new(policy.clone())));

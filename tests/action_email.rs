@@ -258,3 +258,41 @@ steps:
     );
     m.stop().await;
 }
+
+#[tokio::test]
+async fn html_bodies_arrive_as_text_html() {
+    let sink = smtp::start(smtp::Options::default()).await;
+    let mut c = config(sink.addr.port());
+    c["body"] = json!("<p>billing is <b>live</b></p>");
+    c["html"] = json!(true);
+    let r = send(c.clone()).await;
+    assert_eq!(r.error, None, "{r:?}");
+    // the templated form of the flag (`"true"`) too, and plain text without it
+    c["html"] = json!("true");
+    assert_eq!(send(c.clone()).await.error, None);
+    c.as_object_mut().unwrap().remove("html");
+    assert_eq!(send(c).await.error, None);
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 3);
+    for m in &mails[..2] {
+        let headers = m
+            .data
+            .split("\r\n\r\n")
+            .next()
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(headers.contains("content-type: text/html"), "{}", m.data);
+        assert!(m.data.contains("<b>live</b>"), "{}", m.data);
+    }
+    let headers = mails[2]
+        .data
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        headers.contains("content-type: text/plain"),
+        "{}",
+        mails[2].data
+    );
+}

@@ -259,3 +259,95 @@ async fn a_tag_step_changes_the_task_tags() {
     );
     m.stop().await;
 }
+
+const PINGING: &str = r#"
+name: pinging
+dialect: jinja
+description: checks that a service answers, then reports it
+title_format: "ping {{ input.port }}"
+auto_runnable: true
+allow_all_resolver_usernames: true
+inputs:
+  - name: port
+steps:
+  ping:
+    action:
+      type: ping
+      configuration:
+        hostname: 127.0.0.1
+        port: "{{ input.port }}"
+        count: 2
+        interval_second: 0.05
+  report:
+    dependencies: [ping]
+    action:
+      type: echo
+      configuration:
+        output: {received: "{{ step.ping.output.packets_received }}"}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_step_runs_in_a_template() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            drop(s);
+        }
+    });
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(templates.join("pinging.yaml"), PINGING).unwrap();
+    let m = common::start_with(|c| {
+        c.templates_dir = templates.clone();
+        c.network_allow = vec!["127.0.0.1".into()];
+    })
+    .await;
+
+    let (s, task) = m
+        .post(
+            "admin",
+            "/task",
+            &json!({"template_name": "pinging", "input": {"port": port.to_string()}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{task}");
+    let done = wait(&m, task["id"].as_str().unwrap(), &["DONE"]).await;
+    let (_, r) = m
+        .get(
+            "admin",
+            &format!("/resolution/{}", done["resolution"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(r["steps"]["ping"]["output"]["packets_sent"], 2, "{r}");
+    assert_eq!(r["steps"]["ping"]["output"]["packets_received"], 2, "{r}");
+    assert_eq!(r["steps"]["report"]["output"]["received"], "2", "{r}");
+
+    // nobody listens: the step is a SERVER_ERROR and nothing after it runs
+    let (_, task) = m
+        .post(
+            "admin",
+            "/task",
+            &json!({"template_name": "pinging", "input": {"port": closed.to_string()}}),
+        )
+        .await;
+    let rid = task["resolution"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let r = loop {
+        let (_, r) = m.get("admin", &format!("/resolution/{rid}")).await;
+        if !["TODO", "RUNNING"].contains(&r["steps"]["ping"]["state"].as_str().unwrap_or("TODO")) {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "{r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(r["steps"]["ping"]["state"], "SERVER_ERROR", "{r}");
+    assert_eq!(r["steps"]["ping"]["output"]["packets_received"], 0, "{r}");
+    assert_eq!(r["steps"]["report"]["state"], "TODO", "{r}");
+    m.stop().await;
+}

@@ -379,3 +379,23 @@ steps:
     assert!(log.to_string().contains("got: hi; rm -rf /"), "{log}");
     m.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_script_past_its_timeout_is_a_server_error() {
+    let s = sshd();
+    let marker = s.dir.path().join("finished");
+    let mut c = s.config(&format!("sleep 30\ntouch '{}'\n", marker.display()));
+    c["timeout"] = json!("1s");
+    let started = Instant::now();
+    let r = run(c).await;
+    assert!(
+        matches!(&r.error, Some(ActionError::Server(m)) if m.contains("timed out after 1s")),
+        "{r:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "cut at the timeout: {:?}",
+        started.elapsed()
+    );
+    assert!(!marker.exists(), "the script did not run to its end");
+}

@@ -47,3 +47,101 @@ fn readme_states_the_conformance_count() {
         "README must state the conformance count"
     );
 }
+
+/// The fields of the configuration table (`| field | type | meaning |`) of a reference page.
+fn table_fields(page: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_table = false;
+    for line in page.lines() {
+        let t = line.trim();
+        if t.starts_with("| field |") {
+            in_table = true;
+            continue;
+        }
+        if !in_table {
+            continue;
+        }
+        if !t.starts_with('|') {
+            break;
+        }
+        let first = t
+            .trim_start_matches('|')
+            .split('|')
+            .next()
+            .unwrap_or("")
+            .trim();
+        if first.starts_with("---") {
+            continue;
+        }
+        // `name`, or `a`, `b` / `a` / `b` for fields sharing a row
+        for name in first.split([',', '/']) {
+            let name = name.trim().trim_matches('`');
+            if !name.is_empty() {
+                out.push(name.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_builtin_schema_matches_its_configuration_table() {
+    let mut differ = Vec::new();
+    for name in mutask::action::schema::BUILTINS {
+        let page = std::fs::read_to_string(root().join(format!("docs/actions/{name}.md")))
+            .unwrap_or_else(|_| panic!("docs/actions/{name}.md is missing"));
+        let mut documented = table_fields(&page);
+        documented.sort();
+        let schema = mutask::action::schema::builtin(name).unwrap();
+        let mut published: Vec<String> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        published.sort();
+        if documented != published {
+            let only_doc: Vec<&String> = documented
+                .iter()
+                .filter(|f| !published.contains(f))
+                .collect();
+            let only_schema: Vec<&String> = published
+                .iter()
+                .filter(|f| !documented.contains(f))
+                .collect();
+            differ.push(format!(
+                "{name}: only in docs/actions/{name}.md {only_doc:?}, only in the schema {only_schema:?}"
+            ));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "configuration tables vs the schemas served by GET /action:\n{}",
+        differ.join("\n")
+    );
+}
+
+#[test]
+fn the_plugin_page_is_the_plugin_modules_doc_and_the_index_lists_every_page() {
+    let page = std::fs::read_to_string(root().join("docs/actions/plugin.md")).unwrap();
+    assert_eq!(
+        page,
+        module_doc(&root().join("src/action/plugin.rs")),
+        "docs/actions/plugin.md differs from src/action/plugin.rs's //! doc"
+    );
+    assert!(page.contains("```yaml"), "plugin.md needs a YAML example");
+    let index = std::fs::read_to_string(root().join("docs/actions/README.md")).unwrap();
+    for entry in std::fs::read_dir(root().join("docs/actions")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name != "README.md" {
+            assert!(
+                index.contains(&format!("]({name})")),
+                "docs/actions/README.md does not link {name}"
+            );
+        }
+    }
+    assert!(
+        index.contains("no `cache` action"),
+        "the index explains why cache is not built"
+    );
+}

@@ -71,10 +71,20 @@ async fn steps(
 }
 
 async fn server() -> String {
-    let app = axum::Router::new().route(
-        "/version",
-        get(|| async { Json(json!({"version": "1.2.3"})) }),
-    );
+    let app = axum::Router::new()
+        .route(
+            "/version",
+            get(|| async { Json(json!({"version": "1.2.3"})) }),
+        )
+        .route(
+            "/boom",
+            get(|| async {
+                (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"error": "down for maintenance"})),
+                )
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -130,6 +140,48 @@ async fn an_http_step_calls_a_local_service_and_branches_on_404() {
     );
     assert_eq!(s["missing"].0, "DONE");
     assert_eq!(s["found"].0, "PRUNE");
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5xx_answer_is_a_server_error() {
+    let base = server().await;
+    let (m, _dir) = start(true).await;
+    let (_, t) = m
+        .post(
+            "admin",
+            "/task",
+            &json!({"template_name": "http-check", "input": {"base": base, "path": "/boom"}}),
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let s = loop {
+        let s = steps(&m, &t).await;
+        if !["TODO", "RUNNING"].contains(&s["call"].0.as_str()) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "{s:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(s["call"].0, "SERVER_ERROR", "{s:?}");
+    assert_eq!(
+        s["call"].1,
+        Some(json!({"error": "down for maintenance"})),
+        "the body is kept as output"
+    );
+    assert!(
+        s["call"].2.as_deref().unwrap_or_default().contains("503"),
+        "{s:?}"
+    );
+    assert_eq!(s["found"].0, "TODO", "nothing after it ran");
+    assert_eq!(s["missing"].0, "TODO");
+    let (_, r) = m
+        .get(
+            "admin",
+            &format!("/resolution/{}", t["resolution"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(r["steps"]["call"]["metadata"]["HTTPStatus"], 503, "{r}");
     m.stop().await;
 }
 

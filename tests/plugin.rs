@@ -150,6 +150,29 @@ async fn plugins_run_from_templates() {
     })
     .await;
 
+    // GET /action serves the plugins' configuration and metadata schemas
+    let (s, actions) = m.get("admin", "/action").await;
+    assert_eq!(s, 200, "{actions}");
+    let greet = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "greet")
+        .unwrap_or_else(|| panic!("{actions}"));
+    assert_eq!(greet["kind"], "plugin");
+    assert_eq!(greet["schema"]["required"], json!(["name"]), "{greet}");
+    assert_eq!(
+        greet["metadata_schema"]["properties"]["task"]["type"], "string",
+        "{greet}"
+    );
+    let echo = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "echo")
+        .unwrap();
+    assert!(echo["metadata_schema"].is_null(), "{echo}");
+
     let r = run(&m, "Ada", "echoes").await;
     assert_eq!(r["state"], "DONE", "{r}");
     assert_eq!(r["steps"]["greet"]["output"]["greeting"], "HELLO ADA!");
@@ -164,6 +187,21 @@ async fn plugins_run_from_templates() {
     assert_eq!(echoed["request"]["step"]["name"], "other");
     assert_eq!(echoed["task"], r["task_id"]);
     assert_eq!(r["steps"]["other"]["metadata"]["log"], "a log line");
+    // stdout lines reach the step log too, never the result line
+    let (s, log) = m
+        .get(
+            "admin",
+            &format!("/resolution/{}/step/other/log", r["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(s, 200, "{log}");
+    let lines: Vec<(&str, &str)> = log["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["stream"].as_str().unwrap(), l["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(lines, [("stdout", "a log line")], "{log}");
 
     let cases = [
         ("fails", "FATAL_ERROR", "disk on fire"),
@@ -255,11 +293,120 @@ fn manifests_are_checked_and_plugin_types_validate_templates() {
     let functions = mutask::template::model::FunctionSet::new();
     let without = mutask::template::load::load_templates_dir(tdir.path(), &functions);
     assert!(without.has_errors(), "unknown type refused");
-    let known: std::collections::HashSet<String> = ["good".to_string()].into();
+    let known: mutask::template::validate::PluginTypes = [("good".to_string(), None)].into();
     let with = mutask::template::load::load_templates_dir_with_plugins(
         tdir.path(),
         &functions,
         Some(&known),
     );
     assert!(!with.has_errors(), "{:?}", with.problems);
+}
+
+/// A template step of a plugin type is checked against the plugin's `config_schema` at load
+/// time: missing required fields, unknown fields and mistyped literals are reported with their
+/// line and column (as warnings, like builtin configuration problems); templated values pass.
+#[test]
+fn plugin_config_schemas_are_checked_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    shell_plugin(
+        &plugins,
+        "strict",
+        "config_schema:\n  type: object\n  required: [name]\n  additionalProperties: false\n  \
+         properties:\n    name: {type: string}\n    count: {type: integer}\n    \
+         opts:\n      type: object\n      additionalProperties: false\n      \
+         properties: {loud: {type: boolean}}\n",
+        "true",
+    );
+    let templates = dir.path().join("templates");
+    write(
+        &templates.join("t.yaml"),
+        "name: tpl\n\
+         description: uses strict\n\
+         title_format: title\n\
+         inputs: [{name: who}, {name: n}]\n\
+         steps:\n\
+         \x20 bad:\n\
+         \x20   action:\n\
+         \x20     type: strict\n\
+         \x20     configuration:\n\
+         \x20       count: \"3\"\n\
+         \x20       opts: {loud: 1, quiet: true}\n\
+         \x20 good:\n\
+         \x20   action:\n\
+         \x20     type: strict\n\
+         \x20     configuration:\n\
+         \x20       name: \"{{ .input.who }}\"\n\
+         \x20       count: \"{{ .input.n }}\"\n",
+        false,
+    );
+    let (loaded, problems) = mutask::action::plugin::load_dir(&plugins);
+    assert!(problems.is_empty(), "{problems:?}");
+    let types = mutask::action::plugin::validation_types(&loaded);
+    let functions = mutask::template::model::FunctionSet::new();
+    let report = mutask::template::load::load_templates_dir_with_plugins(
+        &templates,
+        &functions,
+        Some(&types),
+    );
+    let lines: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+    assert!(!report.has_errors(), "{lines:#?}");
+    let expect = [
+        (
+            "t.yaml:9:",
+            "steps.bad.action.configuration.name",
+            "missing required field `name`",
+        ),
+        (
+            "t.yaml:10:",
+            "steps.bad.action.configuration.count",
+            "takes integer, not string",
+        ),
+        (
+            "t.yaml:11:",
+            "steps.bad.action.configuration.opts.loud",
+            "takes boolean, not number",
+        ),
+        (
+            "t.yaml:11:",
+            "steps.bad.action.configuration.opts.quiet",
+            "unknown field `quiet`",
+        ),
+    ];
+    for (at, path, message) in expect {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(at) && l.contains(path) && l.contains(message)),
+            "{at} {path} {message} in {lines:#?}"
+        );
+    }
+    assert_eq!(
+        lines.len(),
+        expect.len(),
+        "the templated step passes: {lines:#?}"
+    );
+
+    // the same through `mutask template validate`, which loads MUTASK_PLUGINS_DIR
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mutask"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MUTASK_DATA_DIR", dir.path())
+        .env("MUTASK_PLUGINS_DIR", &plugins)
+        .env("MUTASK_FUNCTIONS_DIR", dir.path().join("functions"))
+        .args(["template", "validate"])
+        .arg(&templates)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "warnings only: {stdout}");
+    for (at, path, message) in expect {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains(at) && l.contains(path) && l.contains(message)),
+            "{at} {path} {message} in {stdout}"
+        );
+    }
+    assert!(stdout.contains("4 warning(s)"), "{stdout}");
 }

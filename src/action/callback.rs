@@ -13,7 +13,7 @@
 //! Output of `create`: `{id, url, token, schema}` — `url` is
 //! `<MUTASK_BASE_URL>/unsecured/callback/<id>?t=<token>`. Output of `wait` once called:
 //! `{id, date, body}`. A call (`POST` with a JSON body) is accepted once; a wrong token answers
-//! 401, a body that does not match the schema 400 with every violation, and nothing is recorded.
+//! 401, a body that does not match the schema 422 with every violation, and nothing is recorded.
 //! The call wakes the waiting resolution at once.
 //!
 //! ```yaml

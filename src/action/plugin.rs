@@ -18,7 +18,19 @@
 //!   additionalProperties: false
 //!   properties:
 //!     name: {type: string}
+//! metadata_schema:              # optional: JSON schema of the metadata it returns
+//!   type: object
+//!   properties:
+//!     task: {type: string}
 //! ```
+//!
+//! Both schemas are served by `GET /action` (fields `schema` and `metadata_schema`) for the
+//! template editor. Templates are checked against `config_schema` when they load (at startup,
+//! in the editor and by `mutask template validate`, which loads `MUTASK_PLUGINS_DIR` too): a
+//! missing required field, an unknown field (with `additionalProperties: false`) or a literal
+//! value of the wrong type, at any depth, is a warning with its file, line and column, like a
+//! builtin action's configuration problem. A value holding a template expression (`{{ }}`) is
+//! only checked when the step runs, against the whole schema.
 //!
 //! A step then says:
 //!
@@ -61,7 +73,9 @@
 //! | timeout, or stdout over `max_output_bytes` | SERVER_ERROR (the process is killed) |
 //!
 //! Metadata always carries `exit_code`, `execution_time` and `log` (stderr and earlier stdout
-//! lines, at most 64 KiB). Stderr lines also go to the step's log as they are printed; a line
+//! lines, at most 64 KiB). Stdout and stderr lines also go to the step's log as they are
+//! printed — all but the JSON result line: the last stdout line is held back until another
+//! follows, and logged at the end only when it is not the result. A line
 //! `MUTASK-PROGRESS: <percent> <message>` there reports progress
 //! ([docs/step-logs.md](../step-logs.md)). `plugins/greet/` is a complete example in Python.
 
@@ -188,6 +202,14 @@ pub fn load(dir: &Path) -> Result<Plugin, String> {
     })
 }
 
+/// The plugins' action types and configuration schemas, for template validation.
+pub fn validation_types(plugins: &[Plugin]) -> crate::template::validate::PluginTypes {
+    plugins
+        .iter()
+        .map(|p| (p.manifest.name.clone(), p.manifest.config_schema.clone()))
+        .collect()
+}
+
 /// Every plugin under `dir` (one per sub-folder with a manifest); problems are returned, never
 /// fatal. A missing directory holds no plugins.
 pub fn load_dir(dir: &Path) -> (Vec<Plugin>, Vec<String>) {
@@ -296,14 +318,18 @@ impl Plugin {
         let mut stdout = child.stdout.take();
         let mut stderr = child.stderr.take();
         let max = self.max_output;
+        let out_log = req.log.clone();
         let read_out = async move {
             let mut out = Vec::new();
+            // live in the step log, all but the result line
+            let mut lines = StdoutLog::default();
             if let Some(s) = stdout.as_mut() {
                 let mut buf = vec![0u8; 8192];
                 loop {
                     match s.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
+                            lines.feed(&out_log, &buf[..n]);
                             out.extend_from_slice(&buf[..n]);
                             if out.len() > max {
                                 return Err(out.len());
@@ -312,6 +338,7 @@ impl Plugin {
                     }
                 }
             }
+            lines.finish(&out_log);
             Ok(out)
         };
         let log = req.log.clone();
@@ -324,7 +351,7 @@ impl Plugin {
                     if n == 0 {
                         break;
                     }
-                    // live in the step log; stdout is the protocol's, not logged line by line
+                    // live in the step log
                     lines.feed(&log, super::log::Stream::Stderr, &buf[..n]);
                     if err.len() < MAX_LOG {
                         err.extend_from_slice(&buf[..n.min(MAX_LOG - err.len())]);
@@ -367,6 +394,56 @@ impl Plugin {
         let status = child.wait().await;
         let code = status.ok().and_then(|s| s.code()).unwrap_or(-1);
         parse_result(self.name, &out, &err, code, started.elapsed())
+    }
+}
+
+/// Stdout lines go to the step log as they are printed, except the protocol's result line: the
+/// last non-empty line is held back until another one follows, and at the end it is logged only
+/// when it is not a JSON object (then it is no result, see [`parse_result`]).
+#[derive(Debug, Default)]
+struct StdoutLog {
+    partial: Vec<u8>,
+    held: Option<Vec<u8>>,
+}
+
+impl StdoutLog {
+    fn feed(&mut self, log: &super::log::StepLog, bytes: &[u8]) {
+        for b in bytes {
+            if *b == b'\n' {
+                let line = std::mem::take(&mut self.partial);
+                self.push(log, line);
+            } else {
+                self.partial.push(*b);
+            }
+        }
+    }
+
+    fn push(&mut self, log: &super::log::StepLog, line: Vec<u8>) {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        if let Some(previous) = self.held.replace(line) {
+            Self::emit(log, &previous);
+        }
+    }
+
+    fn finish(&mut self, log: &super::log::StepLog) {
+        let rest = std::mem::take(&mut self.partial);
+        self.push(log, rest);
+        if let Some(last) = self.held.take() {
+            let result = std::str::from_utf8(&last)
+                .ok()
+                .and_then(|l| serde_json::from_str::<Value>(l.trim()).ok())
+                .is_some_and(|v| v.is_object());
+            if !result {
+                Self::emit(log, &last);
+            }
+        }
+    }
+
+    fn emit(log: &super::log::StepLog, line: &[u8]) {
+        let line = &line[..line.len().min(super::log::MAX_LINE_BYTES)];
+        log.line(super::log::Stream::Stdout, &String::from_utf8_lossy(line));
     }
 }
 
@@ -459,5 +536,40 @@ impl Action for Plugin {
 
     fn run(&self, req: ActionRequest) -> BoxFuture<'_, ActionResult> {
         Box::pin(self.execute(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logged(chunks: &[&[u8]]) -> Vec<String> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let log = super::super::log::StepLog::new(tx);
+        let mut lines = StdoutLog::default();
+        for c in chunks {
+            lines.feed(&log, c);
+        }
+        lines.finish(&log);
+        drop(log);
+        let mut out = Vec::new();
+        while let Ok((_, text)) = rx.try_recv() {
+            out.push(text);
+        }
+        out
+    }
+
+    #[test]
+    fn stdout_lines_are_logged_but_the_result_line() {
+        // split anywhere, blank lines skipped, the JSON result held back and dropped
+        assert_eq!(
+            logged(&[b"one\ntw", b"o\n\n{\"output\": ", b"{\"a\": 1}}\n"]),
+            ["one", "two"]
+        );
+        // without a trailing newline too
+        assert_eq!(logged(&[b"one\n{\"output\": 1}"]), ["one"]);
+        // a last line that is no result is a log line like the others
+        assert_eq!(logged(&[b"one\nnot json\n"]), ["one", "not json"]);
+        assert_eq!(logged(&[b"[1, 2]\n"]), ["[1, 2]"]);
     }
 }

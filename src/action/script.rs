@@ -6,11 +6,12 @@
 //!
 //! | field | type | meaning |
 //! |---|---|---|
-//! | `file_path` | string | executable, relative to the scripts dir |
+//! | `file_path` | string | executable, relative to the scripts dir (required) |
+//! | `file` | string | µTask's older name of `file_path`, used when `file_path` is absent |
 //! | `argv` | list of strings | arguments |
 //! | `environment` | map | extra environment variables |
 //! | `stdin` | string | written to the program's standard input |
-//! | `timeout` | duration | default `2m`; the process is killed past it |
+//! | `timeout` | duration | default `2m`; past it the process and every process it started (its process group) are killed |
 //! | `output_mode` | `manual-lastline` (default) \| `manual-delimiters` \| `disabled` | where the JSON output is read |
 //! | `output_manual_delimiters` | [start, end] | regexes around the JSON output (`manual-delimiters`) |
 //! | `exit_codes_unrecoverable` | list of codes or ranges (`"3"`, `"10-20"`) | exit codes that mean CLIENT_ERROR |
@@ -131,6 +132,35 @@ fn parse_output(out: &str, mode: &str, delimiters: &[String]) -> Option<Value> {
     }
 }
 
+/// SIGKILL to a child's whole process group (it leads one: `process_group(0)`) when dropped
+/// armed — on a timeout, and when the step is cancelled (the engine's step timeout drops the
+/// action) — so that background processes it started (`sleep 300 &`) end with it.
+struct GroupKiller(Option<nix::unistd::Pid>);
+
+impl GroupKiller {
+    fn new(child: &tokio::process::Child) -> GroupKiller {
+        GroupKiller(
+            child
+                .id()
+                .and_then(|p| i32::try_from(p).ok())
+                .filter(|p| *p > 0)
+                .map(nix::unistd::Pid::from_raw),
+        )
+    }
+
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
 async fn run(req: ActionRequest) -> ActionResult {
     let c = &req.config;
     let client = |m: String| ActionResult::err(ActionError::Client(m));
@@ -182,6 +212,8 @@ async fn run(req: ActionRequest) -> ActionResult {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // its own process group: a timeout kills everything it started, not only itself
+        .process_group(0)
         .kill_on_drop(true);
     if let Some(Value::Object(env)) = c.get("environment") {
         for (k, v) in env {
@@ -210,6 +242,7 @@ async fn run(req: ActionRequest) -> ActionResult {
         Ok(ch) => ch,
         Err(e) => return client(format!("script: cannot run `{file}`: {e}")),
     };
+    let mut group = GroupKiller::new(&child);
     let stdin_data = config_str(c, "stdin")
         .map(|s| s.into_owned())
         .unwrap_or_default();
@@ -277,15 +310,24 @@ async fn run(req: ActionRequest) -> ActionResult {
         (out, status)
     })
     .await;
-    let _ = writer.await;
-    for r in readers {
-        r.abort();
-    }
     let elapsed = started.elapsed();
     let (out, status) = match waited {
-        Ok(v) => v,
+        Ok(v) => {
+            group.disarm();
+            let _ = writer.await;
+            for r in readers {
+                r.abort();
+            }
+            v
+        }
         Err(_) => {
+            // the whole group first: a writer blocked on a full stdin pipe ends with it
+            drop(group);
             let _ = child.kill().await;
+            writer.abort();
+            for r in readers {
+                r.abort();
+            }
             return ActionResult {
                 metadata: Some(json!({
                     "exit_code": "-1", "process_state": "killed", "output": "",

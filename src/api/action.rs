@@ -19,6 +19,10 @@ pub struct ActionType {
     /// JSON schema of the configuration (null for functions: see `GET /function/{name}`).
     #[schema(value_type = Option<Object>)]
     pub schema: Option<Value>,
+    /// JSON schema of the metadata a plugin returns (its manifest's `metadata_schema`; null
+    /// when it publishes none, and for builtins and functions).
+    #[schema(value_type = Option<Object>)]
+    pub metadata_schema: Option<Value>,
 }
 
 /// Every action type with its configuration schema.
@@ -39,16 +43,21 @@ pub async fn list(State(state): State<AppState>, _caller: Caller) -> Json<Value>
             .unwrap_or_default()
             .to_string();
         out.push(
-            json!({"name": name, "kind": "builtin", "description": description, "schema": schema}),
+            json!({"name": name, "kind": "builtin", "description": description,
+                        "schema": schema, "metadata_schema": null}),
         );
     }
-    for (name, (description, schema)) in state.plugin_schemas.iter() {
+    for (name, p) in state.plugin_schemas.iter() {
         out.push(
-            json!({"name": name, "kind": "plugin", "description": description, "schema": schema}),
+            json!({"name": name, "kind": "plugin", "description": p.description,
+                        "schema": p.config_schema, "metadata_schema": p.metadata_schema}),
         );
     }
     for f in state.functions.names() {
-        out.push(json!({"name": f, "kind": "function", "description": "", "schema": null}));
+        out.push(
+            json!({"name": f, "kind": "function", "description": "", "schema": null,
+                        "metadata_schema": null}),
+        );
     }
     Json(Value::Array(out))
 }

@@ -1,7 +1,7 @@
 //! `POST /unsecured/callback/{id}?t=<token>` — the URL handed out by the `callback` action.
 //!
 //! Unauthenticated by design (the token is the credential, compared in constant time). The JSON
-//! body must match the schema given at creation (400 lists every violation); a callback is
+//! body must match the schema given at creation (422 lists every violation); a callback is
 //! accepted once (409 afterwards); the waiting resolution is woken in the same transaction.
 
 use std::collections::HashMap;

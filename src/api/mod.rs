@@ -64,11 +64,18 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
     /// Worker processes rendering caller-written templates (plan mode).
     pub sandbox: Option<crate::sandbox::SandboxPool>,
-    /// Action types of the loaded plugins (template validation).
-    pub plugin_types: Arc<std::collections::HashSet<String>>,
-    /// Plugin name → (description, configuration schema), for `GET /action`.
-    pub plugin_schemas:
-        Arc<std::collections::BTreeMap<String, (String, Option<serde_json::Value>)>>,
+    /// Action types of the loaded plugins and their configuration schemas (template validation).
+    pub plugin_types: Arc<crate::template::validate::PluginTypes>,
+    /// Plugin name → its description and schemas, for `GET /action`.
+    pub plugin_schemas: Arc<std::collections::BTreeMap<String, PluginSchemas>>,
+}
+
+/// What `GET /action` tells about a loaded plugin.
+#[derive(Debug, Clone)]
+pub struct PluginSchemas {
+    pub description: String,
+    pub config_schema: Option<serde_json::Value>,
+    pub metadata_schema: Option<serde_json::Value>,
 }
 
 impl FromRef<AppState> for Arc<Auth> {

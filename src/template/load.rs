@@ -810,7 +810,7 @@ pub fn load_templates_dir(dir: &Path, functions: &FunctionSet) -> LoadReport {
 pub fn load_templates_dir_with_plugins(
     dir: &Path,
     functions: &FunctionSet,
-    plugin_types: Option<&HashSet<String>>,
+    plugin_types: Option<&crate::template::validate::PluginTypes>,
 ) -> LoadReport {
     let mut report = LoadReport::default();
     if let Some(p) = missing_dir_report(dir, "templates") {
@@ -832,7 +832,7 @@ pub fn load_template_files(paths: &[PathBuf], functions: &FunctionSet) -> LoadRe
 pub fn load_template_files_with_plugins(
     paths: &[PathBuf],
     functions: &FunctionSet,
-    plugin_types: Option<&HashSet<String>>,
+    plugin_types: Option<&crate::template::validate::PluginTypes>,
 ) -> LoadReport {
     load_files(paths, functions, false, plugin_types, LoadReport::default())
 }
@@ -841,7 +841,7 @@ fn load_files(
     files: &[PathBuf],
     functions: &FunctionSet,
     check_references: bool,
-    plugin_types: Option<&HashSet<String>>,
+    plugin_types: Option<&crate::template::validate::PluginTypes>,
     mut report: LoadReport,
 ) -> LoadReport {
     // Stage 1: parse everything, so that cross-template references do not depend on order.

@@ -145,6 +145,10 @@ impl fmt::Display for Problem {
     }
 }
 
+/// The plugin action types a template may use: name → the plugin's `config_schema` (if any),
+/// against which steps of that type are checked like builtin ones.
+pub type PluginTypes = HashMap<String, Option<Value>>;
+
 /// What validation may consult besides the template itself.
 #[derive(Debug, Clone, Copy)]
 pub struct ValidationContext<'a> {
@@ -152,8 +156,8 @@ pub struct ValidationContext<'a> {
     pub functions: &'a FunctionSet,
     /// Normalized names of the templates a subtask/batch may reference; `None` skips the check.
     pub known_templates: Option<&'a HashSet<String>>,
-    /// Extra (plugin) action types; builtins are always known.
-    pub plugin_types: Option<&'a HashSet<String>>,
+    /// Extra (plugin) action types and their configuration schemas; builtins are always known.
+    pub plugin_types: Option<&'a PluginTypes>,
 }
 
 impl<'a> ValidationContext<'a> {
@@ -167,7 +171,7 @@ impl<'a> ValidationContext<'a> {
     }
 
     fn is_known_final_type(&self, t: &str) -> bool {
-        is_builtin_action(t) || self.plugin_types.is_some_and(|p| p.contains(t))
+        is_builtin_action(t) || self.plugin_types.is_some_and(|p| p.contains_key(t))
     }
 }
 
@@ -566,11 +570,22 @@ impl<'t> TemplateValidator<'t, '_> {
         self.config_fields(&ap, &step.action);
     }
 
-    /// Unknown fields and mistyped literal values of a builtin action's configuration (its
-    /// base configuration underneath) are reported as warnings ([`crate::action::schema`]).
+    /// Missing required fields, unknown fields and mistyped literal values of a builtin or
+    /// plugin action's configuration (its base configuration underneath) are reported as
+    /// warnings ([`crate::action::schema`]); the plugin's own `config_schema` is used for a
+    /// plugin type.
     fn config_fields(&mut self, ap: &str, ex: &Executor) {
-        let Some(schema) = crate::action::schema::builtin(&ex.action_type) else {
-            return;
+        let schema = match crate::action::schema::builtin(&ex.action_type) {
+            Some(s) => s,
+            None => match self
+                .ctx
+                .plugin_types
+                .and_then(|p| p.get(&ex.action_type))
+                .and_then(Option::as_ref)
+            {
+                Some(s) => s.clone(),
+                None => return,
+            },
         };
         let mut config = ex.configuration.clone();
         if let Some(base) = &ex.base_configuration
@@ -580,10 +595,16 @@ impl<'t> TemplateValidator<'t, '_> {
         }
         let cp = join_key(ap, "configuration");
         for (field, message) in crate::action::schema::check(&schema, &config) {
-            self.warn(
-                join_key(&cp, &field),
-                format!("{} action: {message}", ex.action_type),
-            );
+            let path = if field.is_empty() {
+                cp.clone()
+            } else {
+                join_key(&cp, &field)
+            };
+            // a field already reported as an error (subtask's `template`) is not repeated
+            if self.problems.iter().any(|p| p.path == path && p.is_error()) {
+                continue;
+            }
+            self.warn(path, format!("{} action: {message}", ex.action_type));
         }
     }
 
