@@ -420,7 +420,7 @@ pub struct Config {
     pub login_failure_limit: u32,
     /// SSRF guard exceptions (see `MUTASK_NETWORK_ALLOW`).
     pub network_allow: Vec<String>,
-    /// Deny private ranges to http/ping.
+    /// Deny private ranges to the actions that connect out (http, ping, email, ssh).
     pub network_deny_private: bool,
     /// Write routes refused, engine idle.
     pub maintenance_mode: bool,

@@ -458,3 +458,54 @@ async fn batched_ends_are_fenced_one_by_one() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_handed_back_mid_cycle_is_recovered_like_a_crash() {
+    let (s, version, _db) = setup().await;
+    let (t, r) = (TaskId::new(), ResolutionId::new());
+    store::task::create(
+        &s,
+        &task(t, version, None),
+        Some(&resolution(r, ResolutionState::ToAutorun, &["a"])),
+        None,
+    )
+    .await
+    .unwrap();
+    let mut listener = sqlx::postgres::PgListener::connect_with(&s.pool)
+        .await
+        .unwrap();
+    listener
+        .listen(store::task::RESOLUTION_CHANNEL)
+        .await
+        .unwrap();
+    let me = InstanceId::new();
+    let lease = std::time::Duration::from_secs(60);
+    let (claim, _) = res::claim_due(&s, me, 10, lease).await.unwrap()[0];
+    // a stale claim (an older attempt) hands nothing back
+    let stale = Claim {
+        attempt: claim.attempt - 1,
+        ..claim
+    };
+    assert!(!res::hand_back_claim(&s, &stale).await.unwrap());
+    assert_eq!(
+        res::get(&s, r).await.unwrap().unwrap().state,
+        ResolutionState::Running
+    );
+    // the owner's hand-back makes it CRASHED and claimable at once, and wakes the instances
+    assert!(res::hand_back_claim(&s, &claim).await.unwrap());
+    let after = res::get(&s, r).await.unwrap().unwrap();
+    assert_eq!(after.state, ResolutionState::Crashed);
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
+        .await
+        .expect("a wake-up")
+        .unwrap();
+    assert_eq!(n.payload(), "handback");
+    // the claim is spent: a second hand-back changes nothing, and the next claim takes it
+    assert!(!res::hand_back_claim(&s, &claim).await.unwrap());
+    let again = res::claim_due(&s, InstanceId::new(), 10, lease)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].0.resolution, r);
+    assert_eq!(again[0].1, ResolutionState::Crashed);
+}

@@ -696,6 +696,18 @@ impl Engine {
         match result {
             Ok(v) => Ok(v),
             Err(EngineError::LostClaim(l)) => Err(EngineError::LostClaim(l)),
+            // The database went away mid-cycle (a restart, a dropped connection): a step may
+            // have run without its result being written. Recover it as a crash would be —
+            // idempotent steps run again, others block for a check — not by blocking the
+            // whole resolution. If even the hand-back fails, the lease expires and the
+            // collectors do the same.
+            Err(EngineError::Store(e)) if e.is_unavailable() => {
+                tracing::warn!(resolution = %id, error = %e, "database unavailable mid-cycle; handing the resolution back");
+                if let Err(e2) = store_res::hand_back_claim(store, &claim).await {
+                    tracing::warn!(resolution = %id, error = %e2, "hand-back failed; the lease will expire");
+                }
+                Err(EngineError::Store(e))
+            }
             Err(e) => {
                 // leave the resolution retryable rather than stuck RUNNING
                 tracing::error!(resolution = %id, error = %e, "cycle failed");

@@ -1088,6 +1088,28 @@ pub async fn recover_expired(store: &super::Store) -> Result<Vec<ResolutionId>, 
     Ok(ids)
 }
 
+/// Hands back one claimed resolution as if its owner had crashed: CRASHED at once (fenced by the
+/// claim), so the next cycle recovers it by µTask's rule (RUNNING idempotent steps run again,
+/// others become CRASHED and block for a check) without waiting for the lease to expire. Used
+/// when the database went away in the middle of a cycle. False when the claim no longer holds.
+pub async fn hand_back_claim(store: &super::Store, claim: &Claim) -> Result<bool, StoreError> {
+    let n = sqlx::query(
+        "WITH r AS (UPDATE resolution SET state = 'CRASHED', owner_instance = NULL,
+                           lease_expires = NULL, updated = now()
+                     WHERE id = $1 AND owner_instance = $2 AND claim_attempt = $3
+                       AND state = 'RUNNING'
+                    RETURNING id)
+         SELECT pg_notify($4, 'handback') FROM r",
+    )
+    .bind(claim.resolution)
+    .bind(claim.owner)
+    .bind(claim.attempt)
+    .bind(super::task::RESOLUTION_CHANNEL)
+    .fetch_optional(&store.pool)
+    .await?;
+    Ok(n.is_some())
+}
+
 /// Hands back every resolution this instance still owns (shutdown past its grace period):
 /// they become CRASHED at once, so another instance resumes them without waiting for the lease.
 pub async fn hand_back(

@@ -279,6 +279,14 @@ impl<'t> TemplateValidator<'t, '_> {
             self.err("name", "template name is required");
         } else {
             self.length("name", "template name", &name, 3, 1000);
+            // `GET /template/schema` answers the template JSON schema, so no template can
+            // have that name
+            if name == "schema" {
+                self.err(
+                    "name",
+                    "`schema` is reserved (GET /template/schema is the template JSON schema)",
+                );
+            }
         }
         if t.description.is_empty() {
             self.err("description", "template description is required");
@@ -1792,6 +1800,15 @@ mod tests {
     fn minimal_template_is_valid() {
         let t = tpl(&format!("{HEAD}steps:\n  a:\n    action: {{type: echo}}\n"));
         assert!(errors(&t).is_empty(), "{:?}", errors(&t));
+    }
+
+    #[test]
+    fn schema_is_a_reserved_template_name() {
+        let t = tpl(
+            "name: Schema\ndescription: a test\ntitle_format: a title\nsteps:\n  a:\n    action: {type: echo}\n",
+        );
+        let e = errors(&t).join("\n");
+        assert!(e.contains("name: `schema` is reserved"), "{e}");
     }
 
     #[test]
