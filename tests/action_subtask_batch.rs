@@ -44,6 +44,8 @@ steps:
       configuration:
         template_name: child
         inputs: [{who: Bob}, {who: Cy}]
+        resolver_usernames: [rita]
+        resolver_groups: '["ops"]'
 "#;
 
 async fn task_in(m: &common::Instance, id: &str, states: &[&str]) -> Value {
@@ -101,5 +103,13 @@ async fn a_parent_waits_for_its_subtask_and_batch() {
         .collect();
     assert_eq!(children.len(), 3, "{list}");
     assert!(children.iter().all(|t| t["state"] == "DONE"), "{list}");
+    // the batch's resolvers (a list, or µTask's JSON string) reach its children, not the subtask
+    let with_resolvers = children
+        .iter()
+        .filter(|t| {
+            t["resolver_usernames"] == json!(["rita"]) && t["resolver_groups"] == json!(["ops"])
+        })
+        .count();
+    assert_eq!(with_resolvers, 2, "{list}");
     m.stop().await;
 }

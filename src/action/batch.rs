@@ -14,6 +14,7 @@
 //! | `tags` | map | children's tags |
 //! | `comment` | string | first comment of each child |
 //! | `watcher_usernames`, `watcher_groups` | list | watchers of each child |
+//! | `resolver_usernames`, `resolver_groups` | list, or a JSON list in a string | resolvers of each child (µTask accepts these and ignores them; mutask applies them) |
 //!
 //! Output: none. Metadata: a JSON **string** (µTask's format)
 //! `{"batch_id", "remaining_tasks", "tasks_started"}`. WAITING while children run; DONE when all
@@ -154,6 +155,13 @@ async fn run(req: ActionRequest) -> ActionResult {
         (Ok(a), Ok(b)) => (a.unwrap_or_default(), b.unwrap_or_default()),
         (Err(e), _) | (_, Err(e)) => return client(e),
     };
+    let (resolvers, resolver_groups) = match (
+        name_list(c.get("resolver_usernames"), "resolver_usernames"),
+        name_list(c.get("resolver_groups"), "resolver_groups"),
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return client(e),
+    };
     let mut tags = BTreeMap::new();
     if let Some(Value::Object(m)) = c.get("tags") {
         for (k, v) in m {
@@ -195,8 +203,8 @@ async fn run(req: ActionRequest) -> ActionResult {
             comment: config_str(c, "comment").map(|s| s.into_owned()),
             watcher_usernames: watchers.clone(),
             watcher_groups: watcher_groups.clone(),
-            resolver_usernames: None,
-            resolver_groups: None,
+            resolver_usernames: resolvers.clone(),
+            resolver_groups: resolver_groups.clone(),
             delay: None,
             tags: tags.clone(),
             parent_task_id: Some(req.task_id),

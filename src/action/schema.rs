@@ -263,6 +263,20 @@ pub fn builtin(action_type: &str) -> Option<Value> {
                 ("comment", s("a first comment on each task")),
                 ("watcher_usernames", l("watchers")),
                 ("watcher_groups", l("watcher groups")),
+                (
+                    "resolver_usernames",
+                    prop(
+                        &["array", "string"],
+                        "resolvers of each task (a list, or a JSON list)",
+                    ),
+                ),
+                (
+                    "resolver_groups",
+                    prop(
+                        &["array", "string"],
+                        "resolver groups of each task (a list, or a JSON list)",
+                    ),
+                ),
             ],
         ),
         "callback" => schema(
