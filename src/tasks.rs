@@ -134,8 +134,8 @@ pub async fn create(
     req: CreateRequest,
 ) -> Result<(store::task::TaskRecord, TaskTemplate), CreateError> {
     let p = prepare(store, renderer, who, req).await?;
-    store::task::create(store, &p.task, p.resolution.as_ref(), p.comment.as_ref()).await?;
-    created(store, p).await
+    let at = store::task::create(store, &p.task, p.resolution.as_ref(), p.comment.as_ref()).await?;
+    Ok(created(p, at))
 }
 
 /// Creates a task under an idempotency key (per requester, kept for `ttl`): a repeated create
@@ -159,11 +159,11 @@ pub async fn create_idempotent(
     )
     .await?
     {
-        None => {
-            let (rec, t) = created(store, p).await?;
+        Ok(at) => {
+            let (rec, t) = created(p, at);
             Ok((rec, t, true))
         }
-        Some(existing) => {
+        Err(existing) => {
             tracing::info!(task = %existing, key, requester = %who.username, "idempotent create answered an existing task");
             let rec = store::task::get(store, existing)
                 .await?
@@ -173,16 +173,9 @@ pub async fn create_idempotent(
     }
 }
 
-async fn created(
-    store: &Store,
-    p: Prepared,
-) -> Result<(store::task::TaskRecord, TaskTemplate), CreateError> {
-    let task_id = p.task.id;
-    tracing::info!(task = %task_id, template = %p.template.name, requester = %p.task.requester_username, autorun = p.autorun, "task created");
-    let rec = store::task::get(store, task_id)
-        .await?
-        .ok_or_else(|| CreateError::Internal("task vanished after creation".into()))?;
-    Ok((rec, p.template))
+fn created(p: Prepared, at: store::task::Inserted) -> (store::task::TaskRecord, TaskTemplate) {
+    tracing::info!(task = %p.task.id, template = %p.template.name, requester = %p.task.requester_username, autorun = p.autorun, "task created");
+    (p.task.record(at, p.resolution.as_ref()), p.template)
 }
 
 /// Validates a creation request and builds the rows to write (nothing is written).
@@ -329,6 +322,7 @@ pub async fn prepare(
         batch_id: req.batch_id,
         parent_task_id: req.parent_task_id,
         status_hook: req.status_hook.clone(),
+        expected_duration: template.expected_duration.clone(),
     };
     let comment = req
         .comment

@@ -142,6 +142,7 @@ impl H {
             batch_id: None,
             parent_task_id: None,
             status_hook: None,
+            expected_duration: None,
         };
         let res = NewResolution {
             id: res_id,

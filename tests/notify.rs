@@ -605,6 +605,50 @@ async fn a_tasks_status_hook_receives_every_state_change() {
             .is_empty()
     );
 
+    // without a backend, the changes of a task with no hook are only marked expanded: no
+    // notification is built for them
+    let (s, plain) = m
+        .post(
+            "admin",
+            "/task",
+            &json!({"template_name": "hello-world", "input": {"name": "Plain"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{plain}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (pending, plain_notes, hook_notes): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM task_event WHERE NOT expanded),
+                    (SELECT count(*) FROM notification n JOIN task_event e ON e.id = n.event_id
+                      WHERE e.task_id = $1::uuid),
+                    (SELECT count(*) FROM notification n JOIN task_event e ON e.id = n.event_id
+                      WHERE e.task_id = $2::uuid)",
+        )
+        .bind(plain["id"].as_str().unwrap())
+        .bind(&id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let plain_state = m
+            .get("admin", &format!("/task/{}", plain["id"].as_str().unwrap()))
+            .await
+            .1["state"]
+            .clone();
+        if pending == 0 && plain_state == "DONE" {
+            assert_eq!(plain_notes, 0, "nothing is built for a task without a hook");
+            assert!(
+                hook_notes >= 3,
+                "one per change of the hooked task: {hook_notes}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "events still pending: {pending}, plain task {plain_state}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // refused hooks, named
     for (hook, needle) in [
         (json!({"url": "ftp://example.com/x"}), "http"),

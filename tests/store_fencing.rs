@@ -32,6 +32,7 @@ fn task(id: TaskId, version: i32, parent: Option<TaskId>) -> NewTask {
         batch_id: None,
         parent_task_id: parent,
         status_hook: None,
+        expected_duration: None,
     }
 }
 
@@ -508,4 +509,105 @@ async fn a_claim_handed_back_mid_cycle_is_recovered_like_a_crash() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].0.resolution, r);
     assert_eq!(again[0].1, ResolutionState::Crashed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_is_created_whole_in_one_statement_and_claimers_are_notified() {
+    let (s, version, _db) = setup().await;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&s.pool)
+        .await
+        .unwrap();
+    listener
+        .listen(store::task::RESOLUTION_CHANNEL)
+        .await
+        .unwrap();
+
+    // not claimable: created without a notification
+    let (quiet, quiet_res) = (TaskId::new(), ResolutionId::new());
+    store::task::create(
+        &s,
+        &task(quiet, version, None),
+        Some(&resolution(quiet_res, ResolutionState::Todo, &["a"])),
+        None,
+    )
+    .await
+    .unwrap();
+
+    // claimable, with steps, a comment and an expected duration
+    let (id, res_id) = (TaskId::new(), ResolutionId::new());
+    let mut t = task(id, version, None);
+    t.expected_duration = Some("1h30m".into());
+    let comment = mutask::store::comment::NewComment {
+        id: mutask::domain::CommentId::new(),
+        task_id: id,
+        username: "alice".into(),
+        body: "first words".into(),
+    };
+    let at = store::task::create(
+        &s,
+        &t,
+        Some(&resolution(res_id, ResolutionState::ToAutorun, &["a", "b"])),
+        Some(&comment),
+    )
+    .await
+    .unwrap();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv())
+        .await
+        .expect("no notification within 10 s")
+        .unwrap();
+    assert_eq!(
+        n.payload(),
+        res_id.to_string(),
+        "the first notification names the claimable resolution"
+    );
+
+    let row: (i32, Option<f64>, chrono::DateTime<chrono::Utc>, String) = sqlx::query_as(
+        "SELECT steps_total, extract(epoch FROM expected_duration)::float8, created, state
+           FROM task WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&s.pool)
+    .await
+    .unwrap();
+    assert_eq!(row.0, 2, "steps_total is written with the task");
+    assert_eq!(row.1, Some(5400.0), "expected_duration as an interval");
+    assert_eq!(
+        row.2, at.created,
+        "the answered timestamps are the stored ones"
+    );
+    assert_eq!(row.3, "TODO");
+    assert_eq!(
+        step_states(&s, res_id).await,
+        vec![("a".into(), "TODO".into()), ("b".into(), "TODO".into())]
+    );
+    let comments = store::comment::list(&s, id).await.unwrap();
+    assert_eq!(comments.len(), 1);
+    assert_eq!(comments[0].body, "first words");
+    // the record built from what was written is the one read back
+    let rec = store::task::get(&s, id).await.unwrap().unwrap();
+    let built = t.record(
+        at,
+        Some(&resolution(res_id, ResolutionState::ToAutorun, &["a", "b"])),
+    );
+    assert_eq!(
+        (
+            built.steps_total,
+            built.resolution_id,
+            built.created,
+            built.title
+        ),
+        (rec.steps_total, rec.resolution_id, rec.created, rec.title)
+    );
+
+    // a failing part (a resolution id already taken) leaves nothing behind
+    let orphan = TaskId::new();
+    let err = store::task::create(
+        &s,
+        &task(orphan, version, None),
+        Some(&resolution(res_id, ResolutionState::ToAutorun, &["a"])),
+        None,
+    )
+    .await;
+    assert!(err.is_err(), "a duplicate resolution id is refused");
+    assert!(store::task::get(&s, orphan).await.unwrap().is_none());
 }

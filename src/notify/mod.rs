@@ -30,6 +30,8 @@ pub const STATUS_HOOK: &str = "status_hook";
 
 /// Task events expanded into notifications per pass.
 const EXPAND_BATCH: usize = 100;
+/// How long the notifier lets task changes gather after a wake-up before it expands them.
+const EVENT_DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// Which task changes are notified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -525,9 +527,13 @@ impl Notifier {
 
     /// Expands new events and sends due notifications once.
     pub async fn tick(&self) -> Result<(usize, usize), StoreError> {
-        let expanded =
-            store::notification::expand(&self.store, EXPAND_BATCH as i64, |e| self.payloads(e))
-                .await?;
+        let expanded = store::notification::expand(
+            &self.store,
+            EXPAND_BATCH as i64,
+            self.backends.is_empty(),
+            |e| self.payloads(e),
+        )
+        .await?;
         let due = store::notification::claim_due(&self.store, 20, Duration::from_secs(120)).await?;
         let mut sent = 0;
         for n in due {
@@ -572,8 +578,8 @@ impl Notifier {
 
     /// Builds and sends notifications until `shutdown`: after each pass it sleeps until the
     /// earliest pending delivery is due (at most `max_sleep`) or a task event is signalled
-    /// (`wake`: the `mutask_event` NOTIFY of the `task_event` trigger), so events go out at once
-    /// and an idle instance asks the database a few times per `max_sleep`. Overdue tasks are
+    /// (`wake`: the `mutask_event` NOTIFY of the `task_event` trigger), so events go out within
+    /// [`EVENT_DEBOUNCE`] (which gathers a burst into one pass) and an idle instance asks the database a few times per `max_sleep`. Overdue tasks are
     /// looked for every `max_sleep`; old events are forgotten hourly.
     pub async fn run(
         self,
@@ -646,6 +652,14 @@ impl Notifier {
                 _ = wake.notified() => true,
                 _ = tokio::time::sleep(sleep) => false,
             };
+            if woken {
+                // a burst of task changes (a claimed batch, a busy API) is expanded in one
+                // pass instead of one pass per change
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(EVENT_DEBOUNCE) => {}
+                }
+            }
         }
     }
 }

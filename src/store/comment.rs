@@ -45,8 +45,7 @@ pub async fn insert(
     keys: &KeyRing,
     c: &NewComment,
 ) -> Result<(), StoreError> {
-    let row = c.id.to_string();
-    let body_enc = keys.seal(aad(&row), c.body.as_bytes())?;
+    let body_enc = seal(keys, c)?;
     sqlx::query(
         "INSERT INTO task_comment (id, task_id, username, body_enc) VALUES ($1, $2, $3, $4)",
     )
@@ -57,6 +56,11 @@ pub async fn insert(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// The sealed body of a new comment (also written by the task creation statement).
+pub(super) fn seal(keys: &KeyRing, c: &NewComment) -> Result<Vec<u8>, StoreError> {
+    Ok(keys.seal(aad(&c.id.to_string()), c.body.as_bytes())?)
 }
 
 /// Comments of a task, oldest first.

@@ -27,7 +27,46 @@ pub struct Event {
 
 /// Expands pending events: `build` returns the (backend, payload) pairs of each event; the
 /// notifications and the `expanded` mark are written in one transaction.
-pub async fn expand<F, Fut>(store: &Store, limit: i64, build: F) -> Result<usize, StoreError>
+///
+/// `hooks_only`: the caller has no notification backend, so only the events of tasks with a
+/// status hook can produce anything. The others are marked expanded by one statement, with no
+/// transaction and nothing read back (an instance's notifier otherwise spends four round trips
+/// on each burst of task changes); the transaction below runs only when hooked events wait.
+pub async fn expand<F, Fut>(
+    store: &Store,
+    limit: i64,
+    hooks_only: bool,
+    build: F,
+) -> Result<usize, StoreError>
+where
+    F: Fn(Event) -> Fut,
+    Fut: std::future::Future<Output = Vec<(String, Value)>>,
+{
+    if hooks_only {
+        let (marked, hooked): (i64, bool) = sqlx::query_as(
+            "WITH c AS (
+               SELECT e.id FROM task_event e
+                WHERE NOT e.expanded
+                  AND NOT EXISTS (SELECT 1 FROM task t
+                                   WHERE t.id = e.task_id AND t.status_hook_enc IS NOT NULL)
+                ORDER BY e.id LIMIT $1 FOR UPDATE OF e SKIP LOCKED),
+             u AS (UPDATE task_event SET expanded = true FROM c WHERE task_event.id = c.id RETURNING 1)
+             SELECT (SELECT count(*) FROM u),
+                    EXISTS (SELECT 1 FROM task_event e JOIN task t ON t.id = e.task_id
+                             WHERE NOT e.expanded AND t.status_hook_enc IS NOT NULL)",
+        )
+        .bind(limit)
+        .fetch_one(&store.pool)
+        .await?;
+        if !hooked {
+            return Ok(marked as usize);
+        }
+        return Ok(marked as usize + expand_locked(store, limit, build).await?);
+    }
+    expand_locked(store, limit, build).await
+}
+
+async fn expand_locked<F, Fut>(store: &Store, limit: i64, build: F) -> Result<usize, StoreError>
 where
     F: Fn(Event) -> Fut,
     Fut: std::future::Future<Output = Vec<(String, Value)>>,

@@ -41,13 +41,17 @@ pub fn step_row(resolution: ResolutionId, name: &str) -> String {
     format!("{resolution}/{name}")
 }
 
-/// Inserts a resolution and its steps inside an open transaction.
-pub async fn insert(
-    conn: &mut PgConnection,
-    keys: &KeyRing,
-    task: TaskId,
-    r: &NewResolution,
-) -> Result<(), StoreError> {
+/// A new resolution's sealed columns and its steps as arrays, ready to bind.
+pub(super) struct SealedNew {
+    pub resolver_input_enc: Vec<u8>,
+    pub names: Vec<String>,
+    pub positions: Vec<i32>,
+    pub states: Vec<String>,
+    pub defs: Vec<Vec<u8>>,
+}
+
+/// Seals what [`insert`] (and the task creation statement) writes for `r`.
+pub(super) fn seal_new(keys: &KeyRing, r: &NewResolution) -> Result<SealedNew, StoreError> {
     let row = r.id.to_string();
     let resolver_input_enc = keys.seal_json(
         Aad {
@@ -57,29 +61,16 @@ pub async fn insert(
         },
         &r.resolver_input,
     )?;
-    sqlx::query(
-        "INSERT INTO resolution (id, task_id, resolver_username, state, run_max, next_retry, resolver_input_enc)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(r.id)
-    .bind(task)
-    .bind(&r.resolver_username)
-    .bind(r.state.as_str())
-    .bind(r.run_max)
-    .bind(r.next_retry)
-    .bind(resolver_input_enc)
-    .execute(&mut *conn)
-    .await?;
-    if r.steps.is_empty() {
-        return Ok(());
-    }
-    let mut names = Vec::with_capacity(r.steps.len());
-    let mut positions = Vec::with_capacity(r.steps.len());
-    let mut states = Vec::with_capacity(r.steps.len());
-    let mut defs = Vec::with_capacity(r.steps.len());
+    let mut sealed = SealedNew {
+        resolver_input_enc,
+        names: Vec::with_capacity(r.steps.len()),
+        positions: Vec::with_capacity(r.steps.len()),
+        states: Vec::with_capacity(r.steps.len()),
+        defs: Vec::with_capacity(r.steps.len()),
+    };
     for (i, s) in r.steps.iter().enumerate() {
         let srow = step_row(r.id, &s.name);
-        defs.push(keys.seal_json(
+        sealed.defs.push(keys.seal_json(
             Aad {
                 table: "step",
                 column: "definition_enc",
@@ -87,26 +78,44 @@ pub async fn insert(
             },
             &s.definition,
         )?);
-        names.push(s.name.clone());
-        positions.push(i as i32);
-        states.push(s.state.as_str().to_string());
+        sealed.names.push(s.name.clone());
+        sealed.positions.push(i as i32);
+        sealed.states.push(s.state.as_str().to_string());
     }
+    Ok(sealed)
+}
+
+/// Inserts the resolution (and its steps) of an existing task inside an open transaction, and
+/// sets the task's `steps_total`. (A task created with its resolution is written by
+/// [`super::task::create_in`] in one statement.)
+pub async fn insert(
+    conn: &mut PgConnection,
+    keys: &KeyRing,
+    task: TaskId,
+    r: &NewResolution,
+) -> Result<(), StoreError> {
+    let sealed = seal_new(keys, r)?;
     sqlx::query(
-        "INSERT INTO step (resolution_id, name, position, state, definition_enc)
-         SELECT $1, * FROM unnest($2::text[], $3::int[], $4::text[], $5::bytea[])",
+        "WITH r AS (INSERT INTO resolution (id, task_id, resolver_username, state, run_max, next_retry,
+                                           resolver_input_enc)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7)),
+              s AS (INSERT INTO step (resolution_id, name, position, state, definition_enc)
+                    SELECT $1, * FROM unnest($8::text[], $9::int[], $10::text[], $11::bytea[]))
+         UPDATE task SET steps_total = cardinality($8::text[]) WHERE id = $2",
     )
     .bind(r.id)
-    .bind(&names)
-    .bind(&positions)
-    .bind(&states)
-    .bind(&defs)
+    .bind(task)
+    .bind(&r.resolver_username)
+    .bind(r.state.as_str())
+    .bind(r.run_max)
+    .bind(r.next_retry)
+    .bind(sealed.resolver_input_enc)
+    .bind(&sealed.names)
+    .bind(&sealed.positions)
+    .bind(&sealed.states)
+    .bind(&sealed.defs)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("UPDATE task SET steps_total = $2 WHERE id = $1")
-        .bind(task)
-        .bind(r.steps.len() as i32)
-        .execute(&mut *conn)
-        .await?;
     Ok(())
 }
 

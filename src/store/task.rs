@@ -7,7 +7,6 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::PgConnection;
 
 use crate::crypto::{Aad, KeyRing};
 use crate::domain::{BatchId, ResolutionId, ResolutionState, TaskId, TaskState};
@@ -45,6 +44,9 @@ pub struct NewTask {
     pub parent_task_id: Option<TaskId>,
     /// `{url, secret?}`, sealed in `status_hook_enc`.
     pub status_hook: Option<Value>,
+    /// The template's `expected_duration` (a Go duration); the overdue alert's deadline is
+    /// recorded when the task first runs.
+    pub expected_duration: Option<String>,
 }
 
 /// A stored task, inputs and result opened.
@@ -151,89 +153,150 @@ impl TaskRow {
     }
 }
 
-/// Inserts a task inside an open transaction.
-pub async fn insert(
-    conn: &mut PgConnection,
-    keys: &KeyRing,
-    t: &NewTask,
-) -> Result<(), StoreError> {
-    let row = t.id.to_string();
-    let input_enc = keys.seal_json(aad("input_enc", &row), &t.input)?;
-    let title_enc = keys.seal(aad("title_enc", &row), t.title.as_bytes())?;
-    let hook_enc = match &t.status_hook {
-        Some(h) => Some(keys.seal_json(aad("status_hook_enc", &row), h)?),
-        None => None,
-    };
-    sqlx::query(
-        "INSERT INTO task (id, template_name, template_version, batch_id, parent_task_id, title_enc, state,
-                           requester_username, requester_groups, watcher_usernames, watcher_groups,
-                           resolver_usernames, resolver_groups, tags, input_enc, status_hook_enc)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-    )
-    .bind(t.id)
-    .bind(&t.template_name)
-    .bind(t.template_version)
-    .bind(t.batch_id)
-    .bind(t.parent_task_id)
-    .bind(title_enc)
-    .bind(t.state.as_str())
-    .bind(&t.requester_username)
-    .bind(&t.requester_groups)
-    .bind(&t.watcher_usernames)
-    .bind(&t.watcher_groups)
-    .bind(&t.resolver_usernames)
-    .bind(&t.resolver_groups)
-    .bind(&t.tags)
-    .bind(input_enc)
-    .bind(hook_enc)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+/// The timestamps the database gave a new task.
+#[derive(Debug, Clone, Copy)]
+pub struct Inserted {
+    pub created: DateTime<Utc>,
+    pub last_activity: DateTime<Utc>,
 }
 
-/// Creates a task and, when given, its resolution (with steps) in one transaction; notifies
-/// claimers when the resolution is claimable.
+impl NewTask {
+    /// The record of this task as [`create`] wrote it (what [`get`] would read back).
+    pub fn record(
+        &self,
+        at: Inserted,
+        resolution: Option<&resolution::NewResolution>,
+    ) -> TaskRecord {
+        TaskRecord {
+            id: self.id,
+            template_name: self.template_name.clone(),
+            template_version: self.template_version,
+            title: self.title.clone(),
+            state: self.state,
+            requester_username: self.requester_username.clone(),
+            requester_groups: self.requester_groups.clone(),
+            watcher_usernames: self.watcher_usernames.clone(),
+            watcher_groups: self.watcher_groups.clone(),
+            resolver_usernames: self.resolver_usernames.clone(),
+            resolver_groups: self.resolver_groups.clone(),
+            tags: self.tags.clone(),
+            input: self.input.clone(),
+            result: None,
+            batch_id: self.batch_id,
+            parent_task_id: self.parent_task_id,
+            steps_done: 0,
+            steps_total: resolution.map_or(0, |r| r.steps.len() as i32),
+            created: at.created,
+            last_activity: at.last_activity,
+            resolution_id: resolution.map(|r| r.id),
+            resolution_state: resolution.map(|r| r.state),
+            resolver_username: resolution.and_then(|r| r.resolver_username.clone()),
+        }
+    }
+}
+
+/// Creates a task and, when given, its resolution (with steps) and first comment — one
+/// statement, so atomic without a transaction; notifies claimers (on commit) when the
+/// resolution is claimable.
 pub async fn create(
     store: &Store,
     task: &NewTask,
     resolution: Option<&resolution::NewResolution>,
     comment: Option<&comment::NewComment>,
-) -> Result<(), StoreError> {
-    let mut tx = store.pool.begin().await?;
-    create_in(&mut tx, store, task, resolution, comment).await?;
-    tx.commit().await?;
-    Ok(())
+) -> Result<Inserted, StoreError> {
+    let mut conn = store.pool.acquire().await?;
+    create_in(&mut conn, store, task, resolution, comment).await
 }
 
-/// [`create`] inside an open transaction (schedules create their task in the transaction that
-/// records the occurrence).
+/// [`create`] on a given connection, possibly inside an open transaction (schedules create
+/// their task in the transaction that records the occurrence).
 pub async fn create_in(
     conn: &mut sqlx::PgConnection,
     store: &Store,
     task: &NewTask,
     resolution: Option<&resolution::NewResolution>,
     comment: Option<&comment::NewComment>,
-) -> Result<(), StoreError> {
-    insert(&mut *conn, &store.keys, task).await?;
-    if let Some(c) = comment {
-        comment::insert(&mut *conn, &store.keys, c).await?;
-    }
-    if let Some(r) = resolution {
-        resolution::insert(&mut *conn, &store.keys, task.id, r).await?;
-        if matches!(r.state, ResolutionState::ToAutorun) {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(RESOLUTION_CHANNEL)
-                .bind(r.id.to_string())
-                .execute(&mut *conn)
-                .await?;
-        }
-    }
-    Ok(())
+) -> Result<Inserted, StoreError> {
+    let keys = &store.keys;
+    let row = task.id.to_string();
+    let input_enc = keys.seal_json(aad("input_enc", &row), &task.input)?;
+    let title_enc = keys.seal(aad("title_enc", &row), task.title.as_bytes())?;
+    let hook_enc = match &task.status_hook {
+        Some(h) => Some(keys.seal_json(aad("status_hook_enc", &row), h)?),
+        None => None,
+    };
+    let sealed = resolution
+        .map(|r| resolution::seal_new(keys, r))
+        .transpose()?;
+    let comment_enc = comment.map(|c| comment::seal(keys, c)).transpose()?;
+    // The resolution, its steps and the comment reference the task: their foreign keys are
+    // checked at the end of the statement, when the task row exists.
+    let (created, last_activity, _notified): (DateTime<Utc>, DateTime<Utc>, i64) = sqlx::query_as(
+        "WITH t AS (
+           INSERT INTO task (id, template_name, template_version, batch_id, parent_task_id, title_enc,
+                             state, requester_username, requester_groups, watcher_usernames,
+                             watcher_groups, resolver_usernames, resolver_groups, tags, input_enc,
+                             status_hook_enc, steps_total, expected_duration)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                   cardinality($24::text[]), mutask_go_duration($17))
+           RETURNING created, last_activity),
+         r AS (
+           INSERT INTO resolution (id, task_id, resolver_username, state, run_max, next_retry,
+                                   resolver_input_enc)
+           SELECT $18, $1, $19, $20, $21, $22, $23 WHERE $18::uuid IS NOT NULL),
+         s AS (
+           INSERT INTO step (resolution_id, name, position, state, definition_enc)
+           SELECT $18, * FROM unnest($24::text[], $25::int[], $26::text[], $27::bytea[])),
+         c AS (
+           INSERT INTO task_comment (id, task_id, username, body_enc)
+           SELECT $28, $1, $29, $30 WHERE $28::uuid IS NOT NULL),
+         n AS (SELECT pg_notify($31, $18::text) FROM (SELECT 1) x WHERE $32)
+         -- a CTE that modifies nothing runs only when read: the scalar subquery reads it
+         SELECT created, last_activity, (SELECT count(*) FROM n) FROM t",
+    )
+    .bind(task.id)
+    .bind(&task.template_name)
+    .bind(task.template_version)
+    .bind(task.batch_id)
+    .bind(task.parent_task_id)
+    .bind(title_enc)
+    .bind(task.state.as_str())
+    .bind(&task.requester_username)
+    .bind(&task.requester_groups)
+    .bind(&task.watcher_usernames)
+    .bind(&task.watcher_groups)
+    .bind(&task.resolver_usernames)
+    .bind(&task.resolver_groups)
+    .bind(&task.tags)
+    .bind(input_enc)
+    .bind(hook_enc)
+    .bind(&task.expected_duration)
+    .bind(resolution.map(|r| r.id))
+    .bind(resolution.and_then(|r| r.resolver_username.as_deref()))
+    .bind(resolution.map(|r| r.state.as_str()))
+    .bind(resolution.map(|r| r.run_max))
+    .bind(resolution.and_then(|r| r.next_retry))
+    .bind(sealed.as_ref().map(|s| &s.resolver_input_enc))
+    .bind(sealed.as_ref().map_or(&[][..], |s| &s.names[..]))
+    .bind(sealed.as_ref().map_or(&[][..], |s| &s.positions[..]))
+    .bind(sealed.as_ref().map_or(&[][..], |s| &s.states[..]))
+    .bind(sealed.as_ref().map_or(&[][..], |s| &s.defs[..]))
+    .bind(comment.map(|c| c.id))
+    .bind(comment.map(|c| c.username.as_str()))
+    .bind(comment_enc)
+    .bind(RESOLUTION_CHANNEL)
+    .bind(resolution.is_some_and(|r| matches!(r.state, ResolutionState::ToAutorun)))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Inserted {
+        created,
+        last_activity,
+    })
 }
 
 /// Creates a task under an idempotency key of its requester: when the key is already held (and
 /// not expired), nothing is created and the task that holds it is answered instead
-/// (`Ok(Some(existing))`). Concurrent creates with one key serialize on the key's primary key:
+/// (`Ok(Err(existing))`). Concurrent creates with one key serialize on the key's primary key:
 /// exactly one task is created.
 pub async fn create_idempotent(
     store: &Store,
@@ -242,7 +305,7 @@ pub async fn create_idempotent(
     comment: Option<&comment::NewComment>,
     key: &str,
     ttl: std::time::Duration,
-) -> Result<Option<TaskId>, StoreError> {
+) -> Result<Result<Inserted, TaskId>, StoreError> {
     let mut tx = store.pool.begin().await?;
     sqlx::query(
         "DELETE FROM task_idempotency
@@ -252,7 +315,7 @@ pub async fn create_idempotent(
     .bind(key)
     .execute(&mut *tx)
     .await?;
-    create_in(&mut tx, store, task, resolution, comment).await?;
+    let inserted = create_in(&mut tx, store, task, resolution, comment).await?;
     let claimed = sqlx::query(
         "INSERT INTO task_idempotency (requester_username, key, task_id, expires)
          VALUES ($1, $2, $3, now() + make_interval(secs => $4))
@@ -268,7 +331,7 @@ pub async fn create_idempotent(
         == 1;
     if claimed {
         tx.commit().await?;
-        return Ok(None);
+        return Ok(Ok(inserted));
     }
     tx.rollback().await?;
     let existing: Option<TaskId> = sqlx::query_scalar(
@@ -278,7 +341,7 @@ pub async fn create_idempotent(
     .bind(key)
     .fetch_optional(&store.pool)
     .await?;
-    existing.map(Some).ok_or_else(|| {
+    existing.map(Err).ok_or_else(|| {
         StoreError::Conflict(format!(
             "idempotency key `{key}` was released while this request ran: retry"
         ))
