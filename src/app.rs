@@ -616,6 +616,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         sandbox: Some(sandbox.clone()),
         plugin_types: Arc::new(plugin_types),
         plugin_schemas: Arc::new(plugin_schemas),
+        claim_hint: runner.as_ref().map(Runner::waker),
     };
     let cancel = CancellationToken::new();
     // the ticker and the notifier sleep until their next deadline or a NOTIFY hint

@@ -611,3 +611,78 @@ async fn a_task_is_created_whole_in_one_statement_and_claimers_are_notified() {
     assert!(err.is_err(), "a duplicate resolution id is refused");
     assert!(store::task::get(&s, orphan).await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cycle_reads_its_resolution_task_and_steps_in_one_statement() {
+    let (s, version, _db) = setup().await;
+    let (id, res_id) = (TaskId::new(), ResolutionId::new());
+    let mut t = task(id, version, None);
+    t.input = json!({"secret": "kept sealed"});
+    store::task::create(
+        &s,
+        &t,
+        Some(&resolution(
+            res_id,
+            ResolutionState::ToAutorun,
+            &["b", "a", "c"],
+        )),
+        None,
+    )
+    .await
+    .unwrap();
+    let (empty, empty_res) = (TaskId::new(), ResolutionId::new());
+    store::task::create(
+        &s,
+        &task(empty, version, None),
+        Some(&resolution(empty_res, ResolutionState::Todo, &[])),
+        None,
+    )
+    .await
+    .unwrap();
+    // one step with an output and an error, the others with none (NULLs inside the arrays)
+    let me = InstanceId::new();
+    let claims = res::claim_due(&s, me, 10, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 1);
+    let mut w = write("a", 1, StepState::ServerError, Some(json!({"out": 1})));
+    w.error = Some("boom".into());
+    res::write_steps(&s, &claims[0].0, &[w], &[], None)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let mut loaded = res::load_many(&s, &[res_id, empty_res, ResolutionId::new()])
+        .await
+        .unwrap();
+    assert_eq!(loaded.len(), 2, "a missing resolution is left out");
+    loaded.sort_by_key(|(r, _, _)| r.id != res_id);
+    let (r, tk, steps) = &loaded[0];
+    assert_eq!(
+        (r.id, r.task_id, r.state),
+        (res_id, id, ResolutionState::Running)
+    );
+    assert_eq!(r.owner_instance, Some(me));
+    assert_eq!(r.claim_attempt, claims[0].0.attempt);
+    assert_eq!(tk.id, id);
+    assert_eq!(tk.input, json!({"secret": "kept sealed"}));
+    assert_eq!(tk.resolution_id, Some(res_id));
+    // the same as the statement-per-kind reads
+    let by_steps = res::steps(&s, res_id).await.unwrap();
+    let names: Vec<&str> = steps.iter().map(|x| x.name.as_str()).collect();
+    assert_eq!(names, ["b", "a", "c"], "position order");
+    assert_eq!(
+        names,
+        by_steps.iter().map(|x| x.name.as_str()).collect::<Vec<_>>()
+    );
+    assert_eq!(steps[1].state, StepState::ServerError);
+    assert_eq!(steps[1].output, Some(json!({"out": 1})));
+    assert_eq!(steps[1].error.as_deref(), Some("boom"));
+    assert_eq!(
+        (steps[0].output.clone(), steps[2].error.clone()),
+        (None, None)
+    );
+    assert_eq!(steps[0].definition, by_steps[0].definition);
+    let (r, tk, steps) = &loaded[1];
+    assert_eq!((r.id, tk.id, steps.len()), (empty_res, empty, 0));
+}

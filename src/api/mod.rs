@@ -68,6 +68,9 @@ pub struct AppState {
     pub plugin_types: Arc<crate::template::validate::PluginTypes>,
     /// Plugin name → its description and schemas, for `GET /action`.
     pub plugin_schemas: Arc<std::collections::BTreeMap<String, PluginSchemas>>,
+    /// Wakes this instance's claim loop (when it runs one): a task created here that can run at
+    /// once is claimed without waiting for its NOTIFY to come back from the database.
+    pub claim_hint: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// What `GET /action` tells about a loaded plugin.

@@ -294,6 +294,7 @@ pub async fn create(
         let (rec, template) = tasks::create(&state.store, &state.renderer, &who, request)
             .await
             .map_err(create_error)?;
+        hint_claim(&state, &rec);
         return Ok((
             StatusCode::CREATED,
             Json(task_json(&rec, &template, &caller)),
@@ -304,12 +305,25 @@ pub async fn create(
         tasks::create_idempotent(&state.store, &state.renderer, &who, request, &key, ttl)
             .await
             .map_err(create_error)?;
+    if created {
+        hint_claim(&state, &rec);
+    }
     let body = Json(task_json(&rec, &template, &caller));
     Ok(if created {
         (StatusCode::CREATED, body).into_response()
     } else {
         (StatusCode::OK, [("idempotent-replayed", "true")], body).into_response()
     })
+}
+
+/// A task created here that can run at once: this instance's claim loop (if it runs one) is
+/// woken at once, ahead of the NOTIFY that wakes every instance.
+fn hint_claim(state: &AppState, rec: &crate::store::task::TaskRecord) {
+    if rec.resolution_state == Some(crate::domain::ResolutionState::ToAutorun)
+        && let Some(hint) = &state.claim_hint
+    {
+        hint.notify_one();
+    }
 }
 
 /// Maps a task creation failure to its HTTP answer.

@@ -1,7 +1,7 @@
 //! Group commit for the engine's hot statements.
 //!
-//! Every cycle starts with three reads (resolution, task, steps) and ends with one fenced write
-//! (steps, resolution, task). When many cycles run at once — a claimed batch of short tasks —
+//! Every cycle starts with one read (resolution, task and steps, [`store_res::load_many`]) and
+//! ends with one fenced write (steps, resolution, task). When many cycles run at once — a claimed batch of short tasks —
 //! a [`Combiner`] hands every request waiting in its queue to one call that serves them all with
 //! one statement per kind: [`Loads`] reads with `= ANY($1)`, [`Ends`] writes with
 //! [`store_res::end_cycles`], each end still fenced by its own claim. Nothing waits to fill a
@@ -22,7 +22,7 @@ use crate::store::resolution::{
     self as store_res, EndOfCycle, LostClaim, ResolutionRecord, StepRecord,
 };
 use crate::store::task::TaskRecord;
-use crate::store::{self, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Most requests served by one statement.
 const MAX_BATCH: usize = 64;
@@ -170,49 +170,34 @@ impl Loads {
 }
 
 async fn read_one(store: &Store, id: ResolutionId) -> LoadOutcome {
-    let Some(resolution) = store_res::get(store, id).await? else {
-        return Ok(None);
-    };
-    let Some(task) = store::task::get(store, resolution.task_id).await? else {
-        return Ok(None);
-    };
-    let steps = store_res::steps(store, id).await?;
-    Ok(Some(Loaded {
-        resolution,
-        task,
-        steps,
-    }))
+    Ok(store_res::load_many(store, &[id])
+        .await?
+        .pop()
+        .map(|(resolution, task, steps)| Loaded {
+            resolution,
+            task,
+            steps,
+        }))
 }
 
 async fn read_many(store: Store, ids: Vec<ResolutionId>) -> Vec<LoadOutcome> {
     if ids.len() > 1 {
-        let all = async {
-            let resolutions = store_res::get_many(&store, &ids).await?;
-            let tasks = store::task::get_for_resolutions(&store, &ids).await?;
-            let steps = store_res::steps_many(&store, &ids).await?;
-            Ok::<_, StoreError>((resolutions, tasks, steps))
-        };
-        match all.await {
-            Ok((resolutions, tasks, mut steps)) => {
-                let mut resolutions: std::collections::HashMap<ResolutionId, ResolutionRecord> =
-                    resolutions.into_iter().map(|r| (r.id, r)).collect();
-                let mut tasks: std::collections::HashMap<ResolutionId, TaskRecord> = tasks
+        match store_res::load_many(&store, &ids).await {
+            Ok(rows) => {
+                let mut found: std::collections::HashMap<ResolutionId, Loaded> = rows
                     .into_iter()
-                    .filter_map(|t| t.resolution_id.map(|r| (r, t)))
-                    .collect();
-                return ids
-                    .iter()
-                    .map(|id| {
-                        Ok(match (resolutions.remove(id), tasks.remove(id)) {
-                            (Some(resolution), Some(task)) => Some(Loaded {
+                    .map(|(resolution, task, steps)| {
+                        (
+                            resolution.id,
+                            Loaded {
                                 resolution,
                                 task,
-                                steps: steps.remove(id).unwrap_or_default(),
-                            }),
-                            _ => None,
-                        })
+                                steps,
+                            },
+                        )
                     })
                     .collect();
+                return ids.iter().map(|id| Ok(found.remove(id))).collect();
             }
             Err(e) => {
                 tracing::debug!(error = %e, reads = ids.len(), "batched cycle reads failed; reading them one by one");

@@ -58,6 +58,7 @@ pub struct Runner {
     maintenance: JoinHandle<()>,
     slots: Arc<Semaphore>,
     max: usize,
+    notify: Arc<Notify>,
 }
 
 impl Runner {
@@ -75,7 +76,7 @@ impl Runner {
         let main = tokio::spawn(claim_loop(
             engine.clone(),
             settings.clone(),
-            notify,
+            notify.clone(),
             slots.clone(),
             cancel.clone(),
         ));
@@ -87,7 +88,14 @@ impl Runner {
             maintenance,
             slots,
             max: settings.max_concurrent.max(1),
+            notify,
         }
+    }
+
+    /// What wakes the claim loop (as the `mutask_resolution` NOTIFY does): for work this
+    /// instance just made claimable itself.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.notify.clone()
     }
 
     /// Stops claiming; running cycles stop launching steps and end once their running steps

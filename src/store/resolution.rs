@@ -221,25 +221,6 @@ pub async fn get(
     row.map(|r| open_resolution(&store.keys, r)).transpose()
 }
 
-/// Several resolutions by id (one statement); missing ones are left out.
-pub async fn get_many(
-    store: &super::Store,
-    ids: &[ResolutionId],
-) -> Result<Vec<ResolutionRecord>, StoreError> {
-    let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
-    let rows: Vec<ResolutionRow> = sqlx::query_as(concat!(
-        "SELECT ",
-        resolution_columns!(),
-        " FROM resolution WHERE id = ANY($1)"
-    ))
-    .bind(ids)
-    .fetch_all(&store.pool)
-    .await?;
-    rows.into_iter()
-        .map(|r| open_resolution(&store.keys, r))
-        .collect()
-}
-
 /// The resolution of a task.
 pub async fn get_by_task(
     store: &super::Store,
@@ -332,56 +313,139 @@ fn open_step(keys: &KeyRing, id: ResolutionId, r: StepRow) -> Result<StepRecord,
     })
 }
 
-/// A step row with its resolution (batched reads).
+/// A resolution with its task and steps, as one row (see [`load_many`]).
 #[derive(sqlx::FromRow)]
-struct ResolutionStepRow {
-    resolution_id: ResolutionId,
-    name: String,
-    position: i32,
-    state: String,
-    try_count: i32,
-    last_run: Option<DateTime<Utc>>,
-    definition_enc: Vec<u8>,
-    output_enc: Option<Vec<u8>>,
-    metadata_enc: Option<Vec<u8>>,
-    error_enc: Option<Vec<u8>>,
-    children_enc: Option<Vec<u8>>,
+struct LoadRow {
+    #[sqlx(flatten)]
+    task: super::task::TaskRow,
+    r_owner_instance: Option<crate::domain::InstanceId>,
+    r_claim_attempt: i64,
+    r_created: DateTime<Utc>,
+    r_last_start: Option<DateTime<Utc>>,
+    r_last_stop: Option<DateTime<Utc>>,
+    r_next_retry: Option<DateTime<Utc>>,
+    r_run_count: i32,
+    r_run_max: i32,
+    r_resolver_input_enc: Vec<u8>,
+    s_names: Option<Vec<String>>,
+    s_positions: Option<Vec<i32>>,
+    s_states: Option<Vec<String>>,
+    s_tries: Option<Vec<i32>>,
+    s_last_runs: Option<Vec<Option<DateTime<Utc>>>>,
+    s_defs: Option<Vec<Vec<u8>>>,
+    s_outputs: Option<Vec<Option<Vec<u8>>>>,
+    s_metadata: Option<Vec<Option<Vec<u8>>>>,
+    s_errors: Option<Vec<Option<Vec<u8>>>>,
+    s_children: Option<Vec<Option<Vec<u8>>>>,
 }
 
-/// The steps of several resolutions (one statement), each list in position order.
-pub async fn steps_many(
+/// What a cycle reads first: a resolution, its task and its steps (in position order).
+pub type Loaded = (ResolutionRecord, super::task::TaskRecord, Vec<StepRecord>);
+
+/// Resolutions with their tasks and steps, in one statement (one round trip for a cycle's
+/// first read, or for a claimed batch); resolutions (or tasks) that are gone are left out.
+pub async fn load_many(
     store: &super::Store,
     ids: &[ResolutionId],
-) -> Result<std::collections::HashMap<ResolutionId, Vec<StepRecord>>, StoreError> {
+) -> Result<Vec<Loaded>, StoreError> {
     let uuids: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
-    let rows: Vec<ResolutionStepRow> = sqlx::query_as(
-        "SELECT resolution_id, name, position, state, try_count, last_run, definition_enc, output_enc,
-                metadata_enc, error_enc, children_enc
-         FROM step WHERE resolution_id = ANY($1) ORDER BY resolution_id, position, name",
+    let rows: Vec<LoadRow> = sqlx::query_as(
+        "SELECT t.id, t.template_name, t.template_version, t.title_enc, t.state, t.requester_username,
+                t.requester_groups, t.watcher_usernames, t.watcher_groups, t.resolver_usernames,
+                t.resolver_groups, t.tags, t.input_enc, t.result_enc, t.batch_id, t.parent_task_id,
+                t.steps_done, t.steps_total, t.created, t.last_activity,
+                r.id AS resolution_id, r.state AS resolution_state, r.resolver_username,
+                r.owner_instance AS r_owner_instance, r.claim_attempt AS r_claim_attempt,
+                r.created AS r_created, r.last_start AS r_last_start, r.last_stop AS r_last_stop,
+                r.next_retry AS r_next_retry, r.run_count AS r_run_count, r.run_max AS r_run_max,
+                r.resolver_input_enc AS r_resolver_input_enc,
+                s.names AS s_names, s.positions AS s_positions, s.states AS s_states,
+                s.tries AS s_tries, s.last_runs AS s_last_runs, s.defs AS s_defs,
+                s.outputs AS s_outputs, s.metadata AS s_metadata, s.errors AS s_errors,
+                s.children AS s_children
+           FROM resolution r
+           JOIN task t ON t.id = r.task_id
+           LEFT JOIN LATERAL (
+             SELECT array_agg(name ORDER BY position, name) AS names,
+                    array_agg(position ORDER BY position, name) AS positions,
+                    array_agg(state ORDER BY position, name) AS states,
+                    array_agg(try_count ORDER BY position, name) AS tries,
+                    array_agg(last_run ORDER BY position, name) AS last_runs,
+                    array_agg(definition_enc ORDER BY position, name) AS defs,
+                    array_agg(output_enc ORDER BY position, name) AS outputs,
+                    array_agg(metadata_enc ORDER BY position, name) AS metadata,
+                    array_agg(error_enc ORDER BY position, name) AS errors,
+                    array_agg(children_enc ORDER BY position, name) AS children
+               FROM step WHERE step.resolution_id = r.id) s ON true
+          WHERE r.id = ANY($1)",
     )
     .bind(uuids)
     .fetch_all(&store.pool)
     .await?;
-    let mut out: std::collections::HashMap<ResolutionId, Vec<StepRecord>> =
-        ids.iter().map(|i| (*i, Vec::new())).collect();
-    for r in rows {
-        let id = r.resolution_id;
-        let row = (
-            r.name,
-            r.position,
-            r.state,
-            r.try_count,
-            r.last_run,
-            r.definition_enc,
-            r.output_enc,
-            r.metadata_enc,
-            r.error_enc,
-            r.children_enc,
+    rows.into_iter()
+        .map(|row| open_loaded(&store.keys, row))
+        .collect()
+}
+
+fn open_loaded(keys: &KeyRing, row: LoadRow) -> Result<Loaded, StoreError> {
+    let task = row.task.open(keys)?;
+    let id = task
+        .resolution_id
+        .ok_or_else(|| StoreError::Corrupt(format!("task {}: no resolution", task.id)))?;
+    let state = task
+        .resolution_state
+        .ok_or_else(|| StoreError::Corrupt(format!("resolution {id}: no state")))?;
+    let resolution = ResolutionRecord {
+        id,
+        task_id: task.id,
+        resolver_username: task.resolver_username.clone(),
+        state,
+        owner_instance: row.r_owner_instance,
+        claim_attempt: row.r_claim_attempt,
+        created: row.r_created,
+        last_start: row.r_last_start,
+        last_stop: row.r_last_stop,
+        next_retry: row.r_next_retry,
+        run_count: row.r_run_count,
+        run_max: row.r_run_max,
+        resolver_input: keys.open_json(
+            Aad {
+                table: "resolution",
+                column: "resolver_input_enc",
+                row: &id.to_string(),
+            },
+            &row.r_resolver_input_enc,
+        )?,
+    };
+    let names = row.s_names.unwrap_or_default();
+    let n = names.len();
+    let mut positions = row.s_positions.unwrap_or_default().into_iter();
+    let mut states = row.s_states.unwrap_or_default().into_iter();
+    let mut tries = row.s_tries.unwrap_or_default().into_iter();
+    let mut last_runs = row.s_last_runs.unwrap_or_default().into_iter();
+    let mut defs = row.s_defs.unwrap_or_default().into_iter();
+    let mut outputs = row.s_outputs.unwrap_or_default().into_iter();
+    let mut metadata = row.s_metadata.unwrap_or_default().into_iter();
+    let mut errors = row.s_errors.unwrap_or_default().into_iter();
+    let mut children = row.s_children.unwrap_or_default().into_iter();
+    let mut steps = Vec::with_capacity(n);
+    let short = || StoreError::Corrupt(format!("resolution {id}: step arrays of unequal length"));
+    for name in names {
+        let r: StepRow = (
+            name,
+            positions.next().ok_or_else(short)?,
+            states.next().ok_or_else(short)?,
+            tries.next().ok_or_else(short)?,
+            last_runs.next().ok_or_else(short)?,
+            defs.next().ok_or_else(short)?,
+            outputs.next().ok_or_else(short)?,
+            metadata.next().ok_or_else(short)?,
+            errors.next().ok_or_else(short)?,
+            children.next().ok_or_else(short)?,
         );
-        let step = open_step(&store.keys, id, row)?;
-        out.entry(id).or_default().push(step);
+        steps.push(open_step(keys, id, r)?);
     }
-    Ok(out)
+    Ok((resolution, task, steps))
 }
 
 /// Proof of ownership of a running resolution: every write names it (fencing).

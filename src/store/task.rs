@@ -78,7 +78,7 @@ pub struct TaskRecord {
 }
 
 #[derive(sqlx::FromRow)]
-struct TaskRow {
+pub(super) struct TaskRow {
     id: TaskId,
     template_name: String,
     template_version: i32,
@@ -105,7 +105,7 @@ struct TaskRow {
 }
 
 impl TaskRow {
-    fn open(self, keys: &KeyRing) -> Result<TaskRecord, StoreError> {
+    pub(super) fn open(self, keys: &KeyRing) -> Result<TaskRecord, StoreError> {
         let row = self.id.to_string();
         let input = keys.open_json(aad("input_enc", &row), &self.input_enc)?;
         let title = String::from_utf8(keys.open(aad("title_enc", &row), &self.title_enc)?)
@@ -366,19 +366,6 @@ pub async fn get(store: &Store, id: TaskId) -> Result<Option<TaskRecord>, StoreE
         .fetch_optional(&store.pool)
         .await?;
     row.map(|r| r.open(&store.keys)).transpose()
-}
-
-/// The tasks of several resolutions, by resolution (one statement).
-pub async fn get_for_resolutions(
-    store: &Store,
-    ids: &[ResolutionId],
-) -> Result<Vec<TaskRecord>, StoreError> {
-    let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
-    let rows: Vec<TaskRow> = sqlx::query_as(concat!(select_task!(), " WHERE r.id = ANY($1)"))
-        .bind(ids)
-        .fetch_all(&store.pool)
-        .await?;
-    rows.into_iter().map(|r| r.open(&store.keys)).collect()
 }
 
 /// Number of tasks (all states).
