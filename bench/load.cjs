@@ -4,7 +4,7 @@
 //   node load.cjs create  URLS N CLIENTS TEMPLATE
 //       N x POST /task from CLIENTS concurrent keep-alive connections; prints the rate.
 //   node load.cjs latency URLS M TEMPLATE
-//       M tasks one at a time: POST /task, then GET /task/{id} every POLL_MS (default 2)
+//       M tasks one at a time: POST /task, then GET /task/{id} every POLL_MS (default 1, as the peer polls)
 //       until it is DONE; prints create->DONE p50/p95/max (after WARM=5 warm-up tasks).
 //   node load.cjs steady  URLS SECONDS CLIENTS TEMPLATE PAUSEFILE
 //       create tasks for SECONDS; while PAUSEFILE exists, wait (the harness sets it when
@@ -17,7 +17,7 @@ const http = require('node:http');
 const fs = require('node:fs');
 
 const AUTH = 'Basic ' + Buffer.from(process.env.BENCH_AUTH || 'admin:pw').toString('base64');
-const POLL_MS = +(process.env.POLL_MS || 2);
+const POLL_MS = +(process.env.POLL_MS || 1);
 const WARM = +(process.env.WARM || 5);
 const REQ_TIMEOUT_MS = 30000;
 const now = () => process.hrtime.bigint();
