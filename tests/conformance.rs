@@ -519,6 +519,18 @@ async fn foreach() {
         concat[0]["metadata"]["iterator"]["output"],
         json!({"foo": "foo-b", "bar": "bar-b"})
     );
+    // only `echo`s: nothing had to be durable before the end, so every step row (children
+    // included) was written by the one statement that ended the cycle
+    let (rows, writes): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT s.updated) FROM step s
+           JOIN resolution r ON r.id = s.resolution_id
+          WHERE r.id = $1 AND s.updated = r.last_stop",
+    )
+    .bind(id)
+    .fetch_one(&h.store.pool)
+    .await
+    .unwrap();
+    assert_eq!((rows as usize, writes), (s.len(), 1), "{s:?}");
 }
 
 async fn chained_setup(h: &H, dep_on_parent: bool) -> ResolutionId {

@@ -89,6 +89,9 @@ struct Cycle<'a> {
     positions: HashMap<String, i32>,
     executed: HashSet<String>,
     in_flight: HashSet<String>,
+    /// The steps in flight that were written RUNNING first (side effects, a pre-hook or a
+    /// delay: [`Cycle::marks_running`]); the others are `echo`s, done in no time.
+    durable_in_flight: HashSet<String>,
     contracted: HashSet<String>,
     dirty: HashSet<String>,
     removed: HashSet<String>,
@@ -882,9 +885,15 @@ impl Engine {
             let starts = c.launch_available();
             // persisted before anything with side effects starts (the RUNNING marks); other
             // changes ride along with the next write
-            if starts.iter().any(|n| c.marks_running(n)) {
+            let durable: Vec<String> = starts
+                .iter()
+                .filter(|n| c.marks_running(n))
+                .cloned()
+                .collect();
+            if !durable.is_empty() {
                 c.persist().await?;
             }
+            c.durable_in_flight.extend(durable);
             c.start(starts);
             if c.join.is_empty() {
                 if !waiting_pass {
@@ -928,10 +937,13 @@ impl Engine {
                     }
                 }
             };
+            let finished_durable = c.durable_in_flight.remove(&executed.step.name);
             c.apply(executed);
-            // while other steps run, results are made durable at once; otherwise the next
-            // launch or the end of the cycle writes them (one statement either way)
-            if !c.in_flight.is_empty() {
+            // while other steps run, the result of a step with side effects is made durable at
+            // once, and so is any result while a step that may take long runs (so that it
+            // shows); otherwise (`echo`s finishing among `echo`s: a foreach of them) the next
+            // launch or the end of the cycle writes them, in one statement
+            if !c.in_flight.is_empty() && (finished_durable || !c.durable_in_flight.is_empty()) {
                 c.persist().await?;
             }
         }
@@ -1058,6 +1070,7 @@ impl<'a> Cycle<'a> {
             positions,
             executed: HashSet::new(),
             in_flight: HashSet::new(),
+            durable_in_flight: HashSet::new(),
             contracted: HashSet::new(),
             dirty: HashSet::new(),
             removed: HashSet::new(),
