@@ -579,8 +579,9 @@ impl Notifier {
     /// Builds and sends notifications until `shutdown`: after each pass it sleeps until the
     /// earliest pending delivery is due (at most `max_sleep`) or a task event is signalled
     /// (`wake`: the `mutask_event` NOTIFY of the `task_event` trigger), so events go out within
-    /// [`EVENT_DEBOUNCE`] (which gathers a burst into one pass) and an idle instance asks the database a few times per `max_sleep`. Overdue tasks are
-    /// looked for every `max_sleep`; old events are forgotten hourly.
+    /// [`EVENT_DEBOUNCE`] (which gathers a burst into one pass) and an idle instance asks the
+    /// database a few times per `max_sleep`. Overdue tasks are looked for every `max_sleep`; old
+    /// events are forgotten hourly.
     pub async fn run(
         self,
         wake: std::sync::Arc<tokio::sync::Notify>,
