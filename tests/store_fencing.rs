@@ -87,6 +87,25 @@ async fn task_row(s: &Store, id: TaskId) -> (String, i32) {
         .unwrap()
 }
 
+/// Creates `t` with a resolution `r` in `state` holding `steps` (no comment).
+async fn create(s: &Store, t: &NewTask, r: ResolutionId, state: ResolutionState, steps: &[&str]) {
+    store::task::create(s, t, Some(&resolution(r, state, steps)), None)
+        .await
+        .unwrap();
+}
+
+/// A connection listening for claimable resolutions.
+async fn listen(s: &Store) -> sqlx::postgres::PgListener {
+    let mut listener = sqlx::postgres::PgListener::connect_with(&s.pool)
+        .await
+        .unwrap();
+    listener
+        .listen(store::task::RESOLUTION_CHANNEL)
+        .await
+        .unwrap();
+    listener
+}
+
 /// A migrated database, its store, and the version of the `fenced` template.
 async fn setup() -> (Store, i32, mutask::testing::TestDb) {
     let (pool, db) = mutask::testing::test_pool().await;
@@ -123,35 +142,18 @@ async fn stale_claims_write_nothing_and_the_end_of_a_cycle_wakes_the_parent() {
     let (parent, parent_res) = (TaskId::new(), ResolutionId::new());
     let mut p = task(parent, version, None);
     p.state = TaskState::Waiting;
-    store::task::create(
-        &s,
-        &p,
-        Some(&resolution(parent_res, ResolutionState::Waiting, &[])),
-        None,
-    )
-    .await
-    .unwrap();
+    create(&s, &p, parent_res, ResolutionState::Waiting, &[]).await;
     let (child, child_res) = (TaskId::new(), ResolutionId::new());
-    store::task::create(
+    create(
         &s,
         &task(child, version, Some(parent)),
-        Some(&resolution(
-            child_res,
-            ResolutionState::ToAutorun,
-            &["a", "b"],
-        )),
-        None,
+        child_res,
+        ResolutionState::ToAutorun,
+        &["a", "b"],
     )
-    .await
-    .unwrap();
+    .await;
 
-    let mut listener = sqlx::postgres::PgListener::connect_with(&s.pool)
-        .await
-        .unwrap();
-    listener
-        .listen(store::task::RESOLUTION_CHANNEL)
-        .await
-        .unwrap();
+    let mut listener = listen(&s).await;
 
     // the claim takes the child only (the parent is not due) and sets its task RUNNING
     let me = InstanceId::new();
@@ -295,28 +297,14 @@ async fn the_last_of_two_batch_children_finishing_together_wakes_the_parent() {
     let (parent, parent_res) = (TaskId::new(), ResolutionId::new());
     let mut p = task(parent, version, None);
     p.state = TaskState::Waiting;
-    store::task::create(
-        &s,
-        &p,
-        Some(&resolution(parent_res, ResolutionState::Waiting, &[])),
-        None,
-    )
-    .await
-    .unwrap();
+    create(&s, &p, parent_res, ResolutionState::Waiting, &[]).await;
     let batch = store::task::create_batch(&s).await.unwrap();
     let (mut children, mut resolutions) = (Vec::new(), Vec::new());
     for _ in 0..2 {
         let (c, r) = (TaskId::new(), ResolutionId::new());
         let mut t = task(c, version, Some(parent));
         t.batch_id = Some(batch);
-        store::task::create(
-            &s,
-            &t,
-            Some(&resolution(r, ResolutionState::ToAutorun, &["a"])),
-            None,
-        )
-        .await
-        .unwrap();
+        create(&s, &t, r, ResolutionState::ToAutorun, &["a"]).await;
         children.push(c);
         resolutions.push(r);
     }
@@ -384,14 +372,14 @@ async fn batched_ends_are_fenced_one_by_one() {
     let mut tasks = Vec::new();
     for _ in 0..3 {
         let (t, r) = (TaskId::new(), ResolutionId::new());
-        store::task::create(
+        create(
             &s,
             &task(t, version, None),
-            Some(&resolution(r, ResolutionState::ToAutorun, &["a", "b"])),
-            None,
+            r,
+            ResolutionState::ToAutorun,
+            &["a", "b"],
         )
-        .await
-        .unwrap();
+        .await;
         tasks.push((t, r));
     }
     let claims = res::claim_due(
@@ -464,21 +452,15 @@ async fn batched_ends_are_fenced_one_by_one() {
 async fn a_claim_handed_back_mid_cycle_is_recovered_like_a_crash() {
     let (s, version, _db) = setup().await;
     let (t, r) = (TaskId::new(), ResolutionId::new());
-    store::task::create(
+    create(
         &s,
         &task(t, version, None),
-        Some(&resolution(r, ResolutionState::ToAutorun, &["a"])),
-        None,
+        r,
+        ResolutionState::ToAutorun,
+        &["a"],
     )
-    .await
-    .unwrap();
-    let mut listener = sqlx::postgres::PgListener::connect_with(&s.pool)
-        .await
-        .unwrap();
-    listener
-        .listen(store::task::RESOLUTION_CHANNEL)
-        .await
-        .unwrap();
+    .await;
+    let mut listener = listen(&s).await;
     let me = InstanceId::new();
     let lease = std::time::Duration::from_secs(60);
     let (claim, _) = res::claim_due(&s, me, 10, lease).await.unwrap()[0];
@@ -514,24 +496,18 @@ async fn a_claim_handed_back_mid_cycle_is_recovered_like_a_crash() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_is_created_whole_in_one_statement_and_claimers_are_notified() {
     let (s, version, _db) = setup().await;
-    let mut listener = sqlx::postgres::PgListener::connect_with(&s.pool)
-        .await
-        .unwrap();
-    listener
-        .listen(store::task::RESOLUTION_CHANNEL)
-        .await
-        .unwrap();
+    let mut listener = listen(&s).await;
 
     // not claimable: created without a notification
     let (quiet, quiet_res) = (TaskId::new(), ResolutionId::new());
-    store::task::create(
+    create(
         &s,
         &task(quiet, version, None),
-        Some(&resolution(quiet_res, ResolutionState::Todo, &["a"])),
-        None,
+        quiet_res,
+        ResolutionState::Todo,
+        &["a"],
     )
-    .await
-    .unwrap();
+    .await;
 
     // claimable, with steps, a comment and an expected duration
     let (id, res_id) = (TaskId::new(), ResolutionId::new());
@@ -618,27 +594,16 @@ async fn a_cycle_reads_its_resolution_task_and_steps_in_one_statement() {
     let (id, res_id) = (TaskId::new(), ResolutionId::new());
     let mut t = task(id, version, None);
     t.input = json!({"secret": "kept sealed"});
-    store::task::create(
-        &s,
-        &t,
-        Some(&resolution(
-            res_id,
-            ResolutionState::ToAutorun,
-            &["b", "a", "c"],
-        )),
-        None,
-    )
-    .await
-    .unwrap();
+    create(&s, &t, res_id, ResolutionState::ToAutorun, &["b", "a", "c"]).await;
     let (empty, empty_res) = (TaskId::new(), ResolutionId::new());
-    store::task::create(
+    create(
         &s,
         &task(empty, version, None),
-        Some(&resolution(empty_res, ResolutionState::Todo, &[])),
-        None,
+        empty_res,
+        ResolutionState::Todo,
+        &[],
     )
-    .await
-    .unwrap();
+    .await;
     // one step with an output and an error, the others with none (NULLs inside the arrays)
     let me = InstanceId::new();
     let claims = res::claim_due(&s, me, 10, std::time::Duration::from_secs(60))

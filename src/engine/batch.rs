@@ -1,12 +1,12 @@
 //! Group commit for the engine's hot statements.
 //!
 //! Every cycle starts with one read (resolution, task and steps, [`store_res::load_many`]) and
-//! ends with one fenced write (steps, resolution, task). When many cycles run at once — a claimed batch of short tasks —
-//! a [`Combiner`] hands every request waiting in its queue to one call that serves them all with
-//! one statement per kind: [`Loads`] reads with `= ANY($1)`, [`Ends`] writes with
-//! [`store_res::end_cycles`], each end still fenced by its own claim. Nothing waits to fill a
-//! batch: a lone request is served at once, and requests that arrive while a statement runs
-//! form the next batch, so batches grow with the load.
+//! ends with one fenced write (steps, resolution, task). When many cycles run at once — a
+//! claimed batch of short tasks — a [`Combiner`] hands every request waiting in its queue to one
+//! call that serves them all with one statement per kind: [`Loads`] reads with `= ANY($1)`,
+//! [`Ends`] writes with [`store_res::end_cycles`], each end still fenced by its own claim.
+//! Nothing waits to fill a batch: a lone request is served at once, and requests that arrive
+//! while a statement runs form the next batch, so batches grow with the load.
 //!
 //! Invariants: a caller learns its outcome only after the statement finished (for ends: after
 //! it committed); when a batched statement fails, each request of that batch is served on its
@@ -169,15 +169,21 @@ impl Loads {
     }
 }
 
+impl From<store_res::Loaded> for Loaded {
+    fn from((resolution, task, steps): store_res::Loaded) -> Loaded {
+        Loaded {
+            resolution,
+            task,
+            steps,
+        }
+    }
+}
+
 async fn read_one(store: &Store, id: ResolutionId) -> LoadOutcome {
     Ok(store_res::load_many(store, &[id])
         .await?
         .pop()
-        .map(|(resolution, task, steps)| Loaded {
-            resolution,
-            task,
-            steps,
-        }))
+        .map(Loaded::from))
 }
 
 async fn read_many(store: Store, ids: Vec<ResolutionId>) -> Vec<LoadOutcome> {
@@ -186,16 +192,7 @@ async fn read_many(store: Store, ids: Vec<ResolutionId>) -> Vec<LoadOutcome> {
             Ok(rows) => {
                 let mut found: std::collections::HashMap<ResolutionId, Loaded> = rows
                     .into_iter()
-                    .map(|(resolution, task, steps)| {
-                        (
-                            resolution.id,
-                            Loaded {
-                                resolution,
-                                task,
-                                steps,
-                            },
-                        )
-                    })
+                    .map(|row| (row.0.id, Loaded::from(row)))
                     .collect();
                 return ids.iter().map(|id| Ok(found.remove(id))).collect();
             }
