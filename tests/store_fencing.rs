@@ -448,6 +448,123 @@ async fn batched_ends_are_fenced_one_by_one() {
     }
 }
 
+/// The end of a cycle that leaves a resolution WAITING (`next_retry` none), fenced by `claim`.
+fn waiting(claim: Claim, task: TaskId) -> res::EndOfCycle {
+    res::EndOfCycle {
+        claim,
+        task,
+        steps: vec![],
+        removed: vec![],
+        end: CycleEnd {
+            state: ResolutionState::Waiting,
+            next_retry: None,
+            task_state: TaskState::Waiting,
+            task_result: None,
+            steps_done: 0,
+            task_tags: None,
+            has_parent: false,
+        },
+    }
+}
+
+/// A child that finishes, or a callback that is called, while its parent's cycle still runs
+/// (after the step looked and found nothing done) must not be lost when that cycle ends
+/// WAITING: the parent is claimable again at once. Each round uses a different path: a first
+/// wake-up, a later one (the parent's `next_retry` already holds the one that started the
+/// run), and a callback; then a WAITING end with no wake-up stays unclaimable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wake_up_that_comes_while_the_parent_runs_is_kept_when_it_ends_waiting() {
+    let (s, version, _db) = setup().await;
+    let me = InstanceId::new();
+    let lease = std::time::Duration::from_secs(60);
+    let (parent, parent_res) = (TaskId::new(), ResolutionId::new());
+    create(
+        &s,
+        &task(parent, version, None),
+        parent_res,
+        ResolutionState::ToAutorun,
+        &[],
+    )
+    .await;
+    let claims = res::claim_due(&s, me, 10, lease).await.unwrap();
+    assert_eq!(claims.len(), 1);
+    let mut parent_claim = claims[0].0;
+
+    let done = CycleEnd {
+        state: ResolutionState::Done,
+        next_retry: None,
+        task_state: TaskState::Done,
+        task_result: None,
+        steps_done: 0,
+        task_tags: None,
+        has_parent: true,
+    };
+    for round in 0..3 {
+        if round < 2 {
+            // a child runs and ends while the parent's cycle is in flight
+            let (child, child_res) = (TaskId::new(), ResolutionId::new());
+            create(
+                &s,
+                &task(child, version, Some(parent)),
+                child_res,
+                ResolutionState::ToAutorun,
+                &[],
+            )
+            .await;
+            let claims = res::claim_due(&s, me, 10, lease).await.unwrap();
+            assert_eq!(claims.len(), 1, "round {round}: only the child is due");
+            res::end_cycle(&s, &claims[0].0, &[], &[], &done)
+                .await
+                .unwrap()
+                .unwrap();
+        } else {
+            let id = uuid::Uuid::now_v7();
+            store::callback::create(&s, id, parent, parent_res, "wait", "secret", None)
+                .await
+                .unwrap();
+            assert!(
+                store::callback::record_call(&s, id, &json!({"ok": true}))
+                    .await
+                    .unwrap()
+            );
+        }
+        // then the parent's cycle ends WAITING, through the batched end or the single one
+        if round == 1 {
+            let end = waiting(parent_claim, parent).end;
+            res::end_cycle(&s, &parent_claim, &[], &[], &end)
+                .await
+                .unwrap()
+                .unwrap();
+        } else {
+            let fenced = res::end_cycles(&s, &[waiting(parent_claim, parent)])
+                .await
+                .unwrap();
+            assert_eq!(fenced, [parent_res]);
+        }
+        let claims = res::claim_due(&s, me, 10, lease).await.unwrap();
+        assert_eq!(
+            claims.len(),
+            1,
+            "round {round}: the wake-up was lost: {:?}",
+            res::get(&s, parent_res).await.unwrap()
+        );
+        assert_eq!(claims[0].0.resolution, parent_res);
+        assert_eq!(claims[0].1, ResolutionState::Waiting);
+        parent_claim = claims[0].0;
+    }
+
+    // nothing woke it during this run: WAITING, and not claimable
+    let fenced = res::end_cycles(&s, &[waiting(parent_claim, parent)])
+        .await
+        .unwrap();
+    assert_eq!(fenced, [parent_res]);
+    assert!(res::claim_due(&s, me, 10, lease).await.unwrap().is_empty());
+    assert_eq!(
+        res::get(&s, parent_res).await.unwrap().unwrap().state,
+        ResolutionState::Waiting
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_handed_back_mid_cycle_is_recovered_like_a_crash() {
     let (s, version, _db) = setup().await;

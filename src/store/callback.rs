@@ -3,6 +3,8 @@
 //! (`called IS NULL`), so a callback is consumed once, and it wakes the resolution in the same
 //! transaction.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -127,18 +129,20 @@ pub async fn record_call(store: &Store, id: uuid::Uuid, body: &Value) -> Result<
     .fetch_optional(&mut *tx)
     .await?;
     let Some(res) = res else { return Ok(false) };
-    let woken: Option<ResolutionId> = sqlx::query_scalar(
-        "UPDATE resolution r
-            SET next_retry = CASE WHEN r.next_retry IS NULL OR r.next_retry > now() THEN now() ELSE r.next_retry END,
-                updated = now()
-           FROM task t
-          WHERE r.id = $1 AND t.id = r.task_id AND t.state IN ('BLOCKED', 'RUNNING', 'WAITING')
-            AND r.state NOT IN ('CRASHED', 'PAUSED', 'CANCELLED', 'DONE')
-         RETURNING r.id",
-    )
-    .bind(res)
-    .fetch_optional(&mut *tx)
-    .await?;
+    static WAKE: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "UPDATE resolution r SET next_retry = {}, updated = now()
+               FROM task t
+              WHERE r.id = $1 AND t.id = r.task_id AND t.state IN ('BLOCKED', 'RUNNING', 'WAITING')
+                AND r.state NOT IN ('CRASHED', 'PAUSED', 'CANCELLED', 'DONE')
+             RETURNING r.id",
+            super::resolution::woken_next_retry("r")
+        )
+    });
+    let woken: Option<ResolutionId> = sqlx::query_scalar(WAKE.as_str())
+        .bind(res)
+        .fetch_optional(&mut *tx)
+        .await?;
     if let Some(w) = woken {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(super::task::RESOLUTION_CHANNEL)

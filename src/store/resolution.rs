@@ -668,7 +668,7 @@ pub async fn write_steps(
              {STEP_UPSERT},
              t AS (UPDATE task SET steps_done = $15, last_activity = now()
                     WHERE $15::int IS NOT NULL AND id = (SELECT task_id FROM r))
-             SELECT count(*) FROM r"
+             SELECT count(*) FROM r",
         )
     });
     let q = sqlx::query_scalar::<_, i64>(SQL.as_str())
@@ -757,7 +757,7 @@ pub async fn end_cycle(
     let arrays = StepArrays::seal(&store.keys, claim.resolution, steps)?;
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
-        "WITH r AS (UPDATE resolution SET state = $15, next_retry = $16, last_stop = now(),
+        "WITH r AS (UPDATE resolution SET state = $15, next_retry = {next_retry}, last_stop = now(),
                            owner_instance = NULL, lease_expires = NULL, updated = now()
                      WHERE id = $1 AND owner_instance = $2 AND claim_attempt = $3 AND state = 'RUNNING'
                     RETURNING id, task_id),
@@ -765,7 +765,8 @@ pub async fn end_cycle(
          t AS (UPDATE task SET state = $17, steps_done = $18, result_enc = COALESCE($19, result_enc),
                       tags = COALESCE($20, tags), last_activity = now()
                 WHERE id = (SELECT task_id FROM r))
-         SELECT count(*) FROM r"
+         SELECT count(*) FROM r",
+            next_retry = next_retry_at_end("resolution", "$15", "$16")
         )
     });
     let q = sqlx::query_scalar::<_, i64>(SQL.as_str())
@@ -865,84 +866,116 @@ pub async fn end_cycles(
         }
         steps.push(&store.keys, e.claim.resolution, &e.steps)?;
     }
-    let fenced: Vec<ResolutionId> = sqlx::query_scalar(
-        "WITH i AS (
-           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::text[], $5::timestamptz[],
-                                $6::text[], $7::int[], $8::bytea[], $9::jsonb[])
-                    AS i(id, owner, attempt, state, next_retry, task_state, steps_done, result, tags)),
-         r AS (
-           UPDATE resolution res SET state = i.state, next_retry = i.next_retry, last_stop = now(),
-                  owner_instance = NULL, lease_expires = NULL, updated = now()
-             FROM i
-            WHERE res.id = i.id AND res.owner_instance = i.owner AND res.claim_attempt = i.attempt
-              AND res.state = 'RUNNING'
-           RETURNING res.id, res.task_id),
-         d AS (
-           DELETE FROM step USING unnest($10::uuid[], $11::text[]) AS x(rid, name), r
-            WHERE step.resolution_id = x.rid AND step.name = x.name AND r.id = x.rid),
-         s AS (
-           INSERT INTO step (resolution_id, name, position, state, try_count, last_run, definition_enc,
-                             output_enc, metadata_enc, error_enc, children_enc, updated)
-           SELECT u.rid, u.name, u.position, u.state, u.try_count, u.last_run, u.def, u.output,
-                  u.metadata, u.error, u.children, now()
-             FROM unnest($12::uuid[], $13::text[], $14::int[], $15::text[], $16::int[],
-                         $17::timestamptz[], $18::bytea[], $19::bytea[], $20::bytea[], $21::bytea[],
-                         $22::bytea[])
-                  AS u(rid, name, position, state, try_count, last_run, def, output, metadata, error,
-                       children)
-             JOIN r ON r.id = u.rid
-           ON CONFLICT (resolution_id, name) DO UPDATE SET position = EXCLUDED.position,
-               state = EXCLUDED.state, try_count = EXCLUDED.try_count, last_run = EXCLUDED.last_run,
-               definition_enc = EXCLUDED.definition_enc, output_enc = EXCLUDED.output_enc,
-               metadata_enc = EXCLUDED.metadata_enc, error_enc = EXCLUDED.error_enc,
-               children_enc = EXCLUDED.children_enc, updated = now()),
-         t AS (
-           UPDATE task SET state = i.task_state, steps_done = i.steps_done,
-                  result_enc = COALESCE(i.result, task.result_enc), tags = COALESCE(i.tags, task.tags),
-                  last_activity = now()
-             FROM r JOIN i ON i.id = r.id
-            WHERE task.id = r.task_id)
-         SELECT id FROM r",
-    )
-    .bind(ids)
-    .bind(owners)
-    .bind(attempts)
-    .bind(states)
-    .bind(retries)
-    .bind(task_states)
-    .bind(done)
-    .bind(results)
-    .bind(tags)
-    .bind(removed_from)
-    .bind(removed)
-    .bind(steps.resolutions)
-    .bind(steps.names)
-    .bind(steps.positions)
-    .bind(steps.states)
-    .bind(steps.tries)
-    .bind(steps.last_runs)
-    .bind(steps.defs)
-    .bind(steps.outputs)
-    .bind(steps.metadata)
-    .bind(steps.errors)
-    .bind(steps.children)
-    .fetch_all(&store.pool)
-    .await?;
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH i AS (
+               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::text[], $5::timestamptz[],
+                                    $6::text[], $7::int[], $8::bytea[], $9::jsonb[])
+                        AS i(id, owner, attempt, state, next_retry, task_state, steps_done, result, tags)),
+             r AS (
+               UPDATE resolution res SET state = i.state, next_retry = {next_retry}, last_stop = now(),
+                      owner_instance = NULL, lease_expires = NULL, updated = now()
+                 FROM i
+                WHERE res.id = i.id AND res.owner_instance = i.owner AND res.claim_attempt = i.attempt
+                  AND res.state = 'RUNNING'
+               RETURNING res.id, res.task_id),
+             d AS (
+               DELETE FROM step USING unnest($10::uuid[], $11::text[]) AS x(rid, name), r
+                WHERE step.resolution_id = x.rid AND step.name = x.name AND r.id = x.rid),
+             s AS (
+               INSERT INTO step (resolution_id, name, position, state, try_count, last_run, definition_enc,
+                                 output_enc, metadata_enc, error_enc, children_enc, updated)
+               SELECT u.rid, u.name, u.position, u.state, u.try_count, u.last_run, u.def, u.output,
+                      u.metadata, u.error, u.children, now()
+                 FROM unnest($12::uuid[], $13::text[], $14::int[], $15::text[], $16::int[],
+                             $17::timestamptz[], $18::bytea[], $19::bytea[], $20::bytea[], $21::bytea[],
+                             $22::bytea[])
+                      AS u(rid, name, position, state, try_count, last_run, def, output, metadata, error,
+                           children)
+                 JOIN r ON r.id = u.rid
+               ON CONFLICT (resolution_id, name) DO UPDATE SET position = EXCLUDED.position,
+                   state = EXCLUDED.state, try_count = EXCLUDED.try_count, last_run = EXCLUDED.last_run,
+                   definition_enc = EXCLUDED.definition_enc, output_enc = EXCLUDED.output_enc,
+                   metadata_enc = EXCLUDED.metadata_enc, error_enc = EXCLUDED.error_enc,
+                   children_enc = EXCLUDED.children_enc, updated = now()),
+             t AS (
+               UPDATE task SET state = i.task_state, steps_done = i.steps_done,
+                      result_enc = COALESCE(i.result, task.result_enc), tags = COALESCE(i.tags, task.tags),
+                      last_activity = now()
+                 FROM r JOIN i ON i.id = r.id
+                WHERE task.id = r.task_id)
+             SELECT id FROM r",
+            next_retry = next_retry_at_end("res", "i.state", "i.next_retry")
+        )
+    });
+    let fenced: Vec<ResolutionId> = sqlx::query_scalar(SQL.as_str())
+        .bind(ids)
+        .bind(owners)
+        .bind(attempts)
+        .bind(states)
+        .bind(retries)
+        .bind(task_states)
+        .bind(done)
+        .bind(results)
+        .bind(tags)
+        .bind(removed_from)
+        .bind(removed)
+        .bind(steps.resolutions)
+        .bind(steps.names)
+        .bind(steps.positions)
+        .bind(steps.states)
+        .bind(steps.tries)
+        .bind(steps.last_runs)
+        .bind(steps.defs)
+        .bind(steps.outputs)
+        .bind(steps.metadata)
+        .bind(steps.errors)
+        .bind(steps.children)
+        .fetch_all(&store.pool)
+        .await?;
     Ok(fenced)
+}
+
+/// The `next_retry` a wake-up gives the resolution aliased `r` (a child finished, a callback
+/// was called). A WAITING resolution is claimable once `next_retry` is due and later than its
+/// last start, so the wake-up is the statement's own time: it runs after the lock it waits for,
+/// so after a claim that committed first (`now()`, the transaction's start, may come before).
+/// An earlier retry time is kept only while it is pending (not yet consumed by a start); a
+/// later one is brought forward.
+pub(crate) fn woken_next_retry(r: &str) -> String {
+    format!(
+        "CASE WHEN {r}.next_retry IS NULL OR {r}.next_retry > statement_timestamp()
+                   OR {r}.next_retry <= coalesce({r}.last_start, '-infinity')
+              THEN statement_timestamp() ELSE {r}.next_retry END"
+    )
+}
+
+/// The `next_retry` the end of a cycle writes into the resolution aliased `r`: `next`, the
+/// cycle's own retry time, except that a resolution ending WAITING keeps a wake-up that came
+/// while it ran (a child finished, or a callback was called, after its step looked). Dropping
+/// it would leave the resolution waiting for good.
+fn next_retry_at_end(r: &str, state: &str, next: &str) -> String {
+    format!(
+        "CASE WHEN {state} = 'WAITING' AND {r}.next_retry > coalesce({r}.last_start, '-infinity')
+              THEN {r}.next_retry ELSE {next} END"
+    )
 }
 
 /// The wake-up of a finished child's parent as an `UPDATE` whose `WHERE` the caller completes
 /// with the child (`c.id = …`).
-const WAKE_PARENT: &str = "UPDATE resolution pr
-            SET next_retry = CASE WHEN pr.next_retry IS NULL OR pr.next_retry > now() THEN now() ELSE pr.next_retry END,
-                updated = now()
+static WAKE_PARENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE resolution pr SET next_retry = {}, updated = now()
            FROM task c, task p
           WHERE p.id = c.parent_task_id AND pr.task_id = p.id
             AND p.state IN ('BLOCKED', 'RUNNING', 'WAITING')
             AND pr.state NOT IN ('CRASHED', 'PAUSED')
             AND (c.batch_id IS NULL OR NOT EXISTS (
                   SELECT 1 FROM task s WHERE s.batch_id = c.batch_id AND s.id <> c.id
-                     AND s.state NOT IN ('DONE', 'WONTFIX', 'CANCELLED')))";
+                     AND s.state NOT IN ('DONE', 'WONTFIX', 'CANCELLED')))",
+        woken_next_retry("pr")
+    )
+});
 
 /// Wakes the parent of a task that just ended (subtask or batch child): the parent
 /// resolution's `next_retry` becomes now (only ever moved earlier) when the parent task is
@@ -968,7 +1001,7 @@ pub async fn wake_parent(
         return Ok(Vec::new());
     }
     static SQL: LazyLock<String> =
-        LazyLock::new(|| format!("{WAKE_PARENT} AND c.id = $1 RETURNING pr.id"));
+        LazyLock::new(|| format!("{} AND c.id = $1 RETURNING pr.id", *WAKE_PARENT));
     let woken: Vec<ResolutionId> = sqlx::query_scalar(SQL.as_str())
         .bind(child)
         .fetch_all(&mut *conn)
