@@ -213,6 +213,11 @@ await scenario('step-log', { width: 1280, height: 800 }, async (page) => {
   await page.locator('.node[data-step="copy"][data-state="DONE"]').waitFor({ timeout: 30000 });
   await page.getByTestId('step-log').filter({ hasText: '! warning: disk almost full' }).waitFor();
   await page.getByTestId('step-progress').filter({ hasText: '100% finished' }).waitFor();
+  // the page refreshed the log while the step ran (it prints for 3 s): every line is there, once
+  // (stdout and stderr are separate pipes: their lines may interleave either way)
+  const log = (await page.getByTestId('step-log').innerText()).split('\n').sort();
+  const printed = ['preparing the release', '! warning: disk almost full', '{"copied": 3}'].sort();
+  check(JSON.stringify(log) === JSON.stringify(printed), `the log holds each line once (got ${JSON.stringify(log)})`);
   await page.screenshot({ path: join(out, '10-step-log.png'), fullPage: true });
 });
 

@@ -218,29 +218,40 @@ function StepLogView(props: { resolution: string; step: string; running: boolean
   const [progress, setProgress] = useState<LogPage['progress']>(null);
   const [execution, setExecution] = useState<number | null>(null);
   const [error, setError] = useState('');
-  const next = useRef<number | null>(null);
+  // where the next page starts: kept in a ref, since the timer's closure outlives renders
+  const at = useRef<{ execution: number | null; next: number | null }>({ execution: null, next: null });
+  // pages are read one after the other, never two at once
+  const queue = useRef<Promise<void>>(Promise.resolve());
   const base = `/resolution/${props.resolution}/step/${encodeURIComponent(props.step)}/log`;
-  const load = async () => {
-    try {
-      const q = next.current === null ? '' : `?after=${next.current}${execution ? `&execution=${execution}` : ''}`;
-      const page = await get<LogPage>(base + q);
-      if (page.execution !== execution && next.current !== null) {
-        // a new execution started: start over
-        next.current = null;
-        setLines([]);
-      }
+  const readPage = async (): Promise<void> => {
+    const { execution: shown, next } = at.current;
+    const page = await get<LogPage>(base + (shown === null ? '' : `?execution=${shown}${next === null ? '' : `&after=${next}`}`));
+    if (shown === null) {
+      // the first page of the latest execution (none yet when the step has not started)
+      at.current = { execution: page.execution, next: page.next };
       setExecution(page.execution);
+      setLines(page.lines.slice(-2000));
+      setProgress(page.progress);
+    } else {
+      at.current = { execution: shown, next: page.next };
       if (page.lines.length > 0) setLines((old) => [...old, ...page.lines].slice(-2000));
       if (page.progress) setProgress(page.progress);
-      next.current = page.next;
-      setError('');
-    } catch (e) {
-      setError((e as Error).message);
+    }
+    const latest = page.executions.length > 0 ? page.executions[page.executions.length - 1] : null;
+    if (latest !== null && at.current.execution !== null && latest > at.current.execution) {
+      // a newer execution started (a retry): show it from its first line
+      at.current = { execution: null, next: null };
+      return readPage();
     }
   };
-  useEffect(() => { load(); }, []);
+  const load = () => {
+    queue.current = queue.current
+      .then(readPage)
+      .then(() => setError(''), (e) => setError((e as Error).message));
+  };
   useEffect(() => {
-    if (!props.running) { load(); return; }
+    load();
+    if (!props.running) return;
     const t = setInterval(load, 1500);
     return () => clearInterval(t);
   }, [props.running]);
