@@ -297,16 +297,21 @@ impl Notifier {
         })
     }
 
-    /// The `notify:` settings of a template version (cached; a failure to read means none).
-    async fn template_notify(&self, name: &str, version: i32) -> TemplateNotify {
+    /// The `notify:` settings of a template version (cached; a version that is gone means
+    /// none).
+    async fn template_notify(
+        &self,
+        name: &str,
+        version: i32,
+    ) -> Result<TemplateNotify, StoreError> {
         let key = (name.to_string(), version);
         if let Ok(cache) = self.settings.lock()
             && let Some(t) = cache.get(&key)
         {
-            return t.clone();
+            return Ok(t.clone());
         }
-        let parsed = match store::template::get_version(&self.store, name, version).await {
-            Ok(Some((definition, _))) => definition
+        let parsed = match store::template::get_version(&self.store, name, version).await? {
+            Some((definition, _)) => definition
                 .get("notify")
                 .cloned()
                 .and_then(|v| {
@@ -317,27 +322,29 @@ impl Notifier {
                     backends: n.backends,
                 })
                 .unwrap_or_default(),
-            _ => TemplateNotify::default(),
+            None => TemplateNotify::default(),
         };
         if let Ok(mut cache) = self.settings.lock()
             && cache.len() < 10_000
         {
             cache.insert(key, parsed.clone());
         }
-        parsed
+        Ok(parsed)
     }
 
-    async fn payloads(&self, e: Event) -> Vec<(String, Value)> {
+    /// The notifications of one task event, as (backend, payload). A read that fails is an
+    /// error (the pass is retried), never "nothing to send": that would lose the event.
+    async fn payloads(&self, e: Event) -> Result<Vec<(String, Value)>, StoreError> {
         if self.backends.is_empty() && !e.hooked {
-            return Vec::new();
+            return Ok(Vec::new());
         }
-        let task = match store::task::get(&self.store, crate::domain::TaskId(e.task_id)).await {
-            Ok(Some(t)) => t,
-            _ => return Vec::new(), // deleted since
+        let Some(task) = store::task::get(&self.store, crate::domain::TaskId(e.task_id)).await?
+        else {
+            return Ok(Vec::new()); // deleted since
         };
         let settings = self
             .template_notify(&task.template_name, task.template_version)
-            .await;
+            .await?;
         let wanted = !self.backends.is_empty()
             && match settings.strategy {
                 None => self.strategy.wants(&e.new_state),
@@ -346,15 +353,12 @@ impl Notifier {
             };
         // the task's own hook gets every change, whatever the strategy
         let hook = if e.hooked {
-            store::task::status_hook(&self.store, task.id)
-                .await
-                .ok()
-                .flatten()
+            store::task::status_hook(&self.store, task.id).await?
         } else {
             None
         };
         if !wanted && hook.is_none() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let overdue = e.new_state == "OVERDUE";
         let action = if overdue {
@@ -411,7 +415,7 @@ impl Notifier {
             p["status_hook"] = h;
             out.push((STATUS_HOOK.to_string(), p));
         }
-        out
+        Ok(out)
     }
 
     /// Calls a task's status hook: its URL and secret travel (sealed) in the payload and are

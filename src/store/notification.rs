@@ -26,7 +26,9 @@ pub struct Event {
 }
 
 /// Expands pending events: `build` returns the (backend, payload) pairs of each event; the
-/// notifications and the `expanded` mark are written in one transaction.
+/// notifications and the `expanded` mark are written in one transaction. When `build` fails
+/// (it could not read what an event needs), nothing of the pass is written: the events stay
+/// pending for the next pass, rather than being marked expanded with nothing sent.
 ///
 /// `hooks_only`: the caller has no notification backend, so only the events of tasks with a
 /// status hook can produce anything. The others are marked expanded by one statement, with no
@@ -40,7 +42,7 @@ pub async fn expand<F, Fut>(
 ) -> Result<usize, StoreError>
 where
     F: Fn(Event) -> Fut,
-    Fut: std::future::Future<Output = Vec<(String, Value)>>,
+    Fut: std::future::Future<Output = Result<Vec<(String, Value)>, StoreError>>,
 {
     if hooks_only {
         let (marked, hooked): (i64, bool) = sqlx::query_as(
@@ -69,7 +71,7 @@ where
 async fn expand_locked<F, Fut>(store: &Store, limit: i64, build: F) -> Result<usize, StoreError>
 where
     F: Fn(Event) -> Fut,
-    Fut: std::future::Future<Output = Vec<(String, Value)>>,
+    Fut: std::future::Future<Output = Result<Vec<(String, Value)>, StoreError>>,
 {
     let mut tx = store.pool.begin().await?;
     let events: Vec<Event> = sqlx::query_as(
@@ -85,7 +87,7 @@ where
     let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
     for e in events {
         let event_id = e.id;
-        for (backend, payload) in build(e).await {
+        for (backend, payload) in build(e).await? {
             insert(&mut tx, store, event_id, &backend, &payload).await?;
         }
     }
@@ -166,27 +168,31 @@ pub struct Due {
     pub attempts: i32,
 }
 
-/// Claims due notifications for `lease` (another instance retries them after it).
+/// Claims due notifications for `lease` (another instance retries them after it), in the order
+/// of the changes they report.
 pub async fn claim_due(
     store: &Store,
     limit: i64,
     lease: std::time::Duration,
 ) -> Result<Vec<Due>, StoreError> {
-    type Row = (Uuid, String, Option<Value>, Option<Vec<u8>>, i32);
-    let rows: Vec<Row> = sqlx::query_as(
+    type Row = (Uuid, String, Option<Value>, Option<Vec<u8>>, i32, i64);
+    let mut rows: Vec<Row> = sqlx::query_as(
         "UPDATE notification n SET attempts = n.attempts + 1,
                 next_attempt = now() + make_interval(secs => $2)
           WHERE n.id IN (SELECT id FROM notification
                           WHERE delivered IS NULL AND given_up IS NULL AND next_attempt <= now()
-                          ORDER BY next_attempt LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING n.id, n.backend, n.payload, n.payload_enc, n.attempts",
+                          ORDER BY next_attempt, event_id LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING n.id, n.backend, n.payload, n.payload_enc, n.attempts, n.event_id",
     )
     .bind(limit)
     .bind(lease.as_secs_f64())
     .fetch_all(&store.pool)
     .await?;
+    // sent in the order the changes happened (TODO before RUNNING before DONE): an UPDATE
+    // returns its rows in no particular order, and one pass often holds a task's whole life
+    rows.sort_by_key(|r| (r.5, r.0));
     rows.into_iter()
-        .map(|(id, backend, clear, sealed, attempts)| {
+        .map(|(id, backend, clear, sealed, attempts, _)| {
             let payload = match sealed {
                 Some(enc) => store.keys.open_json(aad(&id.to_string()), &enc)?,
                 None => clear.unwrap_or(Value::Null),

@@ -41,6 +41,7 @@ pub async fn start() -> Instance {
 }
 
 pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Instance {
+    init_log();
     let db = test_db().await;
     let data = tempfile::tempdir().unwrap();
     let mut config = test_config(&db, data.path());
@@ -183,4 +184,16 @@ pub fn action_request(
         env: std::sync::Arc::new(mutask::action::ActionEnv::default()),
         log,
     }
+}
+
+/// The in-process instances' warnings and errors go to the test's captured output, so a failing
+/// test shows them; `MUTASK_TEST_LOG` (a `RUST_LOG`-style filter) asks for more.
+fn init_log() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MUTASK_TEST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // the first instance of the test binary installs it; later calls change nothing
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
 }
