@@ -1076,53 +1076,14 @@ steps:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_that_cannot_be_read_stays_pending_until_it_can() {
     use mutask::crypto::KeyRing;
-    use mutask::domain::{TaskId, TaskState};
+    use mutask::domain::TaskId;
     use mutask::store::{self, Store};
 
     let (rx, base) = receiver().await;
-    let (pool, _db) = mutask::testing::test_pool().await;
-    store::db::migrate(&pool).await.unwrap();
-    let ring = || Arc::new(KeyRing::parse(&KeyRing::generate_entry().unwrap()).unwrap());
-    let s = Store::new(pool.clone(), ring());
-    store::template::upsert(
-        &s,
-        &store::template::TemplateUpsert {
-            name: "plain",
-            description: "a template",
-            definition: &json!({}),
-            source: "name: plain",
-            source_file: None,
-            hidden: false,
-            blocked: false,
-        },
-    )
-    .await
-    .unwrap();
-    let version = store::template::get(&s, "plain")
-        .await
-        .unwrap()
-        .unwrap()
-        .version;
+    let (s, version, _db) = common::store_with_template("plain").await;
+    let pool = s.pool.clone();
     let id = TaskId::new();
-    let task = store::task::NewTask {
-        id,
-        template_name: "plain".into(),
-        template_version: version,
-        title: "sealed title".into(),
-        state: TaskState::Todo,
-        requester_username: "alice".into(),
-        requester_groups: vec![],
-        watcher_usernames: vec![],
-        watcher_groups: vec![],
-        resolver_usernames: vec![],
-        resolver_groups: vec![],
-        tags: json!({}),
-        input: json!({}),
-        batch_id: None,
-        parent_task_id: None,
-        status_hook: None,
-        expected_duration: None,
-    };
+    let task = common::new_task(id, "plain", version, None);
     store::task::create(&s, &task, None, None).await.unwrap();
     let pending = || async {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM task_event WHERE NOT expanded")
@@ -1141,7 +1102,9 @@ async fn an_event_that_cannot_be_read_stays_pending_until_it_can() {
         )
         .unwrap()
     };
-    let blind = notifier(ring());
+    let blind = notifier(Arc::new(
+        KeyRing::parse(&KeyRing::generate_entry().unwrap()).unwrap(),
+    ));
     assert!(blind.tick().await.is_err(), "the task could not be opened");
     assert_eq!(pending().await, 1, "the event is still pending");
     let none: i64 = sqlx::query_scalar("SELECT count(*) FROM notification")
@@ -1165,15 +1128,8 @@ async fn an_event_that_cannot_be_read_stays_pending_until_it_can() {
 /// order their rows were written in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn due_notifications_come_in_the_order_of_their_events() {
-    use mutask::crypto::KeyRing;
-    use mutask::store::{self, Store};
-
-    let (pool, _db) = mutask::testing::test_pool().await;
-    store::db::migrate(&pool).await.unwrap();
-    let s = Store::new(
-        pool.clone(),
-        Arc::new(KeyRing::parse(&KeyRing::generate_entry().unwrap()).unwrap()),
-    );
+    let (s, _db) = common::store().await;
+    let pool = s.pool.clone();
     // written newest event first, all due at the same moment
     for event in [3i64, 1, 2] {
         for backend in ["webhook", "slack"] {
@@ -1190,7 +1146,7 @@ async fn due_notifications_come_in_the_order_of_their_events() {
             .unwrap();
         }
     }
-    let due = store::notification::claim_due(&s, 10, Duration::from_secs(60))
+    let due = mutask::store::notification::claim_due(&s, 10, Duration::from_secs(60))
         .await
         .unwrap();
     let events: Vec<i64> = due

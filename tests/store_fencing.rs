@@ -3,9 +3,8 @@
 //! reports the lost claim; the end of a cycle writes steps, resolution and task together and
 //! wakes (and notifies) a parent waiting for the task.
 
-use std::sync::Arc;
+mod common;
 
-use mutask::crypto::KeyRing;
 use mutask::domain::{InstanceId, ResolutionId, ResolutionState, StepState, TaskId, TaskState};
 use mutask::store::resolution::{
     self as res, Claim, CycleEnd, LostClaim, NewResolution, NewStep, StepWrite,
@@ -15,25 +14,7 @@ use mutask::store::{self, Store};
 use serde_json::{Value, json};
 
 fn task(id: TaskId, version: i32, parent: Option<TaskId>) -> NewTask {
-    NewTask {
-        id,
-        template_name: "fenced".into(),
-        template_version: version,
-        title: "fenced".into(),
-        state: TaskState::Todo,
-        requester_username: "alice".into(),
-        requester_groups: vec![],
-        watcher_usernames: vec![],
-        watcher_groups: vec![],
-        resolver_usernames: vec![],
-        resolver_groups: vec![],
-        tags: json!({}),
-        input: json!({}),
-        batch_id: None,
-        parent_task_id: parent,
-        status_hook: None,
-        expected_duration: None,
-    }
+    common::new_task(id, "fenced", version, parent)
 }
 
 fn resolution(id: ResolutionId, state: ResolutionState, steps: &[&str]) -> NewResolution {
@@ -108,30 +89,7 @@ async fn listen(s: &Store) -> sqlx::postgres::PgListener {
 
 /// A migrated database, its store, and the version of the `fenced` template.
 async fn setup() -> (Store, i32, mutask::testing::TestDb) {
-    let (pool, db) = mutask::testing::test_pool().await;
-    store::db::migrate(&pool).await.unwrap();
-    let keys = Arc::new(KeyRing::parse(&KeyRing::generate_entry().unwrap()).unwrap());
-    let s = Store::new(pool, keys);
-    store::template::upsert(
-        &s,
-        &store::template::TemplateUpsert {
-            name: "fenced",
-            description: "fenced writes",
-            definition: &json!({}),
-            source: "name: fenced",
-            source_file: None,
-            hidden: false,
-            blocked: false,
-        },
-    )
-    .await
-    .unwrap();
-    let version = store::template::get(&s, "fenced")
-        .await
-        .unwrap()
-        .unwrap()
-        .version;
-    (s, version, db)
+    common::store_with_template("fenced").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

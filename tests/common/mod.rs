@@ -1,5 +1,5 @@
-//! Shared helpers of the integration tests: an in-process mutask on a fresh database, HTTP
-//! helpers, and a scan of every column of every table for a value.
+//! Shared helpers of the integration tests: an in-process mutask on a fresh database, a bare
+//! store on one, HTTP helpers, and a scan of every column of every table for a value.
 #![allow(dead_code)]
 
 pub mod proc;
@@ -196,4 +196,66 @@ fn init_log() {
         .with_env_filter(filter)
         .with_test_writer()
         .try_init();
+}
+
+/// A store (fresh key ring) on a new migrated database, dropped with the returned [`TestDb`].
+pub async fn store() -> (mutask::store::Store, TestDb) {
+    use mutask::crypto::KeyRing;
+    let (pool, db) = mutask::testing::test_pool().await;
+    mutask::store::db::migrate(&pool).await.unwrap();
+    let keys = KeyRing::parse(&KeyRing::generate_entry().unwrap()).unwrap();
+    (
+        mutask::store::Store::new(pool, std::sync::Arc::new(keys)),
+        db,
+    )
+}
+
+/// [`store`] holding one template, `name` (no steps); returns its version too.
+pub async fn store_with_template(name: &str) -> (mutask::store::Store, i32, TestDb) {
+    use mutask::store::template;
+    let (s, db) = store().await;
+    template::upsert(
+        &s,
+        &template::TemplateUpsert {
+            name,
+            description: "a test template",
+            definition: &serde_json::json!({}),
+            source: &format!("name: {name}"),
+            source_file: None,
+            hidden: false,
+            blocked: false,
+        },
+    )
+    .await
+    .unwrap();
+    let version = template::get(&s, name).await.unwrap().unwrap().version;
+    (s, version, db)
+}
+
+/// A TODO task of `template` (at `version`) requested by alice, child of `parent` if given.
+pub fn new_task(
+    id: mutask::domain::TaskId,
+    template: &str,
+    version: i32,
+    parent: Option<mutask::domain::TaskId>,
+) -> mutask::store::task::NewTask {
+    mutask::store::task::NewTask {
+        id,
+        template_name: template.into(),
+        template_version: version,
+        title: template.into(),
+        state: mutask::domain::TaskState::Todo,
+        requester_username: "alice".into(),
+        requester_groups: vec![],
+        watcher_usernames: vec![],
+        watcher_groups: vec![],
+        resolver_usernames: vec![],
+        resolver_groups: vec![],
+        tags: serde_json::json!({}),
+        input: serde_json::json!({}),
+        batch_id: None,
+        parent_task_id: parent,
+        status_hook: None,
+        expected_duration: None,
+    }
 }
