@@ -25,6 +25,8 @@ Environment (defaults in brackets):
   STEADY_CLIENTS     creating clients in the steady run [8]
   STEADY_BACKLOG     creation pauses while more than this many tasks are not DONE [5000]
   STEADY_ONLY        1 = run only (f) (with STEADY_MINUTES > 0; combine with PEERS=0) [0]
+  ONLY               run only these of (a)-(e), space-separated: drain latency steps create idle
+                     (a diagnostic for one figure; combine with PEERS=0) [all]
   LAT_M              latency samples [200; QUICK: 50]
   CREATE_M           tasks per API create-rate measurement [5000; QUICK: 1000]
   DAG_TASKS          5-step DAG tasks drained [2000; QUICK: 200]
@@ -65,6 +67,7 @@ STEADY_MINUTES=${STEADY_MINUTES:-0}
 STEADY_CLIENTS=${STEADY_CLIENTS:-8}
 STEADY_BACKLOG=${STEADY_BACKLOG:-5000}
 STEADY_ONLY=${STEADY_ONLY:-0}
+ONLY=${ONLY:-drain latency steps create idle}
 PEERS=${PEERS:-1}
 PGSS=${PGSS:-0}
 SHARED_BENCH=${SHARED_BENCH:-$REPO/../shared/bench}
@@ -82,6 +85,9 @@ for v in N LAT_M CREATE_M DAG_TASKS FOREACH_TASKS IDLE_SECONDS STEADY_MINUTES ST
 done
 [ "$BENCH_PG_PORT" != 55432 ] || { echo "BENCH_PG_PORT 55432 is the shared scripts' port" >&2; exit 2; }
 [ "$STEADY_ONLY" != 1 ] || [ "$STEADY_MINUTES" -gt 0 ] || { echo "STEADY_ONLY=1 needs STEADY_MINUTES > 0" >&2; exit 2; }
+for p in $ONLY; do
+  case "$p" in drain|latency|steps|create|idle) ;; *) echo "ONLY: unknown part $p (drain latency steps create idle)" >&2; exit 2 ;; esac
+done
 case "$BENCH_DIR" in /tmp/?*) ;; *) echo "BENCH_DIR must be under /tmp (it is wiped)" >&2; exit 2 ;; esac
 
 if [ -z "${PGBIN:-}" ]; then
@@ -317,64 +323,82 @@ children_rss_kib() {
   echo "$t"
 }
 
+part() { [[ " $ONLY " == *" $1 "* ]]; }   # is this part of (a)-(e) asked for?
+
 run_mutask_mode() {  # $1 = on|off
   local m=$1 out p1 urls
   log "== mutask, synchronous_commit=$m =="
   if [ "$STEADY_ONLY" = 1 ]; then steady_run "$m"; return; fi
 
   # (a) drain of N one-step tasks, 1 and 2 instances, from identical copies of one backlog
-  fresh_db "bl_$m" "$m"
-  make_backlog "bl_$m" bench-noop "$N"
-  R[backlog_create_$m]=$BACKLOG_RATE
-  for k in 1 2; do
-    fresh_db "d${k}_$m" "$m" "bl_$m"
-    drain "d${k}_$m" "$k" "$N" 1
-    R[drain${k}_$m]=$DRAIN_RATE; R[drain${k}_wall_$m]=$DRAIN_WALL; R[drain${k}_xact_$m]=$DRAIN_XACT
-    R[drain${k}_cpu_$m]=$DRAIN_CPU; R[drain${k}_busy_$m]=$DRAIN_BUSY; R[drain${k}_cycles_$m]=$DRAIN_CYCLES; R[drain${k}_stmt_$m]=$DRAIN_STMT
-  done
-  q "DROP DATABASE bl_$m"; q "DROP DATABASE d1_$m"; q "DROP DATABASE d2_$m"
+  if part drain; then
+    fresh_db "bl_$m" "$m"
+    make_backlog "bl_$m" bench-noop "$N"
+    R[backlog_create_$m]=$BACKLOG_RATE
+    for k in 1 2; do
+      fresh_db "d${k}_$m" "$m" "bl_$m"
+      drain "d${k}_$m" "$k" "$N" 1
+      R[drain${k}_$m]=$DRAIN_RATE; R[drain${k}_wall_$m]=$DRAIN_WALL; R[drain${k}_xact_$m]=$DRAIN_XACT
+      R[drain${k}_cpu_$m]=$DRAIN_CPU; R[drain${k}_busy_$m]=$DRAIN_BUSY; R[drain${k}_cycles_$m]=$DRAIN_CYCLES; R[drain${k}_stmt_$m]=$DRAIN_STMT
+    done
+    q "DROP DATABASE bl_$m"; q "DROP DATABASE d1_$m"; q "DROP DATABASE d2_$m"
+  fi
 
   # (b) create->DONE latency, one task at a time, 2 instances
-  fresh_db "lat_$m" "$m"
-  start_inst "lat1-$m" "lat_$m" all; urls=$INST_URL
-  start_inst "lat2-$m" "lat_$m" all; urls="$urls,$INST_URL"
-  out=$(load latency "$urls" "$LAT_M" bench-noop); log "latency: $out"
-  R[lat_p50_$m]=$(echo "$out" | jf done_ms_p50); R[lat_p95_$m]=$(echo "$out" | jf done_ms_p95)
-  R[lat_create_p50_$m]=$(echo "$out" | jf create_ms_p50)
-  stop_all; q "DROP DATABASE lat_$m"
+  if part latency; then
+    fresh_db "lat_$m" "$m"
+    start_inst "lat1-$m" "lat_$m" all; urls=$INST_URL
+    start_inst "lat2-$m" "lat_$m" all; urls="$urls,$INST_URL"
+    pgss_reset
+    out=$(load latency "$urls" "$LAT_M" bench-noop); log "latency: $out"
+    R[lat_p50_$m]=$(echo "$out" | jf done_ms_p50); R[lat_p95_$m]=$(echo "$out" | jf done_ms_p95)
+    R[lat_create_p50_$m]=$(echo "$out" | jf create_ms_p50)
+    # where the time goes, from the rows: create statement -> first claim -> end of the cycle
+    R[lat_pickup_p50_$m]=$(qdb "lat_$m" "SELECT round((1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.last_start - t.created)))::numeric, 2) FROM task t JOIN resolution r ON r.task_id = t.id")
+    R[lat_cycle_p50_$m]=$(qdb "lat_$m" "SELECT round((1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.last_stop - r.last_start)))::numeric, 2) FROM resolution r")
+    pgss_top "lat_$m" "$BENCH_DIR/logs/statements-lat_$m.txt"
+    log "latency rows: created -> claimed p50 ${R[lat_pickup_p50_$m]} ms, claimed -> cycle end p50 ${R[lat_cycle_p50_$m]} ms"
+    stop_all; q "DROP DATABASE lat_$m"
+  fi
 
   # (c) steps/s: 5-step linear DAG and foreach of 10, 2 instances
-  fresh_db "dag_$m" "$m"; make_backlog "dag_$m" bench-dag5 "$DAG_TASKS"
-  drain "dag_$m" 2 "$DAG_TASKS" 5; R[dag_steps_$m]=$DRAIN_STEP_RATE; R[dag_tasks_$m]=$DRAIN_RATE
-  R[dag_cycles_$m]=$DRAIN_CYCLES
-  fresh_db "fe_$m" "$m"; make_backlog "fe_$m" bench-foreach10 "$FOREACH_TASKS"
-  drain "fe_$m" 2 "$FOREACH_TASKS" 10; R[fe_steps_$m]=$DRAIN_STEP_RATE; R[fe_tasks_$m]=$DRAIN_RATE
-  R[fe_cycles_$m]=$DRAIN_CYCLES
-  q "DROP DATABASE dag_$m"; q "DROP DATABASE fe_$m"
+  if part steps; then
+    fresh_db "dag_$m" "$m"; make_backlog "dag_$m" bench-dag5 "$DAG_TASKS"
+    drain "dag_$m" 2 "$DAG_TASKS" 5; R[dag_steps_$m]=$DRAIN_STEP_RATE; R[dag_tasks_$m]=$DRAIN_RATE
+    R[dag_cycles_$m]=$DRAIN_CYCLES
+    fresh_db "fe_$m" "$m"; make_backlog "fe_$m" bench-foreach10 "$FOREACH_TASKS"
+    drain "fe_$m" 2 "$FOREACH_TASKS" 10; R[fe_steps_$m]=$DRAIN_STEP_RATE; R[fe_tasks_$m]=$DRAIN_RATE
+    R[fe_cycles_$m]=$DRAIN_CYCLES
+    q "DROP DATABASE dag_$m"; q "DROP DATABASE fe_$m"
+  fi
 
   # (d) API create rate, 4 and 50 clients, one --role api instance
-  fresh_db "api_$m" "$m"
-  start_inst "api-$m" "api_$m" api
-  for c in 4 50; do
-    out=$(load create "$INST_URL" "$CREATE_M" "$c" bench-noop); log "create c=$c: $out"
-    R[create${c}_$m]=$(echo "$out" | jf tasks_per_s); R[create${c}_p50_$m]=$(echo "$out" | jf create_ms_p50)
-  done
-  stop_all; q "DROP DATABASE api_$m"
+  if part create; then
+    fresh_db "api_$m" "$m"
+    start_inst "api-$m" "api_$m" api
+    for c in 4 50; do
+      out=$(load create "$INST_URL" "$CREATE_M" "$c" bench-noop); log "create c=$c: $out"
+      R[create${c}_$m]=$(echo "$out" | jf tasks_per_s); R[create${c}_p50_$m]=$(echo "$out" | jf create_ms_p50)
+    done
+    stop_all; q "DROP DATABASE api_$m"
+  fi
 
   # (e) idle: one --role all instance, nothing to do
-  fresh_db "idle_$m" "$m"
-  start_inst "idle-$m" "idle_$m" all; p1=$INST_PID
-  sleep 11                                   # past startup; pending statistics flushed
-  local x0 x1
-  pgss_reset
-  x0=$(xacts "idle_$m"); sleep "$IDLE_SECONDS"; x1=$(xacts "idle_$m")
-  R[idle_qps_$m]=$(div "$((x1 - x0))" "$IDLE_SECONDS" 2)
-  R[idle_sps_$m]=$(div "$(pgss_calls "idle_$m")" "$IDLE_SECONDS" 2)
-  pgss_top "idle_$m" "$BENCH_DIR/logs/statements-idle_$m.txt"
-  R[idle_rss_$m]=$(div "$(rss_kib "$p1")" 1024 1)
-  R[idle_rss_children_$m]=$(div "$(children_rss_kib "$p1")" 1024 1)
-  log "idle: $((x1 - x0)) transactions in ${IDLE_SECONDS}s (statements/s ${R[idle_sps_$m]}), RSS ${R[idle_rss_$m]} MiB (+ children ${R[idle_rss_children_$m]} MiB)"
-  stop_all; q "DROP DATABASE idle_$m"
+  if part idle; then
+    fresh_db "idle_$m" "$m"
+    start_inst "idle-$m" "idle_$m" all; p1=$INST_PID
+    sleep 11                                   # past startup; pending statistics flushed
+    local x0 x1
+    pgss_reset
+    x0=$(xacts "idle_$m"); sleep "$IDLE_SECONDS"; x1=$(xacts "idle_$m")
+    R[idle_qps_$m]=$(div "$((x1 - x0))" "$IDLE_SECONDS" 2)
+    R[idle_sps_$m]=$(div "$(pgss_calls "idle_$m")" "$IDLE_SECONDS" 2)
+    pgss_top "idle_$m" "$BENCH_DIR/logs/statements-idle_$m.txt"
+    R[idle_rss_$m]=$(div "$(rss_kib "$p1")" 1024 1)
+    R[idle_rss_children_$m]=$(div "$(children_rss_kib "$p1")" 1024 1)
+    log "idle: $((x1 - x0)) transactions in ${IDLE_SECONDS}s (statements/s ${R[idle_sps_$m]}), RSS ${R[idle_rss_$m]} MiB (+ children ${R[idle_rss_children_$m]} MiB)"
+    stop_all; q "DROP DATABASE idle_$m"
+  fi
 
   # (f) steady run
   if [ "$STEADY_MINUTES" -gt 0 ]; then steady_run "$m"; fi

@@ -585,7 +585,6 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
             log_keep_executions: config.log_keep_executions as i32,
             ..EngineSettings::default()
         }),
-        templates: Default::default(),
         ends: Default::default(),
         loads: Default::default(),
         shutdown: Default::default(),

@@ -127,15 +127,26 @@ pub struct Prepared {
 }
 
 /// Creates a task; returns it with its template.
+///
+/// The template comes from the store's cache; the creating statement checks that it is still
+/// current, and when it is not, the request is prepared again from a fresh read.
 pub async fn create(
     store: &Store,
     renderer: &Renderer,
     who: &Requester,
     req: CreateRequest,
 ) -> Result<(store::task::TaskRecord, TaskTemplate), CreateError> {
-    let p = prepare(store, renderer, who, req).await?;
-    let at = store::task::create(store, &p.task, p.resolution.as_ref(), p.comment.as_ref()).await?;
-    Ok(created(p, at))
+    let mut read = Read::Cached;
+    loop {
+        let p = prepare_checked(store, renderer, who, &req, read).await?;
+        match store::task::create(store, &p.task, p.resolution.as_ref(), p.comment.as_ref()).await {
+            Err(StoreError::TemplateChanged(name)) if read == Read::Cached => {
+                stale(store, &name, &p);
+                read = Read::Fresh;
+            }
+            outcome => return Ok(created(p, outcome?)),
+        }
+    }
 }
 
 /// Creates a task under an idempotency key (per requester, kept for `ttl`): a repeated create
@@ -148,17 +159,27 @@ pub async fn create_idempotent(
     key: &str,
     ttl: std::time::Duration,
 ) -> Result<(store::task::TaskRecord, TaskTemplate, bool), CreateError> {
-    let p = prepare(store, renderer, who, req).await?;
-    match store::task::create_idempotent(
-        store,
-        &p.task,
-        p.resolution.as_ref(),
-        p.comment.as_ref(),
-        key,
-        ttl,
-    )
-    .await?
-    {
+    let mut read = Read::Cached;
+    let (p, outcome) = loop {
+        let p = prepare_checked(store, renderer, who, &req, read).await?;
+        match store::task::create_idempotent(
+            store,
+            &p.task,
+            p.resolution.as_ref(),
+            p.comment.as_ref(),
+            key,
+            ttl,
+        )
+        .await
+        {
+            Err(StoreError::TemplateChanged(name)) if read == Read::Cached => {
+                stale(store, &name, &p);
+                read = Read::Fresh;
+            }
+            outcome => break (p, outcome?),
+        }
+    };
+    match outcome {
         Ok(at) => {
             let (rec, t) = created(p, at);
             Ok((rec, t, true))
@@ -173,19 +194,72 @@ pub async fn create_idempotent(
     }
 }
 
+/// A cached template turned out stale: forget it (the caller prepares again from a fresh read).
+fn stale(store: &Store, name: &str, p: &Prepared) {
+    tracing::debug!(
+        template = name,
+        version = p.task.template_version,
+        "template changed since it was cached; reading it again"
+    );
+    store::template::forget_current(store, name);
+}
+
 fn created(p: Prepared, at: store::task::Inserted) -> (store::task::TaskRecord, TaskTemplate) {
     tracing::info!(task = %p.task.id, template = %p.template.name, requester = %p.task.requester_username, autorun = p.autorun, "task created");
     (p.task.record(at, p.resolution.as_ref()), p.template)
 }
 
-/// Validates a creation request and builds the rows to write (nothing is written).
+/// How [`prepare_from`] reads the template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// From the store's cache, guarded: the task is written only if it is still current.
+    Cached,
+    /// From the database.
+    Fresh,
+}
+
+/// [`prepare_from`]; a request refused on a cached template (blocked, invalid inputs, not
+/// allowed…) is judged again on a fresh read, so a refusal never rests on a stale copy.
+async fn prepare_checked(
+    store: &Store,
+    renderer: &Renderer,
+    who: &Requester,
+    req: &CreateRequest,
+    read: Read,
+) -> Result<Prepared, CreateError> {
+    match prepare_from(store, renderer, who, req.clone(), read).await {
+        Err(e) if read == Read::Cached && !matches!(e, CreateError::Store(_)) => {
+            tracing::debug!(error = %e, "refused on the cached template; judging it on a fresh read");
+            prepare_from(store, renderer, who, req.clone(), Read::Fresh).await
+        }
+        prepared => prepared,
+    }
+}
+
+/// Validates a creation request and builds the rows to write (nothing is written), from the
+/// template as the database has it now.
 pub async fn prepare(
     store: &Store,
     renderer: &Renderer,
     who: &Requester,
     req: CreateRequest,
 ) -> Result<Prepared, CreateError> {
-    let (template, version) = load_template(store, &req.template_name).await?;
+    prepare_from(store, renderer, who, req, Read::Fresh).await
+}
+
+async fn prepare_from(
+    store: &Store,
+    renderer: &Renderer,
+    who: &Requester,
+    req: CreateRequest,
+    read: Read,
+) -> Result<Prepared, CreateError> {
+    let normalized = req.template_name.trim().to_lowercase();
+    let current = store::template::current(store, &normalized, read == Read::Fresh)
+        .await?
+        .ok_or_else(|| CreateError::TemplateNotFound(normalized.clone()))?;
+    let template = TaskTemplate::clone(&current.template);
+    let version = current.version;
     if template.blocked {
         return Err(CreateError::Blocked);
     }
@@ -323,6 +397,7 @@ pub async fn prepare(
         parent_task_id: req.parent_task_id,
         status_hook: req.status_hook.clone(),
         expected_duration: template.expected_duration.clone(),
+        template_guard: (read == Read::Cached).then_some(current.updated),
     };
     let comment = req
         .comment

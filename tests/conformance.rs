@@ -91,7 +91,6 @@ async fn harness() -> H {
             .unwrap(),
         ))),
         settings: Arc::new(EngineSettings::default()),
-        templates: Default::default(),
         ends: Default::default(),
         loads: Default::default(),
         shutdown: Default::default(),
@@ -143,6 +142,7 @@ impl H {
             parent_task_id: None,
             status_hook: None,
             expected_duration: None,
+            template_guard: None,
         };
         let res = NewResolution {
             id: res_id,

@@ -726,3 +726,76 @@ async fn a_cycle_reads_its_resolution_task_and_steps_in_one_statement() {
     let (r, tk, steps) = &loaded[1];
     assert_eq!((r.id, tk.id, steps.len()), (empty_res, empty, 0));
 }
+
+/// The claim that also reads (what the claim loop uses) gives each cycle exactly what reading
+/// after the claim gives: the resolution as claimed, the task as the claim left it (RUNNING,
+/// its last activity moved only when it was not RUNNING yet), the steps in order.
+#[tokio::test]
+async fn the_claim_reads_what_a_read_after_it_would() {
+    let (s, version, _db) = setup().await;
+    let (fresh, fresh_res) = (TaskId::new(), ResolutionId::new());
+    create(
+        &s,
+        &task(fresh, version, None),
+        fresh_res,
+        ResolutionState::ToAutorun,
+        &["b", "a", "c"],
+    )
+    .await;
+    // a crashed run: its task is still RUNNING, so the claim leaves the task row alone
+    let (crashed, crashed_res) = (TaskId::new(), ResolutionId::new());
+    let mut t = task(crashed, version, None);
+    t.state = TaskState::Running;
+    create(&s, &t, crashed_res, ResolutionState::Crashed, &[]).await;
+    let before: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT last_activity FROM task WHERE id = $1")
+            .bind(crashed)
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+    // not due: never claimed, never read
+    create(
+        &s,
+        &task(TaskId::new(), version, None),
+        ResolutionId::new(),
+        ResolutionState::Waiting,
+        &[],
+    )
+    .await;
+
+    let me = InstanceId::new();
+    let claims = res::claim_due_loaded(&s, me, 10, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let mut seen: Vec<ResolutionId> = claims.iter().map(|c| c.0.resolution).collect();
+    seen.sort();
+    let mut want = vec![fresh_res, crashed_res];
+    want.sort();
+    assert_eq!(seen, want);
+    for (claim, previous, loaded) in claims {
+        let (r, t, steps) = loaded.unwrap();
+        let after = res::load_many(&s, &[claim.resolution])
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(format!("{r:?}"), format!("{:?}", after.0));
+        assert_eq!(format!("{t:?}"), format!("{:?}", after.1));
+        assert_eq!(format!("{steps:?}"), format!("{:?}", after.2));
+        assert_eq!(
+            (r.owner_instance, r.claim_attempt),
+            (Some(me), claim.attempt)
+        );
+        assert_eq!(t.state, TaskState::Running);
+        if claim.resolution == fresh_res {
+            assert_eq!(previous, ResolutionState::ToAutorun);
+            let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names.len(), 3);
+        } else {
+            assert_eq!(previous, ResolutionState::Crashed);
+            assert_eq!(
+                t.last_activity, before,
+                "a RUNNING task keeps its last activity"
+            );
+        }
+    }
+}

@@ -79,6 +79,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             StoreError::Conflict(what) => ApiError::Conflict(what),
+            e @ StoreError::TemplateChanged(_) => ApiError::Conflict(e.to_string()),
             // text PostgreSQL cannot store (a NUL character): the client's mistake
             StoreError::Db(sqlx::Error::Database(d))
                 if matches!(d.code().as_deref(), Some("22021" | "22P05")) =>

@@ -49,17 +49,15 @@ pub fn parse_id<T: FromStr>(raw: &str, what: &str) -> Result<T, ApiError> {
 
 /// The template version a task was created from.
 pub async fn task_template(state: &AppState, task: &TaskRecord) -> Result<TaskTemplate, ApiError> {
-    let (def, _) =
-        store::template::get_version(&state.store, &task.template_name, task.template_version)
-            .await?
-            .ok_or_else(|| {
-                ApiError::internal(format!(
-                    "template {} version {} of task {} is missing",
-                    task.template_name, task.template_version, task.id
-                ))
-            })?;
-    serde_json::from_value(def)
-        .map_err(|e| ApiError::internal(format!("stored template is unreadable: {e}")))
+    store::template::version_model(&state.store, &task.template_name, task.template_version)
+        .await?
+        .map(|t| TaskTemplate::clone(&t))
+        .ok_or_else(|| {
+            ApiError::internal(format!(
+                "template {} version {} of task {} is missing",
+                task.template_name, task.template_version, task.id
+            ))
+        })
 }
 
 /// A task and its template version (404 when the task does not exist).

@@ -414,12 +414,9 @@ pub async fn get(
     let rec = store::task::get(&state.store, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("task {id} not found")))?;
-    let (def, _) =
-        store::template::get_version(&state.store, &rec.template_name, rec.template_version)
-            .await?
-            .ok_or_else(|| ApiError::internal(format!("template version of task {id} missing")))?;
-    let t: TaskTemplate = serde_json::from_value(def)
-        .map_err(|e| ApiError::internal(format!("stored template is unreadable: {e}")))?;
+    let t = store::template::version_model(&state.store, &rec.template_name, rec.template_version)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("template version of task {id} missing")))?;
     if !can_read(&caller, &rec, &t) {
         return Err(ApiError::Forbidden("you may not read this task".into()));
     }

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::domain::{ResolutionId, ResolutionState, StepState, TaskState};
 use crate::store::resolution::{self as store_res, CycleEnd, StartRefused, StepWrite};
-use crate::store::{self};
+use crate::store::{self, StoreError};
 use crate::template::dialect::{self, Dialect};
 use crate::template::model::{
     Condition, ConditionForeach, ConditionType, Dialect as ModelDialect, ForeachStrategy,
@@ -621,32 +621,23 @@ fn render_result(t: &Templater, format: &Map<String, Value>, ctx: &Value) -> Res
 }
 
 impl Engine {
-    /// A template version (immutable once stored, so cached for the engine's lifetime).
+    /// A template version (a version number names one definition forever: cached by the
+    /// store).
     async fn template_version(
         &self,
         id: ResolutionId,
         name: &str,
         version: i32,
     ) -> Result<Arc<TaskTemplate>, EngineError> {
-        let key = (name.to_string(), version);
-        if let Ok(cache) = self.templates.lock()
-            && let Some(t) = cache.get(&key)
-        {
-            return Ok(t.clone());
+        match store::template::version_model(&self.store, name, version).await {
+            Ok(Some(t)) => Ok(t),
+            Ok(None) => Err(EngineError::Invalid(
+                id,
+                "its template version is missing".into(),
+            )),
+            Err(StoreError::Corrupt(m)) => Err(EngineError::Invalid(id, m)),
+            Err(e) => Err(e.into()),
         }
-        let (definition, _) = store::template::get_version(&self.store, name, version)
-            .await?
-            .ok_or_else(|| EngineError::Invalid(id, "its template version is missing".into()))?;
-        let template: TaskTemplate = serde_json::from_value(definition)
-            .map_err(|e| EngineError::Invalid(id, format!("stored template is unreadable: {e}")))?;
-        let template = Arc::new(template);
-        if let Ok(mut cache) = self.templates.lock() {
-            if cache.len() > 1000 {
-                cache.clear();
-            }
-            cache.insert(key, template.clone());
-        }
-        Ok(template)
     }
 
     /// Runs one synchronous cycle of a resolution. `Ok(None)` when crash recovery blocked it for
@@ -676,6 +667,17 @@ impl Engine {
         claim: store_res::Claim,
         previous: ResolutionState,
     ) -> Result<Option<ResolutionState>, EngineError> {
+        self.run_claimed_loaded(claim, previous, None).await
+    }
+
+    /// [`Engine::run_claimed`] with the cycle's first read already done (by
+    /// [`store_res::claim_due_loaded`]); `None` reads it.
+    pub async fn run_claimed_loaded(
+        &self,
+        claim: store_res::Claim,
+        previous: ResolutionState,
+        loaded: Option<Result<store_res::Loaded, StoreError>>,
+    ) -> Result<Option<ResolutionState>, EngineError> {
         let store = &self.store;
         let id = claim.resolution;
         let lease = self.settings.lease;
@@ -694,7 +696,7 @@ impl Engine {
                 }
             }
         });
-        let result = self.cycle(claim, previous).await;
+        let result = self.cycle(claim, previous, loaded).await;
         heartbeat.abort();
         match result {
             Ok(v) => Ok(v),
@@ -733,14 +735,18 @@ impl Engine {
         &self,
         claim: store_res::Claim,
         previous: ResolutionState,
+        loaded: Option<Result<store_res::Loaded, StoreError>>,
     ) -> Result<Option<ResolutionState>, EngineError> {
         let store = &self.store;
         let id = claim.resolution;
-        let loaded = self
-            .loads
-            .load(store, id)
-            .await?
-            .ok_or(EngineError::NotFound(id))?;
+        let loaded = match loaded {
+            Some(l) => super::batch::Loaded::from(l?),
+            None => self
+                .loads
+                .load(store, id)
+                .await?
+                .ok_or(EngineError::NotFound(id))?,
+        };
         let (rec, task, records) = (loaded.resolution, loaded.task, loaded.steps);
         let template = self
             .template_version(id, &task.template_name, task.template_version)

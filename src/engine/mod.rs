@@ -95,17 +95,11 @@ pub struct Engine {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Named concurrency limits (µTask's resources).
     pub resources: Arc<resources::Resources>,
-    /// Template versions already read (they never change once stored).
-    pub templates: TemplateCache,
     /// Writes the ends of concurrent cycles together.
     pub ends: batch::Ends,
     /// Reads what concurrent cycles start from together.
     pub loads: batch::Loads,
 }
-
-/// Cache of parsed template versions, keyed by (name, version).
-pub type TemplateCache =
-    Arc<std::sync::Mutex<std::collections::HashMap<(String, i32), Arc<TaskTemplate>>>>;
 
 /// The initial steps of a new resolution of `template` (all TODO).
 pub fn initial_steps(template: &TaskTemplate) -> Result<Vec<NewStep>, serde_json::Error> {

@@ -223,24 +223,31 @@ async fn claim_loop(
             continue;
         }
         let want = (free as i64).min(settings.batch);
-        let claims =
-            match store_res::claim_due(&engine.store, engine.instance, want, engine.settings.lease)
-                .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "claiming resolutions failed");
-                    Vec::new()
-                }
-            };
+        let claims = match store_res::claim_due_loaded(
+            &engine.store,
+            engine.instance,
+            want,
+            engine.settings.lease,
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming resolutions failed");
+                Vec::new()
+            }
+        };
         let got = claims.len() as i64;
-        for (claim, previous) in claims {
+        for (claim, previous, loaded) in claims {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
             };
             let engine = engine.clone();
             tokio::spawn(async move {
-                match engine.run_claimed(claim, previous).await {
+                match engine
+                    .run_claimed_loaded(claim, previous, Some(loaded))
+                    .await
+                {
                     Ok(state) => {
                         tracing::debug!(resolution = %claim.resolution, ?state, "cycle done")
                     }

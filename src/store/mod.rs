@@ -47,6 +47,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// A task was prepared from a template version that is no longer current (see
+    /// `task::NewTask::template_guard`); nothing was written.
+    #[error("template `{0}` changed while the task was being created: retry")]
+    TemplateChanged(String),
 }
 
 impl StoreError {
@@ -75,10 +79,16 @@ pub fn db_unavailable(e: &sqlx::Error) -> bool {
 pub struct Store {
     pub pool: PgPool,
     pub keys: Arc<KeyRing>,
+    /// Parsed templates (see [`template::Cache`]), shared by the clones of this store.
+    pub templates: Arc<template::Cache>,
 }
 
 impl Store {
     pub fn new(pool: PgPool, keys: Arc<KeyRing>) -> Store {
-        Store { pool, keys }
+        Store {
+            pool,
+            keys,
+            templates: Default::default(),
+        }
     }
 }

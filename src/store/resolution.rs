@@ -313,6 +313,41 @@ fn open_step(keys: &KeyRing, id: ResolutionId, r: StepRow) -> Result<StepRecord,
     })
 }
 
+/// The columns of a [`LoadRow`]: task `t` (its state and last activity given as expressions),
+/// resolution `r`, steps `s` (see [`STEPS_AS_ARRAYS`]).
+fn load_columns(task_state: &str, task_last_activity: &str) -> String {
+    format!(
+        "SELECT t.id, t.template_name, t.template_version, t.title_enc, {task_state} AS state,
+                t.requester_username, t.requester_groups, t.watcher_usernames, t.watcher_groups,
+                t.resolver_usernames, t.resolver_groups, t.tags, t.input_enc, t.result_enc, t.batch_id,
+                t.parent_task_id, t.steps_done, t.steps_total, t.created,
+                {task_last_activity} AS last_activity,
+                r.id AS resolution_id, r.state AS resolution_state, r.resolver_username,
+                r.owner_instance AS r_owner_instance, r.claim_attempt AS r_claim_attempt,
+                r.created AS r_created, r.last_start AS r_last_start, r.last_stop AS r_last_stop,
+                r.next_retry AS r_next_retry, r.run_count AS r_run_count, r.run_max AS r_run_max,
+                r.resolver_input_enc AS r_resolver_input_enc,
+                s.names AS s_names, s.positions AS s_positions, s.states AS s_states,
+                s.tries AS s_tries, s.last_runs AS s_last_runs, s.defs AS s_defs,
+                s.outputs AS s_outputs, s.metadata AS s_metadata, s.errors AS s_errors,
+                s.children AS s_children"
+    )
+}
+
+/// The steps of resolution `r` as parallel arrays in position order, joined as `s`.
+const STEPS_AS_ARRAYS: &str = "LEFT JOIN LATERAL (
+             SELECT array_agg(name ORDER BY position, name) AS names,
+                    array_agg(position ORDER BY position, name) AS positions,
+                    array_agg(state ORDER BY position, name) AS states,
+                    array_agg(try_count ORDER BY position, name) AS tries,
+                    array_agg(last_run ORDER BY position, name) AS last_runs,
+                    array_agg(definition_enc ORDER BY position, name) AS defs,
+                    array_agg(output_enc ORDER BY position, name) AS outputs,
+                    array_agg(metadata_enc ORDER BY position, name) AS metadata,
+                    array_agg(error_enc ORDER BY position, name) AS errors,
+                    array_agg(children_enc ORDER BY position, name) AS children
+               FROM step WHERE step.resolution_id = r.id) s ON true";
+
 /// A resolution with its task and steps, as one row (see [`load_many`]).
 #[derive(sqlx::FromRow)]
 struct LoadRow {
@@ -348,40 +383,18 @@ pub async fn load_many(
     store: &super::Store,
     ids: &[ResolutionId],
 ) -> Result<Vec<Loaded>, StoreError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{} FROM resolution r JOIN task t ON t.id = r.task_id {} WHERE r.id = ANY($1)",
+            load_columns("t.state", "t.last_activity"),
+            STEPS_AS_ARRAYS
+        )
+    });
     let uuids: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
-    let rows: Vec<LoadRow> = sqlx::query_as(
-        "SELECT t.id, t.template_name, t.template_version, t.title_enc, t.state, t.requester_username,
-                t.requester_groups, t.watcher_usernames, t.watcher_groups, t.resolver_usernames,
-                t.resolver_groups, t.tags, t.input_enc, t.result_enc, t.batch_id, t.parent_task_id,
-                t.steps_done, t.steps_total, t.created, t.last_activity,
-                r.id AS resolution_id, r.state AS resolution_state, r.resolver_username,
-                r.owner_instance AS r_owner_instance, r.claim_attempt AS r_claim_attempt,
-                r.created AS r_created, r.last_start AS r_last_start, r.last_stop AS r_last_stop,
-                r.next_retry AS r_next_retry, r.run_count AS r_run_count, r.run_max AS r_run_max,
-                r.resolver_input_enc AS r_resolver_input_enc,
-                s.names AS s_names, s.positions AS s_positions, s.states AS s_states,
-                s.tries AS s_tries, s.last_runs AS s_last_runs, s.defs AS s_defs,
-                s.outputs AS s_outputs, s.metadata AS s_metadata, s.errors AS s_errors,
-                s.children AS s_children
-           FROM resolution r
-           JOIN task t ON t.id = r.task_id
-           LEFT JOIN LATERAL (
-             SELECT array_agg(name ORDER BY position, name) AS names,
-                    array_agg(position ORDER BY position, name) AS positions,
-                    array_agg(state ORDER BY position, name) AS states,
-                    array_agg(try_count ORDER BY position, name) AS tries,
-                    array_agg(last_run ORDER BY position, name) AS last_runs,
-                    array_agg(definition_enc ORDER BY position, name) AS defs,
-                    array_agg(output_enc ORDER BY position, name) AS outputs,
-                    array_agg(metadata_enc ORDER BY position, name) AS metadata,
-                    array_agg(error_enc ORDER BY position, name) AS errors,
-                    array_agg(children_enc ORDER BY position, name) AS children
-               FROM step WHERE step.resolution_id = r.id) s ON true
-          WHERE r.id = ANY($1)",
-    )
-    .bind(uuids)
-    .fetch_all(&store.pool)
-    .await?;
+    let rows: Vec<LoadRow> = sqlx::query_as(SQL.as_str())
+        .bind(uuids)
+        .fetch_all(&store.pool)
+        .await?;
     rows.into_iter()
         .map(|row| open_loaded(&store.keys, row))
         .collect()
@@ -1072,19 +1085,14 @@ pub async fn replace_steps(
     Ok(())
 }
 
-/// Claims up to `limit` due resolutions for `owner` in one statement (`FOR UPDATE SKIP LOCKED`
-/// over the partial claimable index): TO_AUTORUN and CRASHED at once; TO_AUTORUN_DELAYED and
-/// ERROR when `next_retry` is due; WAITING when woken (`next_retry` due and set after the last
-/// start). Each claimed row becomes RUNNING with `claim_attempt + 1` and a fresh lease; the
-/// previous state is returned with the claim. Their tasks become RUNNING in the same statement.
-pub async fn claim_due(
-    store: &super::Store,
-    owner: crate::domain::InstanceId,
-    limit: i64,
-    lease: std::time::Duration,
-) -> Result<Vec<(Claim, ResolutionState)>, StoreError> {
-    let rows: Vec<(ResolutionId, i64, String)> = sqlx::query_as(
-        "WITH claimed AS (
+/// Claims up to `$2` due resolutions for instance `$1` in one statement (`FOR UPDATE SKIP
+/// LOCKED` over the partial claimable index): TO_AUTORUN and CRASHED at once;
+/// TO_AUTORUN_DELAYED, RETRY and ERROR when `next_retry` is due; WAITING when woken
+/// (`next_retry` due and set after the last start). Each claimed row becomes RUNNING with
+/// `claim_attempt + 1` and a lease of `$3` seconds; their tasks become RUNNING in the same
+/// statement. Its CTEs: `claimed` (the updated resolution rows, and `prev`, the state each
+/// had) and `claimed_task`.
+const CLAIM: &str = "WITH claimed AS (
            UPDATE resolution r SET state = 'RUNNING', owner_instance = $1, claim_attempt = r.claim_attempt + 1,
                   run_count = r.run_count + 1, last_start = now(), updated = now(),
                   lease_expires = now() + make_interval(secs => $3)
@@ -1097,28 +1105,95 @@ pub async fn claim_due(
                     LIMIT $2
                     FOR UPDATE SKIP LOCKED) c
             WHERE r.id = c.id
-           RETURNING r.id, r.task_id, r.claim_attempt, c.prev),
-         t AS (UPDATE task SET state = 'RUNNING', last_activity = now()
-                 FROM claimed WHERE task.id = claimed.task_id AND task.state <> 'RUNNING')
-         SELECT id, claim_attempt, prev FROM claimed",
-    )
-    .bind(owner)
-    .bind(limit)
-    .bind(lease.as_secs_f64())
-    .fetch_all(&store.pool)
-    .await?;
+           RETURNING r.*, c.prev),
+         claimed_task AS (UPDATE task SET state = 'RUNNING', last_activity = now()
+                 FROM claimed WHERE task.id = claimed.task_id AND task.state <> 'RUNNING')";
+
+fn parse_prev(id: ResolutionId, prev: &str) -> Result<ResolutionState, StoreError> {
+    prev.parse()
+        .map_err(|e| StoreError::Corrupt(format!("resolution {id}: {e}")))
+}
+
+/// Claims up to `limit` due resolutions for `owner` (see [`CLAIM`]); each with the state it had.
+pub async fn claim_due(
+    store: &super::Store,
+    owner: crate::domain::InstanceId,
+    limit: i64,
+    lease: std::time::Duration,
+) -> Result<Vec<(Claim, ResolutionState)>, StoreError> {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("{CLAIM} SELECT id, claim_attempt, prev FROM claimed"));
+    let rows: Vec<(ResolutionId, i64, String)> = sqlx::query_as(SQL.as_str())
+        .bind(owner)
+        .bind(limit)
+        .bind(lease.as_secs_f64())
+        .fetch_all(&store.pool)
+        .await?;
     rows.into_iter()
         .map(|(id, attempt, prev)| {
-            let prev = prev
-                .parse()
-                .map_err(|e| StoreError::Corrupt(format!("resolution {id}: {e}")))?;
             Ok((
                 Claim {
                     resolution: id,
                     owner,
                     attempt,
                 },
-                prev,
+                parse_prev(id, &prev)?,
+            ))
+        })
+        .collect()
+}
+
+/// A claimed resolution with what its cycle reads first (see [`claim_due_loaded`]).
+pub type ClaimedLoaded = (Claim, ResolutionState, Result<Loaded, StoreError>);
+
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    claimed_id: ResolutionId,
+    prev: String,
+    #[sqlx(flatten)]
+    load: LoadRow,
+}
+
+/// [`claim_due`] and, in the same statement, what each claimed cycle reads first (what
+/// [`load_many`] reads just after the claim: the resolution as claimed, its task as the claim
+/// left it, its steps), so a cycle starts one round trip sooner. A row that cannot be opened
+/// (a key gone) fails only its own cycle.
+pub async fn claim_due_loaded(
+    store: &super::Store,
+    owner: crate::domain::InstanceId,
+    limit: i64,
+    lease: std::time::Duration,
+) -> Result<Vec<ClaimedLoaded>, StoreError> {
+    // The task rows are read as they were before the statement; `claimed_task` set their
+    // state and last activity, so those two are the values it wrote.
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{CLAIM} {}, r.id AS claimed_id, r.prev FROM claimed r JOIN task t ON t.id = r.task_id {}",
+            load_columns(
+                "'RUNNING'",
+                "CASE WHEN t.state <> 'RUNNING' THEN now() ELSE t.last_activity END"
+            ),
+            STEPS_AS_ARRAYS
+        )
+    });
+    let rows: Vec<ClaimedRow> = sqlx::query_as(SQL.as_str())
+        .bind(owner)
+        .bind(limit)
+        .bind(lease.as_secs_f64())
+        .fetch_all(&store.pool)
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let id = row.claimed_id;
+            let claim = Claim {
+                resolution: id,
+                owner,
+                attempt: row.load.r_claim_attempt,
+            };
+            Ok((
+                claim,
+                parse_prev(id, &row.prev)?,
+                open_loaded(&store.keys, row.load),
             ))
         })
         .collect()

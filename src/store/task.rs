@@ -47,6 +47,10 @@ pub struct NewTask {
     /// The template's `expected_duration` (a Go duration); the overdue alert's deadline is
     /// recorded when the task first runs.
     pub expected_duration: Option<String>,
+    /// When set, the task is created only if its template row still has this `updated` (the
+    /// version it was prepared from is still current and not archived); otherwise
+    /// [`StoreError::TemplateChanged`] and nothing is written.
+    pub template_guard: Option<DateTime<Utc>>,
 }
 
 /// A stored task, inputs and result opened.
@@ -231,26 +235,32 @@ pub async fn create_in(
     let comment_enc = comment.map(|c| comment::seal(keys, c)).transpose()?;
     // The resolution, its steps and the comment reference the task: their foreign keys are
     // checked at the end of the statement, when the task row exists.
+    // With a template guard that no longer holds, `t` inserts nothing, and nothing else is
+    // written (each other part reads `t`).
     let (created, last_activity, _notified): (DateTime<Utc>, DateTime<Utc>, i64) = sqlx::query_as(
         "WITH t AS (
            INSERT INTO task (id, template_name, template_version, batch_id, parent_task_id, title_enc,
                              state, requester_username, requester_groups, watcher_usernames,
                              watcher_groups, resolver_usernames, resolver_groups, tags, input_enc,
                              status_hook_enc, steps_total, expected_duration)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                   cardinality($24::text[]), mutask_go_duration($17))
+           SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                  cardinality($24::text[]), mutask_go_duration($17)
+            WHERE $33::timestamptz IS NULL
+               OR EXISTS (SELECT 1 FROM template
+                           WHERE name = $2 AND version = $3 AND updated = $33 AND NOT archived)
            RETURNING created, last_activity),
          r AS (
            INSERT INTO resolution (id, task_id, resolver_username, state, run_max, next_retry,
                                    resolver_input_enc)
-           SELECT $18, $1, $19, $20, $21, $22, $23 WHERE $18::uuid IS NOT NULL),
+           SELECT $18, $1, $19, $20, $21, $22, $23 FROM t WHERE $18::uuid IS NOT NULL),
          s AS (
            INSERT INTO step (resolution_id, name, position, state, definition_enc)
-           SELECT $18, * FROM unnest($24::text[], $25::int[], $26::text[], $27::bytea[])),
+           SELECT $18, u.* FROM unnest($24::text[], $25::int[], $26::text[], $27::bytea[]) u
+            WHERE EXISTS (SELECT 1 FROM t)),
          c AS (
            INSERT INTO task_comment (id, task_id, username, body_enc)
-           SELECT $28, $1, $29, $30 WHERE $28::uuid IS NOT NULL),
-         n AS (SELECT pg_notify($31, $18::text) FROM (SELECT 1) x WHERE $32)
+           SELECT $28, $1, $29, $30 FROM t WHERE $28::uuid IS NOT NULL),
+         n AS (SELECT pg_notify($31, $18::text) FROM t WHERE $32)
          -- a CTE that modifies nothing runs only when read: the scalar subquery reads it
          SELECT created, last_activity, (SELECT count(*) FROM n) FROM t",
     )
@@ -286,8 +296,10 @@ pub async fn create_in(
     .bind(comment_enc)
     .bind(RESOLUTION_CHANNEL)
     .bind(resolution.is_some_and(|r| matches!(r.state, ResolutionState::ToAutorun)))
-    .fetch_one(&mut *conn)
-    .await?;
+    .bind(task.template_guard)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::TemplateChanged(task.template_name.clone()))?;
     Ok(Inserted {
         created,
         last_activity,

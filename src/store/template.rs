@@ -4,11 +4,114 @@
 //! bumps `version` and keeps the previous version in `template_version`; a task records the
 //! version it was created from. Templates that disappear from disk are deleted, or archived
 //! (hidden + blocked) when tasks still reference them.
+//!
+//! A (name, version) names one definition forever: a deleted template keeps its versions
+//! (migration 0021), and a template created again under the same name continues the numbering.
+//! So parsed versions are cached for the life of the process ([`version_model`]). The current
+//! version of a name is cached too ([`current`]), for task creation, which checks it in the
+//! creating statement (`task::NewTask::template_guard`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{Store, StoreError};
+use crate::template::model::TaskTemplate;
+
+/// Most entries of each map of a [`Cache`] (it is emptied when full).
+const CACHE_ENTRIES: usize = 1000;
+
+/// Parsed templates of a [`Store`] (see the module documentation).
+#[derive(Default)]
+pub struct Cache {
+    versions: Mutex<HashMap<(String, i32), Arc<TaskTemplate>>>,
+    current: Mutex<HashMap<String, Current>>,
+}
+
+/// The current version of a template (not archived), as read at `updated`.
+#[derive(Debug, Clone)]
+pub struct Current {
+    pub template: Arc<TaskTemplate>,
+    pub version: i32,
+    /// The template row's `updated`: any change of version, archive state or flags moves it.
+    pub updated: DateTime<Utc>,
+}
+
+fn cache_put<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {
+    if let Ok(mut m) = map.lock() {
+        if m.len() >= CACHE_ENTRIES {
+            m.clear();
+        }
+        m.insert(key, value);
+    }
+}
+
+fn parse_model(name: &str, version: i32, definition: Value) -> Result<TaskTemplate, StoreError> {
+    serde_json::from_value(definition).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "stored template {name} version {version} is unreadable: {e}"
+        ))
+    })
+}
+
+/// The model of one version of a template (`None` when it does not exist), cached.
+pub async fn version_model(
+    store: &Store,
+    name: &str,
+    version: i32,
+) -> Result<Option<Arc<TaskTemplate>>, StoreError> {
+    let key = (name.to_string(), version);
+    if let Ok(m) = store.templates.versions.lock()
+        && let Some(t) = m.get(&key)
+    {
+        return Ok(Some(t.clone()));
+    }
+    let Some((definition, _)) = get_version(store, name, version).await? else {
+        return Ok(None);
+    };
+    let t = Arc::new(parse_model(name, version, definition)?);
+    cache_put(&store.templates.versions, key, t.clone());
+    Ok(Some(t))
+}
+
+/// The current version of a template that is not archived (`None` otherwise). With `fresh` it
+/// is read from the database; otherwise a cached answer may be given, possibly stale: its user
+/// checks `updated` where it matters.
+pub async fn current(
+    store: &Store,
+    name: &str,
+    fresh: bool,
+) -> Result<Option<Current>, StoreError> {
+    if !fresh
+        && let Ok(m) = store.templates.current.lock()
+        && let Some(c) = m.get(name)
+    {
+        return Ok(Some(c.clone()));
+    }
+    let rec = match get(store, name).await? {
+        Some(r) if !r.archived => r,
+        _ => {
+            forget_current(store, name);
+            return Ok(None);
+        }
+    };
+    let c = Current {
+        template: Arc::new(parse_model(name, rec.version, rec.definition)?),
+        version: rec.version,
+        updated: rec.updated,
+    };
+    cache_put(&store.templates.current, name.to_string(), c.clone());
+    Ok(Some(c))
+}
+
+/// Drops the cached current version of `name` (it was found stale).
+pub fn forget_current(store: &Store, name: &str) {
+    if let Ok(mut m) = store.templates.current.lock() {
+        m.remove(name);
+    }
+}
 
 /// A stored template.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -63,9 +166,16 @@ pub async fn upsert(store: &Store, t: &TemplateUpsert<'_>) -> Result<UpsertOutco
     .await?;
     let outcome = match current {
         None => {
+            // a name used before keeps its versions: continue after them
+            let version: i32 = sqlx::query_scalar(
+                "SELECT coalesce(max(version), 0) + 1 FROM template_version WHERE name = $1",
+            )
+            .bind(t.name)
+            .fetch_one(&mut *tx)
+            .await?;
             sqlx::query(
                 "INSERT INTO template (name, version, description, definition, source, source_file, hidden, blocked)
-                 VALUES ($1, 1, $2, $3, $4, $5, $6, $7)",
+                 VALUES ($1, $8, $2, $3, $4, $5, $6, $7)",
             )
             .bind(t.name)
             .bind(t.description)
@@ -74,12 +184,14 @@ pub async fn upsert(store: &Store, t: &TemplateUpsert<'_>) -> Result<UpsertOutco
             .bind(t.source_file)
             .bind(t.hidden)
             .bind(t.blocked)
+            .bind(version)
             .execute(&mut *tx)
             .await?;
             sqlx::query(
-                "INSERT INTO template_version (name, version, definition, source) VALUES ($1, 1, $2, $3)",
+                "INSERT INTO template_version (name, version, definition, source) VALUES ($1, $2, $3, $4)",
             )
             .bind(t.name)
+            .bind(version)
             .bind(t.definition)
             .bind(t.source)
             .execute(&mut *tx)
@@ -129,11 +241,14 @@ pub async fn upsert(store: &Store, t: &TemplateUpsert<'_>) -> Result<UpsertOutco
         }
     };
     tx.commit().await?;
+    // this process sees its own change at once; other instances' creations meet the guard
+    forget_current(store, t.name);
     Ok(outcome)
 }
 
 /// Removes templates loaded from disk that are no longer present: deleted when no task
-/// references them, otherwise archived (hidden and blocked). Returns (deleted, archived).
+/// references them (their versions are kept), otherwise archived (hidden and blocked).
+/// Returns (deleted, archived).
 pub async fn retire_missing(store: &Store, present: &[String]) -> Result<(u64, u64), StoreError> {
     let mut tx = store.pool.begin().await?;
     let deleted = sqlx::query(
@@ -153,6 +268,9 @@ pub async fn retire_missing(store: &Store, present: &[String]) -> Result<(u64, u
     .await?
     .rows_affected();
     tx.commit().await?;
+    if let Ok(mut m) = store.templates.current.lock() {
+        m.clear();
+    }
     Ok((deleted, archived))
 }
 

@@ -257,5 +257,6 @@ pub fn new_task(
         parent_task_id: parent,
         status_hook: None,
         expected_duration: None,
+        template_guard: None,
     }
 }
