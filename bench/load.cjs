@@ -6,6 +6,8 @@
 //   node load.cjs latency URLS M TEMPLATE
 //       M tasks one at a time: POST /task, then GET /task/{id} every POLL_MS (default 1, as the peer polls)
 //       until it is DONE; prints create->DONE p50/p95/max (after WARM=5 warm-up tasks).
+//   node load.cjs latency-wait URLS M TEMPLATE
+//       the same with one request per task: POST /task?wait=30s answers once the task is DONE.
 //   node load.cjs steady  URLS SECONDS CLIENTS TEMPLATE PAUSEFILE
 //       create tasks for SECONDS; while PAUSEFILE exists, wait (the harness sets it when
 //       the backlog is above its cap). Prints how many were created.
@@ -145,6 +147,26 @@ async function latency(urlsArg, M, template) {
   });
 }
 
+// ----------------------------------------------------------- latency-wait
+async function latencyWait(urlsArg, M, template) {
+  const targets = parseUrls(urlsArg, 1);
+  const done = [];
+  for (let i = 0; i < M + WARM; i++) {
+    const target = targets[i % targets.length];
+    const t0 = now();
+    const r = await request(target, 'POST', '/task?wait=30s', { template_name: template, input: {} });
+    const t1 = now();
+    if (r.status !== 201 || !r.json) throw new Error(`POST /task?wait -> ${r.status}: ${r.text.slice(0, 300)}`);
+    if (r.json.state !== 'DONE') throw new Error(`task ${r.json.id} answered ${r.json.state}, not DONE`);
+    if (i >= WARM) done.push(ms(t1 - t0));
+    await sleep(20);
+  }
+  out({
+    test: 'latency-wait', M, instances: targets.length,
+    done_ms_p50: pct(done, 50), done_ms_p95: pct(done, 95), done_ms_max: pct(done, 100),
+  });
+}
+
 // ------------------------------------------------------------------ steady
 async function steady(urlsArg, seconds, clients, template, pauseFile) {
   const targets = parseUrls(urlsArg, clients);
@@ -192,10 +214,11 @@ const [mode, ...a] = process.argv.slice(2);
 const main = {
   create: () => create(a[0], +a[1], +a[2], a[3]),
   latency: () => latency(a[0], +a[1], a[2]),
+  'latency-wait': () => latencyWait(a[0], +a[1], a[2]),
   steady: () => steady(a[0], +a[1], +a[2], a[3], a[4]),
 }[mode];
 if (!main) {
-  console.error('usage: node load.cjs create|latency|steady … (see the header of this file)');
+  console.error('usage: node load.cjs create|latency|latency-wait|steady … (see the header of this file)');
   process.exit(2);
 }
 main().then(

@@ -419,6 +419,7 @@ impl Running {
     /// Stops serving, deregisters and closes the database.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.state.draining.store(true, Ordering::Relaxed);
+        self.state.task_waits.close();
         if let Some(runner) = self.runner {
             runner.shutdown(Duration::from_secs(30)).await;
         }
@@ -616,14 +617,27 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         plugin_types: Arc::new(plugin_types),
         plugin_schemas: Arc::new(plugin_schemas),
         claim_hint: runner.as_ref().map(Runner::waker),
+        task_waits: Default::default(),
     };
     let cancel = CancellationToken::new();
-    // the ticker and the notifier sleep until their next deadline or a NOTIFY hint
-    let wakeups = store::wake::Wakeups::default();
-    let waker = runner.is_some().then(|| {
+    // the ticker and the notifier sleep until their next deadline or a NOTIFY hint; requests
+    // that wait for a task hear when it settles
+    let wakeups = store::wake::Wakeups {
+        settled: state.task_waits.clone(),
+        ..Default::default()
+    };
+    use store::wake::{EVENT_CHANNEL, SCHEDULE_CHANNEL, SETTLED_CHANNEL};
+    let channels: &'static [&'static str] = match (runner.is_some(), role) {
+        (true, Role::Worker) => &[SCHEDULE_CHANNEL, EVENT_CHANNEL],
+        (true, _) => &[SCHEDULE_CHANNEL, EVENT_CHANNEL, SETTLED_CHANNEL],
+        (false, Role::Worker) => &[],
+        (false, _) => &[SETTLED_CHANNEL],
+    };
+    let waker = (!channels.is_empty()).then(|| {
         tokio::spawn(store::wake::listen(
             store.clone(),
             wakeups.clone(),
+            channels,
             cancel.clone(),
         ))
     });

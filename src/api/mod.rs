@@ -27,6 +27,7 @@ pub mod resolution;
 pub mod schedule;
 pub mod step_log;
 pub mod task;
+pub mod task_wait;
 pub mod template;
 pub mod token;
 pub mod ui;
@@ -71,6 +72,8 @@ pub struct AppState {
     /// Wakes this instance's claim loop (when it runs one): a task created here that can run at
     /// once is claimed without waiting for its NOTIFY to come back from the database.
     pub claim_hint: Option<Arc<tokio::sync::Notify>>,
+    /// Requests waiting for tasks to settle (`?wait=`), woken by `mutask_task_settled`.
+    pub task_waits: Arc<crate::store::wake::TaskWaits>,
 }
 
 /// What `GET /action` tells about a loaded plugin.

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 use super::body::Body;
 use super::error::ErrorBody;
 use super::openapi::{ResolutionStateSchema, TaskStateSchema};
+use super::task_wait::{self, WaitQuery};
 use super::{ApiError, AppState, Caller};
 use crate::domain::TaskId;
 use crate::store;
@@ -189,11 +190,14 @@ pub struct Task {
     tag = "task",
     operation_id = "create_task",
     request_body(description = "The task to create (JSON or YAML).", content((CreateTask = "application/json"), (CreateTask = "application/x-yaml"))),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Same as the body's `idempotency_key`.")),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Same as the body's `idempotency_key`."),
+        WaitQuery,
+    ),
     responses(
-        (status = 201, description = "The task.", body = Task),
+        (status = 201, description = "The task (with `wait`: once it has settled, or as it is when the wait ends).", body = Task),
         (status = 200, description = "The task created earlier with the same idempotency key (header `Idempotent-Replayed: true`).", body = Task),
-        (status = 400, description = "Malformed body, blocked template, or the title cannot be rendered.", body = ErrorBody),
+        (status = 400, description = "Malformed body or `wait`, blocked template, or the title cannot be rendered.", body = ErrorBody),
         (status = 403, description = "The caller may not create tasks from this template.", body = ErrorBody),
         (status = 404, description = "No such template.", body = ErrorBody),
         (status = 422, description = "Invalid inputs (`fields` names each).", body = ErrorBody),
@@ -203,9 +207,11 @@ pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     headers: axum::http::HeaderMap,
+    Query(wait): Query<WaitQuery>,
     Body(req): Body<CreateTask>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
+    let wait = wait.duration()?;
     let mut fields = Vec::new();
     let header_key = match headers.get("idempotency-key").map(|v| v.to_str()) {
         Some(Ok(k)) => Some(k.trim().to_string()),
@@ -295,6 +301,10 @@ pub async fn create(
             .await
             .map_err(create_error)?;
         hint_claim(&state, &rec);
+        let rec = match wait {
+            Some(w) => task_wait::until_settled(&state, rec, w).await?,
+            None => rec,
+        };
         return Ok((
             StatusCode::CREATED,
             Json(task_json(&rec, &template, &caller)),
@@ -308,6 +318,10 @@ pub async fn create(
     if created {
         hint_claim(&state, &rec);
     }
+    let rec = match wait {
+        Some(w) => task_wait::until_settled(&state, rec, w).await?,
+        None => rec,
+    };
     let body = Json(task_json(&rec, &template, &caller));
     Ok(if created {
         (StatusCode::CREATED, body).into_response()
@@ -395,10 +409,10 @@ pub fn task_json(rec: &store::task::TaskRecord, t: &TaskTemplate, caller: &Calle
     path = "/task/{id}",
     tag = "task",
     operation_id = "get_task",
-    params(("id" = uuid::Uuid, Path, description = "Task id.")),
+    params(("id" = uuid::Uuid, Path, description = "Task id."), WaitQuery),
     responses(
-        (status = 200, description = "The task.", body = Task),
-        (status = 400, description = "The id is not a UUID.", body = ErrorBody),
+        (status = 200, description = "The task (with `wait`: once it has settled, or as it is when the wait ends).", body = Task),
+        (status = 400, description = "The id is not a UUID, or `wait` is malformed.", body = ErrorBody),
         (status = 403, description = "The caller may not read this task.", body = ErrorBody),
         (status = 404, description = "No such task.", body = ErrorBody),
     ),
@@ -407,10 +421,12 @@ pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(wait): Query<WaitQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let id: TaskId = id
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("`{id}` is not a valid task id (a UUID)")))?;
+    let wait = wait.duration()?;
     let rec = store::task::get(&state.store, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("task {id} not found")))?;
@@ -420,6 +436,17 @@ pub async fn get(
     if !can_read(&caller, &rec, &t) {
         return Err(ApiError::Forbidden("you may not read this task".into()));
     }
+    let rec = match wait {
+        Some(w) => {
+            let rec = task_wait::until_settled(&state, rec, w).await?;
+            // its watchers may have changed meanwhile
+            if !can_read(&caller, &rec, &t) {
+                return Err(ApiError::Forbidden("you may not read this task".into()));
+            }
+            rec
+        }
+        None => rec,
+    };
     Ok(Json(task_json(&rec, &t, &caller)))
 }
 
