@@ -55,6 +55,9 @@ pub struct CreateRequest {
     pub batch_id: Option<BatchId>,
     /// `{url, secret?}` receiving every state change of the task (checked by the caller).
     pub status_hook: Option<Value>,
+    /// The ids to give the task and its resolution (new ones when `None`): a caller that must
+    /// know them before the task is written (to watch it, or to expect its NOTIFY).
+    pub ids: Option<(TaskId, ResolutionId)>,
 }
 
 /// Why a task was not created.
@@ -336,7 +339,7 @@ async fn prepare_from(
         return Err(CreateError::Invalid(fields));
     }
 
-    let task_id = TaskId::new();
+    let task_id = req.ids.map_or_else(TaskId::new, |(t, _)| t);
     // titles are shown to every reader of the task: password inputs are masked in them
     let masked = input::mask_passwords(&template.inputs, &Value::Object(inputs.clone()));
     let ctx = json!({
@@ -360,7 +363,7 @@ async fn prepare_from(
     let resolution = autorun.then(|| {
         let delayed = delay.filter(|d| !d.is_zero());
         NewResolution {
-            id: ResolutionId::new(),
+            id: req.ids.map_or_else(ResolutionId::new, |(_, r)| r),
             state: if delayed.is_some() {
                 ResolutionState::ToAutorunDelayed
             } else {

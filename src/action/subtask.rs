@@ -162,6 +162,7 @@ async fn run(req: ActionRequest) -> ActionResult {
         parent_task_id: Some(req.task_id),
         batch_id: None,
         status_hook: None,
+        ids: None,
     };
     match tasks::create(&store, &renderer, &who, request).await {
         Ok((child, _)) => outcome(&child),

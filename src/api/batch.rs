@@ -147,6 +147,7 @@ pub async fn create(
             parent_task_id: None,
             batch_id: Some(batch),
             status_hook: None,
+            ids: None,
         };
         match tasks::create(&state.store, &state.renderer, &who, request).await {
             Ok((rec, _)) => ids.push(rec.id),

@@ -71,7 +71,7 @@ pub struct AppState {
     pub plugin_schemas: Arc<std::collections::BTreeMap<String, PluginSchemas>>,
     /// Wakes this instance's claim loop (when it runs one): a task created here that can run at
     /// once is claimed without waiting for its NOTIFY to come back from the database.
-    pub claim_hint: Option<Arc<tokio::sync::Notify>>,
+    pub claim_hint: Option<Arc<crate::engine::runner::ClaimHint>>,
     /// Requests waiting for tasks to settle (`?wait=`), woken by `mutask_task_settled`.
     pub task_waits: Arc<crate::store::wake::TaskWaits>,
 }

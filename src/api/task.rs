@@ -18,7 +18,7 @@ use super::error::ErrorBody;
 use super::openapi::{ResolutionStateSchema, TaskStateSchema};
 use super::task_wait::{self, WaitQuery};
 use super::{ApiError, AppState, Caller};
-use crate::domain::TaskId;
+use crate::domain::{ResolutionId, TaskId};
 use crate::store;
 use crate::tasks::{self, CreateError, CreateRequest, Requester};
 use crate::template::input;
@@ -282,6 +282,11 @@ pub async fn create(
         groups: caller.groups.clone(),
         is_admin: caller.is_admin,
     };
+    let ids = (TaskId::new(), ResolutionId::new());
+    if let Some(hint) = &state.claim_hint {
+        // this instance's claim loop is woken below: the NOTIFY need not wake it again
+        hint.expect(ids.1);
+    }
     let request = CreateRequest {
         template_name: req.template_name,
         input: req.input.unwrap_or_default(),
@@ -295,14 +300,17 @@ pub async fn create(
         parent_task_id: None,
         batch_id: None,
         status_hook,
+        ids: Some(ids),
     };
     let Some(key) = key else {
+        // watched before it is written: its settlement cannot come unheard
+        let watch = wait.map(|_| state.task_waits.watch(ids.0));
         let (rec, template) = tasks::create(&state.store, &state.renderer, &who, request)
             .await
             .map_err(create_error)?;
         hint_claim(&state, &rec);
         let rec = match wait {
-            Some(w) => task_wait::until_settled(&state, rec, w).await?,
+            Some(w) => task_wait::until_settled(&state, rec, w, watch).await?,
             None => rec,
         };
         return Ok((
@@ -319,7 +327,7 @@ pub async fn create(
         hint_claim(&state, &rec);
     }
     let rec = match wait {
-        Some(w) => task_wait::until_settled(&state, rec, w).await?,
+        Some(w) => task_wait::until_settled(&state, rec, w, None).await?,
         None => rec,
     };
     let body = Json(task_json(&rec, &template, &caller));
@@ -336,7 +344,7 @@ fn hint_claim(state: &AppState, rec: &crate::store::task::TaskRecord) {
     if rec.resolution_state == Some(crate::domain::ResolutionState::ToAutorun)
         && let Some(hint) = &state.claim_hint
     {
-        hint.notify_one();
+        hint.wake();
     }
 }
 
@@ -438,7 +446,7 @@ pub async fn get(
     }
     let rec = match wait {
         Some(w) => {
-            let rec = task_wait::until_settled(&state, rec, w).await?;
+            let rec = task_wait::until_settled(&state, rec, w, None).await?;
             // its watchers may have changed meanwhile
             if !can_read(&caller, &rec, &t) {
                 return Err(ApiError::Forbidden("you may not read this task".into()));

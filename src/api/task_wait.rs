@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::{ApiError, AppState};
 use crate::domain::TaskState;
-use crate::store::{self, task::TaskRecord};
+use crate::store::{self, task::TaskRecord, wake::TaskWatch};
 
 /// Longest wait a request may ask for.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -57,24 +57,32 @@ pub fn settled(t: &TaskRecord) -> bool {
 }
 
 /// The task once it has settled, or as it is when `wait` has passed or the instance stops.
+/// `watch`: the task's watch when it began before `task` was read (else one begins here, and
+/// the task is read again).
 pub async fn until_settled(
     state: &AppState,
     task: TaskRecord,
     wait: Duration,
+    watch: Option<TaskWatch<'_>>,
 ) -> Result<TaskRecord, ApiError> {
     if settled(&task) {
         return Ok(task);
     }
     let deadline = Instant::now() + wait;
     let id = task.id;
-    let watch = state.task_waits.watch(id);
     let read = || async {
         store::task::get(&state.store, id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("task {id} was deleted while waiting")))
     };
-    // read after the watch began: a settlement from now on is heard
-    let mut task = read().await?;
+    let (watch, mut task) = match watch {
+        Some(w) => (w, task),
+        None => {
+            let w = state.task_waits.watch(id);
+            // read after the watch began: a settlement from now on is heard
+            (w, read().await?)
+        }
+    };
     loop {
         if settled(&task) {
             return Ok(task);

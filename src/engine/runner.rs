@@ -17,6 +17,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::ResolutionId;
 use crate::store::resolution as store_res;
 use crate::store::task::RESOLUTION_CHANNEL;
 
@@ -58,15 +59,58 @@ pub struct Runner {
     maintenance: JoinHandle<()>,
     slots: Arc<Semaphore>,
     max: usize,
-    notify: Arc<Notify>,
+    hint: Arc<ClaimHint>,
+}
+
+/// Wakes the claim loop. Resolutions this instance creates are announced here before they are
+/// written: the loop is woken at once when they are, and their `mutask_resolution` NOTIFY,
+/// which comes back to this instance too, does not wake it a second time for nothing.
+#[derive(Debug, Default)]
+pub struct ClaimHint {
+    notify: Notify,
+    /// Announced resolutions whose NOTIFY has not come back yet (the oldest are forgotten).
+    expected: std::sync::Mutex<std::collections::VecDeque<ResolutionId>>,
+}
+
+/// Most announced resolutions remembered (a NOTIFY comes back within milliseconds).
+const EXPECTED: usize = 256;
+
+impl ClaimHint {
+    /// `id` is about to be created here, claimable: its NOTIFY need not wake this instance.
+    pub fn expect(&self, id: ResolutionId) {
+        if let Ok(mut q) = self.expected.lock() {
+            if q.len() >= EXPECTED {
+                q.pop_front();
+            }
+            q.push_back(id);
+        }
+    }
+
+    /// Wakes the claim loop (work became claimable).
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// A `mutask_resolution` NOTIFY came: wakes the loop unless it announces a resolution this
+    /// instance created (and woke it for) itself.
+    fn heard(&self, payload: &str) {
+        if let Ok(id) = payload.parse::<ResolutionId>()
+            && let Ok(mut q) = self.expected.lock()
+            && let Some(i) = q.iter().position(|x| *x == id)
+        {
+            q.remove(i);
+            return;
+        }
+        self.notify.notify_one();
+    }
 }
 
 impl Runner {
     /// Starts claiming and running resolutions, and the maintenance collectors.
     pub fn start(engine: Engine, settings: RunnerSettings) -> Runner {
         let cancel = CancellationToken::new();
-        let notify = Arc::new(Notify::new());
-        let listener = tokio::spawn(listen(engine.clone(), notify.clone(), cancel.clone()));
+        let hint = Arc::new(ClaimHint::default());
+        let listener = tokio::spawn(listen(engine.clone(), hint.clone(), cancel.clone()));
         let slots = Arc::new(Semaphore::new(settings.max_concurrent.max(1)));
         let maintenance = tokio::spawn(maintenance_loop(
             engine.clone(),
@@ -76,7 +120,7 @@ impl Runner {
         let main = tokio::spawn(claim_loop(
             engine.clone(),
             settings.clone(),
-            notify.clone(),
+            hint.clone(),
             slots.clone(),
             cancel.clone(),
         ));
@@ -88,14 +132,14 @@ impl Runner {
             maintenance,
             slots,
             max: settings.max_concurrent.max(1),
-            notify,
+            hint,
         }
     }
 
     /// What wakes the claim loop (as the `mutask_resolution` NOTIFY does): for work this
-    /// instance just made claimable itself.
-    pub fn waker(&self) -> Arc<Notify> {
-        self.notify.clone()
+    /// instance makes claimable itself.
+    pub fn waker(&self) -> Arc<ClaimHint> {
+        self.hint.clone()
     }
 
     /// Stops claiming; running cycles stop launching steps and end once their running steps
@@ -170,7 +214,7 @@ async fn maintenance_loop(engine: Engine, settings: RunnerSettings, cancel: Canc
     }
 }
 
-async fn listen(engine: Engine, notify: Arc<Notify>, cancel: CancellationToken) {
+async fn listen(engine: Engine, hint: Arc<ClaimHint>, cancel: CancellationToken) {
     loop {
         let mut listener = match sqlx::postgres::PgListener::connect_with(&engine.store.pool).await
         {
@@ -192,7 +236,7 @@ async fn listen(engine: Engine, notify: Arc<Notify>, cancel: CancellationToken) 
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 n = listener.recv() => match n {
-                    Ok(_) => notify.notify_one(),
+                    Ok(n) => hint.heard(n.payload()),
                     Err(e) => {
                         tracing::warn!(error = %e, "LISTEN connection lost");
                         break;
@@ -206,7 +250,7 @@ async fn listen(engine: Engine, notify: Arc<Notify>, cancel: CancellationToken) 
 async fn claim_loop(
     engine: Engine,
     settings: RunnerSettings,
-    notify: Arc<Notify>,
+    hint: Arc<ClaimHint>,
     slots: Arc<Semaphore>,
     cancel: CancellationToken,
 ) {
@@ -263,8 +307,53 @@ async fn claim_loop(
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = notify.notified() => {},
+            _ = hint.notify.notified() => {},
             _ = tokio::time::sleep(settings.poll_interval) => {},
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the claim loop would be woken now (consumes the wake-up).
+    async fn woken(h: &ClaimHint) -> bool {
+        tokio::time::timeout(Duration::from_millis(20), h.notify.notified())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn the_notify_of_a_resolution_created_here_does_not_wake_the_loop_twice() {
+        let h = ClaimHint::default();
+        let (mine, other) = (ResolutionId::new(), ResolutionId::new());
+        h.expect(mine);
+        h.wake();
+        assert!(woken(&h).await, "the creating request wakes the loop");
+        h.heard(&mine.to_string());
+        assert!(!woken(&h).await, "its NOTIFY does not wake it again");
+        // only once: a second NOTIFY for the same resolution wakes the loop
+        h.heard(&mine.to_string());
+        assert!(woken(&h).await);
+        // work from elsewhere, and hints without an id, always wake it
+        h.heard(&other.to_string());
+        assert!(woken(&h).await);
+        h.heard("");
+        assert!(woken(&h).await);
+    }
+
+    #[tokio::test]
+    async fn announced_resolutions_are_remembered_up_to_a_bound() {
+        let h = ClaimHint::default();
+        let first = ResolutionId::new();
+        h.expect(first);
+        for _ in 0..EXPECTED {
+            h.expect(ResolutionId::new());
+        }
+        assert_eq!(h.expected.lock().unwrap().len(), EXPECTED);
+        // the oldest was forgotten: its NOTIFY wakes the loop, as any other would
+        h.heard(&first.to_string());
+        assert!(woken(&h).await);
     }
 }
