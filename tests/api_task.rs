@@ -464,3 +464,53 @@ async fn maintenance_mode_refuses_writes_and_runs_nothing() {
     );
     m.stop().await;
 }
+
+/// The claim loop skips the NOTIFY of a task this instance created claimable (it woke the loop
+/// itself), and only that one: a task created delayed, or refused, leaves nothing to skip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_claim_loop_skips_only_the_notify_of_tasks_created_claimable_here() {
+    let m = common::start().await;
+    let hint = m
+        .running
+        .state
+        .claim_hint
+        .clone()
+        .expect("an --role all instance claims");
+    let (s, t) = m
+        .post(
+            "alice",
+            "/task",
+            &json!({"template_name": "hello-world", "input": {"name": "Ada"}, "delay": "1h"}),
+        )
+        .await;
+    assert_eq!((s, t["state"].as_str()), (201, Some("DELAYED")), "{t}");
+    assert_eq!(hint.announced(), 0, "no NOTIFY comes for a delayed task");
+    let (s, t) = m
+        .post(
+            "alice",
+            "/task",
+            &json!({"template_name": "hello-world", "input": {"name": "4"}}),
+        )
+        .await;
+    assert_eq!(s, 422, "{t}");
+    assert_eq!(hint.announced(), 0, "nor for a refused one");
+
+    let (s, t) = m
+        .post(
+            "alice",
+            "/task?wait=30s",
+            &json!({"template_name": "hello-world", "input": {"name": "Ada"}}),
+        )
+        .await;
+    assert_eq!((s, t["state"].as_str()), (201, Some("DONE")), "{t}");
+    // its NOTIFY came back (or comes soon) and was skipped once
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while hint.announced() != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the NOTIFY never came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    m.stop().await;
+}

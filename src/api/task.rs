@@ -305,10 +305,9 @@ pub async fn create(
     let Some(key) = key else {
         // watched before it is written: its settlement cannot come unheard
         let watch = wait.map(|_| state.task_waits.watch(ids.0));
-        let (rec, template) = tasks::create(&state.store, &state.renderer, &who, request)
-            .await
-            .map_err(create_error)?;
-        hint_claim(&state, &rec);
+        let created = tasks::create(&state.store, &state.renderer, &who, request).await;
+        hint_claim(&state, ids.1, created.as_ref().ok().map(|c| &c.0));
+        let (rec, template) = created.map_err(create_error)?;
         let rec = match wait {
             Some(w) => task_wait::until_settled(&state, rec, w, watch).await?,
             None => rec,
@@ -319,13 +318,14 @@ pub async fn create(
         )
             .into_response());
     };
-    let (rec, template, created) =
-        tasks::create_idempotent(&state.store, &state.renderer, &who, request, &key, ttl)
-            .await
-            .map_err(create_error)?;
-    if created {
-        hint_claim(&state, &rec);
-    }
+    let outcome =
+        tasks::create_idempotent(&state.store, &state.renderer, &who, request, &key, ttl).await;
+    let written = match &outcome {
+        Ok((rec, _, true)) => Some(rec),
+        _ => None,
+    };
+    hint_claim(&state, ids.1, written);
+    let (rec, template, created) = outcome.map_err(create_error)?;
     let rec = match wait {
         Some(w) => task_wait::until_settled(&state, rec, w, None).await?,
         None => rec,
@@ -338,13 +338,26 @@ pub async fn create(
     })
 }
 
-/// A task created here that can run at once: this instance's claim loop (if it runs one) is
-/// woken at once, ahead of the NOTIFY that wakes every instance.
-fn hint_claim(state: &AppState, rec: &crate::store::task::TaskRecord) {
-    if rec.resolution_state == Some(crate::domain::ResolutionState::ToAutorun)
-        && let Some(hint) = &state.claim_hint
-    {
-        hint.wake();
+/// After a create that announced `resolution` to this instance's claim loop (if it runs one):
+/// a task written here that can run at once wakes the loop at once, ahead of the NOTIFY that
+/// wakes every instance; otherwise no NOTIFY comes for it, and the announcement is withdrawn
+/// (a later NOTIFY for that resolution, say a wake-up from a child, must not be skipped).
+fn hint_claim(
+    state: &AppState,
+    resolution: ResolutionId,
+    written: Option<&crate::store::task::TaskRecord>,
+) {
+    let Some(hint) = &state.claim_hint else {
+        return;
+    };
+    match written {
+        Some(rec)
+            if rec.resolution_id == Some(resolution)
+                && rec.resolution_state == Some(crate::domain::ResolutionState::ToAutorun) =>
+        {
+            hint.wake()
+        }
+        _ => hint.withdraw(resolution),
     }
 }
 

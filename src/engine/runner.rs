@@ -86,6 +86,20 @@ impl ClaimHint {
         }
     }
 
+    /// `id` was not created claimable after all (no NOTIFY will come for its creation).
+    pub fn withdraw(&self, id: ResolutionId) {
+        if let Ok(mut q) = self.expected.lock()
+            && let Some(i) = q.iter().position(|x| *x == id)
+        {
+            q.remove(i);
+        }
+    }
+
+    /// How many announced resolutions still await their NOTIFY.
+    pub fn announced(&self) -> usize {
+        self.expected.lock().map(|q| q.len()).unwrap_or(0)
+    }
+
     /// Wakes the claim loop (work became claimable).
     pub fn wake(&self) {
         self.notify.notify_one();
@@ -341,6 +355,12 @@ mod tests {
         assert!(woken(&h).await);
         h.heard("");
         assert!(woken(&h).await);
+        // an announcement withdrawn (created delayed, or not at all) skips nothing
+        let delayed = ResolutionId::new();
+        h.expect(delayed);
+        h.withdraw(delayed);
+        h.heard(&delayed.to_string());
+        assert!(woken(&h).await, "a later NOTIFY for it wakes the loop");
     }
 
     #[tokio::test]
