@@ -82,14 +82,10 @@ pub enum CreateError {
 /// Loads a template's model (by normalized name) and its version.
 pub async fn load_template(store: &Store, name: &str) -> Result<(TaskTemplate, i32), CreateError> {
     let normalized = name.trim().to_lowercase();
-    let rec = store::template::get(store, &normalized)
+    let current = store::template::current(store, &normalized, true)
         .await?
-        .filter(|r| !r.archived)
-        .ok_or_else(|| CreateError::TemplateNotFound(normalized.clone()))?;
-    let t: TaskTemplate = serde_json::from_value(rec.definition).map_err(|e| {
-        CreateError::Internal(format!("stored template {normalized} is unreadable: {e}"))
-    })?;
-    Ok((t, rec.version))
+        .ok_or(CreateError::TemplateNotFound(normalized))?;
+    Ok((TaskTemplate::clone(&current.template), current.version))
 }
 
 /// True when `who` owns the template (allowed resolver).

@@ -67,6 +67,26 @@ async fn waiting_task(m: &common::Instance) -> (String, String) {
     }
 }
 
+/// `GET /task/{id}?wait=…` as admin on `m`, in the background: its status, body and when it
+/// was answered.
+fn spawn_wait(
+    m: &common::Instance,
+    id: &str,
+    wait: &str,
+) -> tokio::task::JoinHandle<(u16, Value, Instant)> {
+    let (client, url) = (m.client.clone(), m.url(&format!("/task/{id}?wait={wait}")));
+    tokio::spawn(async move {
+        let r = client
+            .get(url)
+            .basic_auth("admin", Some("admin-pw"))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.unwrap(), Instant::now())
+    })
+}
+
 /// Waits until `m` has a request waiting for a task.
 async fn until_watched(m: &common::Instance) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -119,22 +139,7 @@ async fn a_wait_hears_a_task_settled_by_another_instance() {
     // created through the API-only instance: the other one runs it
     let (id, callback) = waiting_task(&api).await;
 
-    let waiter = {
-        let (client, url) = (api.client.clone(), api.url(&format!("/task/{id}?wait=50s")));
-        tokio::spawn(async move {
-            let r = client
-                .get(url)
-                .basic_auth("admin", Some("admin-pw"))
-                .send()
-                .await
-                .unwrap();
-            (
-                r.status().as_u16(),
-                r.json::<Value>().await.unwrap(),
-                Instant::now(),
-            )
-        })
-    };
+    let waiter = spawn_wait(&api, &id, "50s");
     until_watched(&api).await;
     let called = Instant::now();
     let (s, body) = runner
@@ -169,22 +174,11 @@ async fn a_wait_ends_at_its_deadline_or_when_the_instance_stops() {
     );
 
     // a wait in progress answers at once when the instance begins to stop
-    let waiter = {
-        let (client, url) = (m.client.clone(), m.url(&format!("/task/{id}?wait=60s")));
-        tokio::spawn(async move {
-            let r = client
-                .get(url)
-                .basic_auth("admin", Some("admin-pw"))
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        })
-    };
+    let waiter = spawn_wait(&m, &id, "60s");
     until_watched(&m).await;
     let stopping = Instant::now();
     let stop = tokio::spawn(m.stop());
-    let (s, t) = tokio::time::timeout(Duration::from_secs(20), waiter)
+    let (s, t, _) = tokio::time::timeout(Duration::from_secs(20), waiter)
         .await
         .expect("the wait ended with the instance")
         .unwrap();

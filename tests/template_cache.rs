@@ -40,6 +40,16 @@ async fn put_with(s: &Store, name: &str, title: &str, more: &str) -> template::U
     .unwrap()
 }
 
+/// The title format of a stored template version, read through `s`'s cache.
+async fn title_of(s: &Store, name: &str, version: i32) -> String {
+    template::version_model(s, name, version)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{name} version {version} is gone"))
+        .title_format
+        .clone()
+}
+
 /// Another instance on the same database: same pool and keys, its own caches.
 fn other_instance(s: &Store) -> Store {
     Store::new(s.pool.clone(), s.keys.clone())
@@ -185,30 +195,9 @@ async fn a_template_deleted_and_created_again_continues_its_version_numbers() {
     let task = create(&s, "reborn").await.unwrap();
     assert_eq!((task.template_version, task.title.as_str()), (2, "new"));
     // both versions still name their own definition, for this process's cache and the database
-    assert_eq!(
-        template::version_model(&s, "reborn", 1)
-            .await
-            .unwrap()
-            .unwrap()
-            .title_format,
-        "old"
-    );
-    assert_eq!(
-        template::version_model(&other, "reborn", 1)
-            .await
-            .unwrap()
-            .unwrap()
-            .title_format,
-        "old"
-    );
-    assert_eq!(
-        template::version_model(&other, "reborn", 2)
-            .await
-            .unwrap()
-            .unwrap()
-            .title_format,
-        "new"
-    );
+    assert_eq!(title_of(&s, "reborn", 1).await, "old");
+    assert_eq!(title_of(&other, "reborn", 1).await, "old");
+    assert_eq!(title_of(&other, "reborn", 2).await, "new");
     let versions: Vec<i32> = template::versions(&s, "reborn")
         .await
         .unwrap()
