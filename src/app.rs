@@ -598,6 +598,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         recovery_interval: (config.lease / 4).min(Duration::from_secs(10)),
         max_concurrent: config.max_concurrent_executions,
         log_retention: config.log_retention,
+        completed_task_expiration: config.completed_task_expiration,
         ..RunnerSettings::default()
     };
     if config.maintenance_mode {

@@ -247,6 +247,11 @@ pub struct Settings {
     /// starts) [default: 5].
     #[arg(long, env = "MUTASK_LOG_KEEP_EXECUTIONS", global = true)]
     pub log_keep_executions: Option<u32>,
+    /// How long a finished task (DONE, CANCELLED, WONTFIX) is kept after its last activity,
+    /// with its resolution, steps, comments and logs (`720h`, `15m`; at least 1s)
+    /// [default: 720h].
+    #[arg(long, env = "MUTASK_COMPLETED_TASK_EXPIRATION", global = true)]
+    pub completed_task_expiration: Option<String>,
     /// Failed logins (wrong password or token) one client address may make per minute before
     /// its requests get 429 until the minute is over; 0 disables the limit [default: 10].
     #[arg(long, env = "MUTASK_LOGIN_FAILURE_LIMIT", global = true)]
@@ -416,6 +421,8 @@ pub struct Config {
     pub log_retention: std::time::Duration,
     /// Executions of each step whose logs are kept.
     pub log_keep_executions: u32,
+    /// Finished tasks are deleted this long after their last activity.
+    pub completed_task_expiration: std::time::Duration,
     /// Failed logins per client address and minute before 429 (0: no limit).
     pub login_failure_limit: u32,
     /// SSRF guard exceptions (see `MUTASK_NETWORK_ALLOW`).
@@ -606,6 +613,7 @@ impl Settings {
             log_retention_days,
             log_retention,
             log_keep_executions,
+            completed_task_expiration,
             login_failure_limit,
             network_allow,
             network_deny_private,
@@ -789,6 +797,8 @@ impl Settings {
                 format!("{log_keep_executions} is outside 1..=1000"),
             ));
         }
+        let completed_task_expiration =
+            completed_task_expiration(s.completed_task_expiration.as_deref())?;
         let notify_max_attempts = s.notify_max_attempts.unwrap_or(12);
         if !(1..=100).contains(&notify_max_attempts) {
             return Err(err(
@@ -835,6 +845,7 @@ impl Settings {
             max_concurrent_executions,
             log_retention,
             log_keep_executions,
+            completed_task_expiration,
             login_failure_limit: s.login_failure_limit.unwrap_or(10),
             network_allow,
             network_deny_private: s.network_deny_private.unwrap_or(false),
@@ -842,6 +853,23 @@ impl Settings {
             sandbox_program: None,
         })
     }
+}
+
+/// µTask's default `completed_task_expiration`: 30 days.
+pub const DEFAULT_COMPLETED_TASK_EXPIRATION: std::time::Duration =
+    std::time::Duration::from_secs(720 * 3600);
+
+/// `MUTASK_COMPLETED_TASK_EXPIRATION`: a duration from 1s to ten years; 720h by default.
+fn completed_task_expiration(text: Option<&str>) -> Result<std::time::Duration, ConfigError> {
+    const NAME: &str = "MUTASK_COMPLETED_TASK_EXPIRATION (--completed-task-expiration)";
+    let Some(t) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(DEFAULT_COMPLETED_TASK_EXPIRATION);
+    };
+    let d = crate::domain::duration::parse(t).map_err(|e| err(NAME, e.to_string()))?;
+    if d < std::time::Duration::from_secs(1) || d > std::time::Duration::from_secs(3650 * 86_400) {
+        return Err(err(NAME, format!("`{t}` is outside 1s..=87600h")));
+    }
+    Ok(d)
 }
 
 /// The step log retention: `MUTASK_LOG_RETENTION` (a duration, at least a minute, at most ten
@@ -917,6 +945,7 @@ impl Config {
             max_concurrent_executions: 100,
             log_retention: std::time::Duration::from_secs(30 * 86_400),
             log_keep_executions: 5,
+            completed_task_expiration: DEFAULT_COMPLETED_TASK_EXPIRATION,
             login_failure_limit: 10,
             network_allow: Vec::new(),
             network_deny_private: false,
@@ -1043,6 +1072,30 @@ mod tests {
                 .unwrap()
                 .contains("::1".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn completed_task_expiration_is_a_duration_of_at_least_a_second() {
+        let d = std::time::Duration::from_secs;
+        assert_eq!(
+            super::completed_task_expiration(None).unwrap(),
+            d(720 * 3600)
+        );
+        assert_eq!(
+            super::completed_task_expiration(Some(" ")).unwrap(),
+            d(720 * 3600)
+        );
+        assert_eq!(
+            super::completed_task_expiration(Some("15m")).unwrap(),
+            d(900)
+        );
+        assert_eq!(super::completed_task_expiration(Some("1s")).unwrap(), d(1));
+        for bad in ["0s", "500ms", "soon", "87601h", "-1h"] {
+            let e = super::completed_task_expiration(Some(bad))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("MUTASK_COMPLETED_TASK_EXPIRATION"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -49,6 +49,20 @@ fn readme_states_the_conformance_count() {
 }
 
 /// The fields of the configuration table (`| field | type | meaning |`) of a reference page.
+#[test]
+fn the_readme_names_every_environment_variable() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let config = std::fs::read_to_string(root().join("src/config.rs")).unwrap();
+    let names: Vec<&str> = config
+        .split("env = \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(names.len() > 30, "found only {names:?} in src/config.rs");
+    let missing: Vec<&&str> = names.iter().filter(|n| !readme.contains(**n)).collect();
+    assert!(missing.is_empty(), "README.md does not name {missing:?}");
+}
+
 fn table_fields(page: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut in_table = false;

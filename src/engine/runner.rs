@@ -44,7 +44,7 @@ impl Default for RunnerSettings {
             poll_interval: Duration::from_secs(5),
             batch: 20,
             recovery_interval: Duration::from_secs(5),
-            completed_task_expiration: Duration::from_secs(720 * 3600),
+            completed_task_expiration: crate::config::DEFAULT_COMPLETED_TASK_EXPIRATION,
             log_retention: Duration::from_secs(30 * 86_400),
         }
     }
@@ -180,9 +180,12 @@ impl Runner {
     }
 }
 
-/// Crash recovery (expired leases), garbage collection of old finished tasks, dead instance rows.
+/// Crash recovery (expired leases), garbage collection of old finished tasks, step log
+/// retention, dead instance rows, empty batches.
 async fn maintenance_loop(engine: Engine, settings: RunnerSettings, cancel: CancellationToken) {
+    let gc_every = gc_interval(settings.completed_task_expiration);
     let mut last_gc: Option<tokio::time::Instant> = None;
+    let mut last_housekeeping: Option<tokio::time::Instant> = None;
     loop {
         match store_res::recover_expired(&engine.store).await {
             Ok(ids) if !ids.is_empty() => {
@@ -195,12 +198,13 @@ async fn maintenance_loop(engine: Engine, settings: RunnerSettings, cancel: Canc
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "crash recovery failed"),
         }
-        if last_gc.is_none_or(|t| t.elapsed() > Duration::from_secs(600)) {
+        if last_gc.is_none_or(|t| t.elapsed() >= gc_every) {
             last_gc = Some(tokio::time::Instant::now());
             match crate::store::task::collect_garbage(
                 &engine.store,
                 settings.completed_task_expiration,
-                1000,
+                GC_BATCH,
+                &cancel,
             )
             .await
             {
@@ -208,12 +212,18 @@ async fn maintenance_loop(engine: Engine, settings: RunnerSettings, cancel: Canc
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
             }
+        }
+        if last_housekeeping.is_none_or(|t| t.elapsed() > Duration::from_secs(600)) {
+            last_housekeeping = Some(tokio::time::Instant::now());
             match crate::store::step_log::collect(&engine.store, settings.log_retention, 10_000)
                 .await
             {
                 Ok(n) if n > 0 => tracing::info!(deleted = n, "expired step log chunks deleted"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "step log retention failed"),
+            }
+            if let Err(e) = crate::store::task::collect_empty_batches(&engine.store).await {
+                tracing::warn!(error = %e, "deleting empty batches failed");
             }
             if let Err(e) =
                 crate::store::instance::forget_dead(&engine.store, Duration::from_secs(3600)).await
@@ -223,9 +233,19 @@ async fn maintenance_loop(engine: Engine, settings: RunnerSettings, cancel: Canc
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(settings.recovery_interval) => {},
+            _ = tokio::time::sleep(settings.recovery_interval.min(gc_every)) => {},
         }
     }
+}
+
+/// Finished tasks deleted per statement by the garbage collector.
+const GC_BATCH: i64 = 1000;
+
+/// How often the garbage collector looks for expired tasks: every minute, or as often as the
+/// expiration if it is shorter (µTask looks once a day, which cannot keep up with more than a
+/// few tasks a second).
+fn gc_interval(expiration: Duration) -> Duration {
+    expiration.clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
 
 async fn listen(engine: Engine, hint: Arc<ClaimHint>, cancel: CancellationToken) {

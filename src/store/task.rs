@@ -418,34 +418,49 @@ pub async fn batch_tasks(store: &Store, batch: BatchId) -> Result<Vec<TaskId>, S
     )
 }
 
-/// Deletes finished tasks (DONE, CANCELLED, WONTFIX) whose last activity is older than
-/// `older_than`, at most `limit` per call (cascades to resolutions, steps, comments,
-/// callbacks), then batches left without tasks. Returns the number of tasks deleted.
+/// Deletes the finished tasks (DONE, CANCELLED, WONTFIX) whose last activity is older than
+/// `older_than`, with everything that cascades from them (resolution, steps, comments,
+/// callbacks, step logs): `batch` at a time, oldest first, each batch its own short statement,
+/// until none is left or `stop` is cancelled. Rows another instance is deleting at the same
+/// time are skipped. Returns how many were deleted.
 pub async fn collect_garbage(
     store: &Store,
     older_than: std::time::Duration,
-    limit: i64,
+    batch: i64,
+    stop: &tokio_util::sync::CancellationToken,
 ) -> Result<u64, StoreError> {
-    let n = sqlx::query(
-        "DELETE FROM task WHERE id IN (
-            SELECT id FROM task
-             WHERE state IN ('DONE', 'CANCELLED', 'WONTFIX')
-               AND last_activity < now() - make_interval(secs => $1)
-             ORDER BY last_activity LIMIT $2
-             FOR UPDATE SKIP LOCKED)",
-    )
-    .bind(older_than.as_secs_f64())
-    .bind(limit)
-    .execute(&store.pool)
-    .await?
-    .rows_affected();
-    sqlx::query(
+    let mut total = 0;
+    while !stop.is_cancelled() {
+        let n = sqlx::query(
+            "DELETE FROM task WHERE id IN (
+                SELECT id FROM task
+                 WHERE state IN ('DONE', 'CANCELLED', 'WONTFIX')
+                   AND last_activity < now() - make_interval(secs => $1)
+                 ORDER BY last_activity LIMIT $2
+                 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(older_than.as_secs_f64())
+        .bind(batch)
+        .execute(&store.pool)
+        .await?
+        .rows_affected();
+        total += n;
+        if n < batch as u64 {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Deletes batches that have had no task for an hour.
+pub async fn collect_empty_batches(store: &Store) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
         "DELETE FROM batch b WHERE NOT EXISTS (SELECT 1 FROM task t WHERE t.batch_id = b.id)
                  AND b.created < now() - interval '1 hour'",
     )
     .execute(&store.pool)
-    .await?;
-    Ok(n)
+    .await?
+    .rows_affected())
 }
 
 /// The status hook of a task (`{url, secret?}`), if it has one.
