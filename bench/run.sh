@@ -26,6 +26,8 @@ Environment (defaults in brackets):
   STEADY_CLIENTS     creating clients in the steady run [8]
   STEADY_BACKLOG     creation pauses while more than this many tasks are not DONE [5000]
   STEADY_ONLY        1 = run only (f) (with STEADY_MINUTES > 0; combine with PEERS=0) [0]
+  STEADY_EXPIRATION  MUTASK_COMPLETED_TASK_EXPIRATION of the steady run's instances, e.g. 5m:
+                     finished tasks are then deleted as they would be in production [720h]
   ONLY               run only these of (a)-(e), space-separated: drain latency steps create idle
                      (a diagnostic for one figure; combine with PEERS=0) [all]
   LAT_M              latency samples [200; QUICK: 50]
@@ -68,6 +70,7 @@ STEADY_MINUTES=${STEADY_MINUTES:-0}
 STEADY_CLIENTS=${STEADY_CLIENTS:-8}
 STEADY_BACKLOG=${STEADY_BACKLOG:-5000}
 STEADY_ONLY=${STEADY_ONLY:-0}
+STEADY_EXPIRATION=${STEADY_EXPIRATION:-720h}
 ONLY=${ONLY:-drain latency steps create idle}
 PEERS=${PEERS:-1}
 PGSS=${PGSS:-0}
@@ -85,6 +88,7 @@ for v in N LAT_M CREATE_M DAG_TASKS FOREACH_TASKS IDLE_SECONDS STEADY_MINUTES ST
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be a non-negative integer" >&2; exit 2; }
 done
 [ "$BENCH_PG_PORT" != 55432 ] || { echo "BENCH_PG_PORT 55432 is the shared scripts' port" >&2; exit 2; }
+[[ $STEADY_EXPIRATION =~ ^[0-9]+(s|m|h)$ ]] || { echo "STEADY_EXPIRATION must be like 90s, 5m or 720h" >&2; exit 2; }
 [ "$STEADY_ONLY" != 1 ] || [ "$STEADY_MINUTES" -gt 0 ] || { echo "STEADY_ONLY=1 needs STEADY_MINUTES > 0" >&2; exit 2; }
 for p in $ONLY; do
   case "$p" in drain|latency|steps|create|idle) ;; *) echo "ONLY: unknown part $p (drain latency steps create idle)" >&2; exit 2 ;; esac
@@ -195,6 +199,7 @@ PW=$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)
 KEY=""
 NEXT_PORT=$BENCH_HTTP_PORT
 INST_PID=""; INST_URL=""
+EXPIRATION=720h              # MUTASK_COMPLETED_TASK_EXPIRATION of the instances started next
 start_inst() {  # $1 name, $2 database, $3 role -> INST_PID, INST_URL
   local name=$1 db=$2 role=$3 port=$NEXT_PORT
   NEXT_PORT=$((NEXT_PORT + 1))
@@ -210,6 +215,7 @@ start_inst() {  # $1 name, $2 database, $3 role -> INST_PID, INST_URL
     MUTASK_FUNCTIONS_DIR="$BENCH_DIR/empty" \
     MUTASK_PLUGINS_DIR="$BENCH_DIR/empty" \
     MUTASK_SCRIPTS_DIR="$BENCH_DIR/empty" \
+    MUTASK_COMPLETED_TASK_EXPIRATION="$EXPIRATION" \
     RUST_LOG=warn \
     "$BIN" serve --role "$role" </dev/null >"$BENCH_DIR/logs/$name.log" 2>&1 &
   INST_PID=$!
@@ -408,17 +414,25 @@ run_mutask_mode() {  # $1 = on|off
   if [ "$STEADY_MINUTES" -gt 0 ]; then steady_run "$m"; fi
 }
 
+# Tasks DONE so far in a steady run's database: those still kept, plus those the garbage
+# collector deleted (only DONE tasks are ever deleted there; the statistics lag up to ~1 s).
+steady_done() {  # $1 db
+  qdb "$1" "SELECT (SELECT count(*) FROM task WHERE state = 'DONE') + (SELECT n_tup_del FROM pg_stat_user_tables WHERE relname = 'task')"
+}
+
 steady_run() {  # $1 = on|off
   local m=$1 db="steady_$1" urls secs pause="$BENCH_DIR/steady.pause" loader t0 now done0 ndone prev minute=0 rates="" left
   secs=$((STEADY_MINUTES * 60))
   fresh_db "$db" "$m"
+  EXPIRATION=$STEADY_EXPIRATION
   start_inst "st1-$m" "$db" all; urls=$INST_URL
   start_inst "st2-$m" "$db" all; urls="$urls,$INST_URL"
+  EXPIRATION=720h
   rm -f "$pause"
   load steady "$urls" "$secs" "$STEADY_CLIENTS" bench-noop "$pause" >"$BENCH_DIR/logs/steady-$m.json" &
   loader=$!; LOADER_PID=$loader
   t0=$(date +%s); done0=0; prev=0
-  log "steady run: $STEADY_MINUTES min, backlog capped at $STEADY_BACKLOG"
+  log "steady run: $STEADY_MINUTES min, backlog capped at $STEADY_BACKLOG, finished tasks deleted after $STEADY_EXPIRATION"
   while [ "$(( $(date +%s) - t0 ))" -lt "$secs" ]; do
     sleep 5
     # not `state <> 'DONE'`: that scans every kept task (850k after 30 minutes) every 5 s
@@ -427,7 +441,7 @@ steady_run() {  # $1 = on|off
     now=$(date +%s)
     if [ $(( (now - t0) / 60 )) -gt "$minute" ]; then
       minute=$(( (now - t0) / 60 ))
-      ndone=$(qdb "$db" "SELECT count(*) FROM task WHERE state = 'DONE'")
+      ndone=$(steady_done "$db")
       rates="$rates $(( (ndone - prev) / 60 ))"; prev=$ndone
       log "steady minute $minute: $((ndone - done0)) DONE so far, last minute $(( ${rates##* } )) tasks/s, backlog $left"
       # what the sessions wait on, and how big the kept rows have grown (logs/steady-<m>-diag.txt)
@@ -441,9 +455,11 @@ steady_run() {  # $1 = on|off
   wait "$loader" || true
   LOADER_PID=""
   rm -f "$pause"
-  ndone=$(qdb "$db" "SELECT count(*) FROM task WHERE state = 'DONE'")
+  sleep 1                                    # the deletions' statistics are flushed
+  ndone=$(steady_done "$db")
   R[steady_$m]=$(div "$ndone" "$secs" 0)
-  R[steady_minutes_$m]=$(echo "$rates" | awk '{ min = ""; max = 0; for (i = 1; i <= NF; i++) { if (min == "" || $i < min) min = $i; if ($i > max) max = $i }; printf "min=%s,max=%s,first=%s,last=%s", min, max, $1, $NF }')
+  R[steady_minutes_$m]=$(echo "$rates" | awk '{ min = ""; max = 0; for (i = 1; i <= NF; i++) { if (min == "" || $i < min) min = $i; if ($i > max) max = $i }; printf "min=%s,max=%s,first=%s,last=%s", min, max, $1, $NF
+    if (NF >= 10) { f = 0; l = 0; for (i = 1; i <= 5; i++) { f += $i; l += $(NF - 5 + i) }; if (f > 0) printf ",last5/first5=%.2f", l / f } }')
   log "steady: ${R[steady_$m]} tasks/s over $secs s; per minute:$rates; $(cat "$BENCH_DIR/logs/steady-$m.json")"
   stop_all; q "DROP DATABASE $db"
 }
@@ -528,7 +544,7 @@ for m in $MODES; do
   line+=" lat_wait_p50=$(g lat_wait_p50_$m) p95=$(g lat_wait_p95_$m) ms,"
   line+=" dag5=$(g dag_steps_$m) foreach10=$(g fe_steps_$m) steps/s, create c4=$(g create4_$m) c50=$(g create50_$m) tasks/s,"
   line+=" idle=$(g idle_qps_$m) q/s rss=$(g idle_rss_$m) MiB"
-  [ "$STEADY_MINUTES" -gt 0 ] && line+=", steady${STEADY_MINUTES}m=$(g steady_$m) tasks/s ($(g steady_minutes_$m))"
+  [ "$STEADY_MINUTES" -gt 0 ] && line+=", steady${STEADY_MINUTES}m=$(g steady_$m) tasks/s ($(g steady_minutes_$m),expiration=$STEADY_EXPIRATION)"
   line+="; ratios drain2/gw_batched=$(g r_batched_$m) drain2/gw_default=$(g r_default_$m)"
   line+=" drain2/pg_queue=$(g r_pgq_$m) drain2/pg_batch50=$(g r_pgb_$m) drain2/drain1=$(g r_scale_$m)"
   line+=" lat_p50/gw_p50=$(g r_lat_$m) lat_wait_p50/gw_p50=$(g r_lat_wait_$m) create4/gw_add_job=$(g r_add_$m)"

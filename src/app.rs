@@ -481,6 +481,10 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
     }
     let plugin_types = crate::action::plugin::validation_types(&plugins);
     let db = Database::open(&config).await?;
+    // the notifier runs with the engine; while an instance that sends notifications is
+    // registered, every task change is recorded for it (migration 0023)
+    let runs_engine = role != Role::Api && !config.maintenance_mode;
+    let notifies = runs_engine && !config.notify_backends.is_empty();
     let result = async {
         store::db::migrate(&db.pool)
             .await
@@ -497,7 +501,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         }
         let (_, functions) = sync_templates(&store, &config, strict, &plugin_types).await?;
         let instance = InstanceId::new();
-        store::instance::register(&store, instance, role.as_str()).await?;
+        store::instance::register(&store, instance, role.as_str(), notifies).await?;
         Ok::<_, anyhow::Error>((store, instance, functions))
     }
     .await;
@@ -604,8 +608,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
     if config.maintenance_mode {
         tracing::warn!("maintenance mode: write routes answer 405 and this instance runs no work");
     }
-    let runner = (role != Role::Api && !config.maintenance_mode)
-        .then(|| Runner::start(engine.clone(), runner_settings));
+    let runner = runs_engine.then(|| Runner::start(engine.clone(), runner_settings));
     let state = AppState {
         store: store.clone(),
         config: Arc::new(config),
@@ -694,7 +697,9 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = store::instance::heartbeat(&hb_store, instance, role.as_str()).await {
+            if let Err(e) =
+                store::instance::heartbeat(&hb_store, instance, role.as_str(), notifies).await
+            {
                 tracing::warn!(error = %e, "instance heartbeat failed");
             }
         }

@@ -1082,6 +1082,11 @@ async fn an_event_that_cannot_be_read_stays_pending_until_it_can() {
     let (rx, base) = receiver().await;
     let (s, version, _db) = common::store_with_template("plain").await;
     let pool = s.pool.clone();
+    // an instance that sends notifications is registered: task changes are recorded for it
+    let instance = mutask::domain::InstanceId::new();
+    store::instance::register(&s, instance, "all", true)
+        .await
+        .unwrap();
     let id = TaskId::new();
     let task = common::new_task(id, "plain", version, None);
     store::task::create(&s, &task, None, None).await.unwrap();
@@ -1146,7 +1151,8 @@ async fn due_notifications_come_in_the_order_of_their_events() {
             .unwrap();
         }
     }
-    let due = mutask::store::notification::claim_due(&s, 10, Duration::from_secs(60))
+    let backends = ["webhook".to_string(), "slack".to_string()];
+    let due = mutask::store::notification::claim_due(&s, &backends, 10, Duration::from_secs(60))
         .await
         .unwrap();
     let events: Vec<i64> = due
@@ -1154,4 +1160,163 @@ async fn due_notifications_come_in_the_order_of_their_events() {
         .map(|d| d.payload["event"].as_i64().unwrap())
         .collect();
     assert_eq!(events, [1, 1, 2, 2, 3, 3]);
+}
+
+/// Task changes are recorded as events only when something will read them: the task has a
+/// status hook, or an instance that sends notifications is registered. An instance without a
+/// backend expands only hooked events, and only while no such instance is alive; it never claims
+/// the deliveries of backends it does not have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_recorded_for_their_readers_and_left_to_the_instances_that_can_send_them() {
+    use mutask::domain::{InstanceId, TaskId};
+    use mutask::notify::Notifier;
+    use mutask::store;
+
+    let (s, version, _db) = common::store_with_template("plain").await;
+    let pool = s.pool.clone();
+    let events_of = |id: TaskId| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, bool, bool)>(
+                "SELECT new_state, hooked, expanded FROM task_event WHERE task_id = $1 ORDER BY id",
+            )
+            .bind(id)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let create = |hook: bool| {
+        let s = s.clone();
+        async move {
+            let id = TaskId::new();
+            let mut task = common::new_task(id, "plain", version, None);
+            if hook {
+                task.status_hook = Some(json!({"url": "http://127.0.0.1:9/hook"}));
+            }
+            store::task::create(&s, &task, None, None).await.unwrap();
+            id
+        }
+    };
+    let quiet = Notifier::new(
+        s.clone(),
+        vec![],
+        mutask::notify::Strategy::Always,
+        "http://mutask.test".into(),
+    )
+    .unwrap();
+
+    // Nobody sends notifications: a task without a hook leaves no event, one with a hook does.
+    let plain = create(false).await;
+    let hooked = create(true).await;
+    assert_eq!(events_of(plain).await, []);
+    assert_eq!(events_of(hooked).await, [("TODO".into(), true, false)]);
+    // An instance that registers without a backend changes nothing.
+    store::instance::register(&s, InstanceId::new(), "all", false)
+        .await
+        .unwrap();
+    assert_eq!(events_of(create(false).await).await, []);
+
+    // Once one that sends notifications is registered, every change is recorded for it...
+    let (rx, base) = receiver().await;
+    let sender_id = InstanceId::new();
+    store::instance::register(&s, sender_id, "all", true)
+        .await
+        .unwrap();
+    let plain = create(false).await;
+    let hooked_too = create(true).await;
+    assert_eq!(events_of(plain).await, [("TODO".into(), false, false)]);
+    // ...and the instance without a backend leaves it all to that one, hooked events included.
+    let (expanded, _) = quiet.tick().await.unwrap();
+    assert_eq!(expanded, 0);
+    assert_eq!(events_of(plain).await, [("TODO".into(), false, false)]);
+    assert_eq!(events_of(hooked_too).await, [("TODO".into(), true, false)]);
+
+    let sender = Notifier::new(
+        s.clone(),
+        backends(&base),
+        mutask::notify::Strategy::Always,
+        "http://mutask.test".into(),
+    )
+    .unwrap();
+    sender.tick().await.unwrap();
+    assert_eq!(events_of(plain).await, [("TODO".into(), false, true)]);
+    wait_for("the plain task's creation", || {
+        verified(&rx)
+            .iter()
+            .any(|v| v["task"]["id"] == plain.to_string() && v["action"] == "task_created")
+    })
+    .await;
+
+    // A webhook delivery due now is not claimed by the instance without that backend, nor does
+    // it count for that instance's next wake-up.
+    *rx.failing.lock().unwrap() = true;
+    let late = create(false).await;
+    sender.tick().await.unwrap(); // expanded; its deliveries fail and wait for a retry
+    sqlx::query(
+        "UPDATE notification SET next_attempt = now() - interval '1 second'
+          WHERE event_id IN (SELECT id FROM task_event WHERE task_id = $1)",
+    )
+    .bind(late)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let attempts = || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, i32, bool)>(
+                "SELECT n.backend, n.attempts, n.given_up IS NOT NULL FROM notification n
+                   JOIN task_event e ON e.id = n.event_id WHERE e.task_id = $1 ORDER BY n.backend",
+            )
+            .bind(late)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let before = attempts().await;
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert!(
+        before.iter().all(|(_, _, given_up)| !given_up),
+        "{before:?}"
+    );
+    quiet.tick().await.unwrap();
+    assert_eq!(
+        attempts().await,
+        before,
+        "claimed by an instance without the backend"
+    );
+    let due_webhook = store::notification::next_attempt(&s, &["webhook".to_string()])
+        .await
+        .unwrap()
+        .expect("the webhook delivery is pending");
+    let own = [mutask::notify::STATUS_HOOK.to_string()];
+    let own_next = store::notification::next_attempt(&s, &own).await.unwrap();
+    assert!(
+        own_next.is_none_or(|t| t > due_webhook),
+        "{own_next:?} counts the webhook delivery due at {due_webhook}"
+    );
+
+    // When the sender is gone (no heartbeat for over a minute), the instance without a backend
+    // expands the hooked events, for their hooks alone, and leaves the others for a sender.
+    sqlx::query("UPDATE instance SET heartbeat = now() - interval '2 minutes' WHERE id = $1")
+        .bind(sender_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let hooked_late = create(true).await;
+    let plain_late = create(false).await;
+    let (expanded, _) = quiet.tick().await.unwrap();
+    assert_eq!(expanded, 1, "only the hooked event");
+    assert_eq!(events_of(hooked_late).await, [("TODO".into(), true, true)]);
+    assert_eq!(events_of(plain_late).await, [("TODO".into(), false, false)]);
+    let hook_rows: Vec<String> = sqlx::query_scalar(
+        "SELECT n.backend FROM notification n JOIN task_event e ON e.id = n.event_id
+          WHERE e.task_id = $1",
+    )
+    .bind(hooked_late)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(hook_rows, [mutask::notify::STATUS_HOOK]);
 }

@@ -297,6 +297,15 @@ impl Notifier {
         })
     }
 
+    /// The notifications this instance can send: its backends' and status hooks.
+    fn sendable(&self) -> Vec<String> {
+        self.backends
+            .iter()
+            .map(|b| b.name().to_string())
+            .chain([STATUS_HOOK.to_string()])
+            .collect()
+    }
+
     /// The `notify:` settings of a template version (cached; a version that is gone means
     /// none).
     async fn template_notify(
@@ -538,7 +547,13 @@ impl Notifier {
             |e| self.payloads(e),
         )
         .await?;
-        let due = store::notification::claim_due(&self.store, 20, Duration::from_secs(120)).await?;
+        let due = store::notification::claim_due(
+            &self.store,
+            &self.sendable(),
+            20,
+            Duration::from_secs(120),
+        )
+        .await?;
         let mut sent = 0;
         for n in due {
             if n.backend == STATUS_HOOK {
@@ -621,17 +636,19 @@ impl Notifier {
                 }
                 // a full batch: more may be waiting
                 Ok((expanded, _)) if expanded >= EXPAND_BATCH => Duration::ZERO,
-                Ok(_) => match store::notification::next_attempt(&self.store).await {
-                    Ok(Some(at)) => (at - chrono::Utc::now())
-                        .to_std()
-                        .unwrap_or(Duration::from_millis(200))
-                        .clamp(Duration::from_millis(200), max_sleep),
-                    Ok(None) => max_sleep,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reading the next notification due failed");
-                        Duration::from_secs(5)
+                Ok(_) => {
+                    match store::notification::next_attempt(&self.store, &self.sendable()).await {
+                        Ok(Some(at)) => (at - chrono::Utc::now())
+                            .to_std()
+                            .unwrap_or(Duration::from_millis(200))
+                            .clamp(Duration::from_millis(200), max_sleep),
+                        Ok(None) => max_sleep,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reading the next notification due failed");
+                            Duration::from_secs(5)
+                        }
                     }
-                },
+                }
             };
             let sleep = match (scan_pending, last_overdue) {
                 (true, Some(t)) => sleep.min(Duration::from_secs(5).saturating_sub(t.elapsed())),

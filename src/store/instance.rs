@@ -8,33 +8,47 @@ use crate::domain::InstanceId;
 
 use super::{Store, StoreError};
 
-/// Registers this process.
-pub async fn register(store: &Store, id: InstanceId, role: &str) -> Result<(), StoreError> {
+/// Registers this process. `notifies`: it sends notifications (it runs the engine and has a
+/// notification backend); while such an instance is registered, every task change is recorded
+/// as a `task_event` for it (otherwise only the changes of tasks with a status hook are).
+pub async fn register(
+    store: &Store,
+    id: InstanceId,
+    role: &str,
+    notifies: bool,
+) -> Result<(), StoreError> {
     let host = hostname::get()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
     sqlx::query(
-        "INSERT INTO instance (id, hostname, pid, version, role) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO instance (id, hostname, pid, version, role, notifies)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id)
     .bind(host)
     .bind(std::process::id() as i32)
     .bind(env!("CARGO_PKG_VERSION"))
     .bind(role)
+    .bind(notifies)
     .execute(&store.pool)
     .await?;
     Ok(())
 }
 
 /// Refreshes the heartbeat; re-registers if another instance removed the row as dead.
-pub async fn heartbeat(store: &Store, id: InstanceId, role: &str) -> Result<(), StoreError> {
+pub async fn heartbeat(
+    store: &Store,
+    id: InstanceId,
+    role: &str,
+    notifies: bool,
+) -> Result<(), StoreError> {
     let n = sqlx::query("UPDATE instance SET heartbeat = now() WHERE id = $1")
         .bind(id)
         .execute(&store.pool)
         .await?
         .rows_affected();
     if n == 0 {
-        register(store, id, role).await?;
+        register(store, id, role, notifies).await?;
     }
     Ok(())
 }

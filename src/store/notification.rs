@@ -1,10 +1,14 @@
 //! `task_event` and `notification`: the notification outbox.
 //!
 //! Invariants: events are written by a trigger in the transaction of the task change (so a
-//! change is never notified without happening, nor lost when it happens); an event is expanded
+//! change is never notified without happening, nor lost when it happens) when something will
+//! read them — the task has a status hook, or an instance that sends notifications is
+//! registered (migration 0023); an event is expanded
 //! once (claimed with SKIP LOCKED, one notification per backend, unique per event and backend);
 //! a notification is claimed by pushing its `next_attempt` forward (a lease) and committed
 //! before any HTTP call — no transaction is open while a receiver answers.
+
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -25,15 +29,20 @@ pub struct Event {
     pub hooked: bool,
 }
 
+/// How recent the heartbeat of an instance that sends notifications must be for an instance
+/// without a backend to leave the status hooks to it.
+const NOTIFIER_ALIVE_SECS: f64 = 60.0;
+
 /// Expands pending events: `build` returns the (backend, payload) pairs of each event; the
 /// notifications and the `expanded` mark are written in one transaction. When `build` fails
 /// (it could not read what an event needs), nothing of the pass is written: the events stay
 /// pending for the next pass, rather than being marked expanded with nothing sent.
 ///
 /// `hooks_only`: the caller has no notification backend, so only the events of tasks with a
-/// status hook can produce anything. The others are marked expanded by one statement, with no
-/// transaction and nothing read back (an instance's notifier otherwise spends four round trips
-/// on each burst of task changes); the transaction below runs only when hooked events wait.
+/// status hook can produce anything. It expands those only while no instance that sends
+/// notifications is alive (that one builds the hook's notification with its own), and leaves
+/// the others to such an instance: events of tasks without a hook are recorded only while one
+/// is registered (migration 0023).
 pub async fn expand<F, Fut>(
     store: &Store,
     limit: i64,
@@ -44,46 +53,42 @@ where
     F: Fn(Event) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<(String, Value)>, StoreError>>,
 {
-    if hooks_only {
-        let (marked, hooked): (i64, bool) = sqlx::query_as(
-            "WITH c AS (
-               SELECT e.id FROM task_event e
-                WHERE NOT e.expanded
-                  AND NOT EXISTS (SELECT 1 FROM task t
-                                   WHERE t.id = e.task_id AND t.status_hook_enc IS NOT NULL)
-                ORDER BY e.id LIMIT $1 FOR UPDATE OF e SKIP LOCKED),
-             u AS (UPDATE task_event SET expanded = true FROM c WHERE task_event.id = c.id RETURNING 1)
-             SELECT (SELECT count(*) FROM u),
-                    EXISTS (SELECT 1 FROM task_event e JOIN task t ON t.id = e.task_id
-                             WHERE NOT e.expanded AND t.status_hook_enc IS NOT NULL)",
-        )
-        .bind(limit)
+    // the events this caller may expand (the partial indexes match these predicates)
+    const ALL: &str = "NOT e.expanded";
+    const HOOKED: &str = "NOT e.expanded AND e.hooked AND NOT EXISTS (
+              SELECT 1 FROM instance i
+               WHERE i.notifies AND i.heartbeat > now() - make_interval(secs => $1))";
+    static PENDING: LazyLock<[String; 2]> = LazyLock::new(|| {
+        [ALL, HOOKED].map(|w| format!("SELECT EXISTS (SELECT 1 FROM task_event e WHERE {w})"))
+    });
+    static LOCK: LazyLock<[String; 2]> = LazyLock::new(|| {
+        [ALL, HOOKED].map(|w| {
+            format!(
+                "SELECT e.id, e.task_id, e.template, e.old_state, e.new_state, e.at, e.hooked
+                   FROM task_event e WHERE {w}
+                  ORDER BY e.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED"
+            )
+        })
+    });
+    let which = usize::from(hooks_only);
+    // one statement when there is nothing to do (an idle notifier's usual pass)
+    let pending: bool = sqlx::query_scalar(PENDING[which].as_str())
+        .bind(NOTIFIER_ALIVE_SECS)
         .fetch_one(&store.pool)
         .await?;
-        if !hooked {
-            return Ok(marked as usize);
-        }
-        return Ok(marked as usize + expand_locked(store, limit, build).await?);
+    if !pending {
+        return Ok(0);
     }
-    expand_locked(store, limit, build).await
-}
-
-async fn expand_locked<F, Fut>(store: &Store, limit: i64, build: F) -> Result<usize, StoreError>
-where
-    F: Fn(Event) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<(String, Value)>, StoreError>>,
-{
     let mut tx = store.pool.begin().await?;
-    let events: Vec<Event> = sqlx::query_as(
-        "SELECT e.id, e.task_id, e.template, e.old_state, e.new_state, e.at,
-                EXISTS (SELECT 1 FROM task t WHERE t.id = e.task_id AND t.status_hook_enc IS NOT NULL) AS hooked
-           FROM task_event e
-          WHERE NOT e.expanded ORDER BY e.id LIMIT $1 FOR UPDATE OF e SKIP LOCKED",
-    )
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
+    let events: Vec<Event> = sqlx::query_as(LOCK[which].as_str())
+        .bind(NOTIFIER_ALIVE_SECS)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
     let n = events.len();
+    if n == 0 {
+        return Ok(0);
+    }
     let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
     for e in events {
         let event_id = e.id;
@@ -169,9 +174,11 @@ pub struct Due {
 }
 
 /// Claims due notifications for `lease` (another instance retries them after it), in the order
-/// of the changes they report.
+/// of the changes they report: only those of `backends`, the ones the caller can send (an
+/// instance configured otherwise leaves the rest to the instances that have them).
 pub async fn claim_due(
     store: &Store,
+    backends: &[String],
     limit: i64,
     lease: std::time::Duration,
 ) -> Result<Vec<Due>, StoreError> {
@@ -181,11 +188,13 @@ pub async fn claim_due(
                 next_attempt = now() + make_interval(secs => $2)
           WHERE n.id IN (SELECT id FROM notification
                           WHERE delivered IS NULL AND given_up IS NULL AND next_attempt <= now()
+                            AND backend = ANY($3)
                           ORDER BY next_attempt, event_id LIMIT $1 FOR UPDATE SKIP LOCKED)
          RETURNING n.id, n.backend, n.payload, n.payload_enc, n.attempts, n.event_id",
     )
     .bind(limit)
     .bind(lease.as_secs_f64())
+    .bind(backends)
     .fetch_all(&store.pool)
     .await?;
     // sent in the order the changes happened (TODO before RUNNING before DONE): an UPDATE
@@ -237,12 +246,18 @@ pub async fn failed(
     Ok(())
 }
 
-/// Forgets expanded events after a day and finished notifications after a week.
+/// Forgets events after a day — expanded ones, and the others too while no instance that sends
+/// notifications is registered (nothing would ever expand them) — and finished notifications
+/// after a week.
 pub async fn collect(store: &Store) -> Result<u64, StoreError> {
-    let a = sqlx::query("DELETE FROM task_event WHERE expanded AND at < now() - interval '1 day'")
-        .execute(&store.pool)
-        .await?
-        .rows_affected();
+    let a = sqlx::query(
+        "DELETE FROM task_event
+          WHERE at < now() - interval '1 day'
+            AND (expanded OR NOT EXISTS (SELECT 1 FROM instance WHERE notifies))",
+    )
+    .execute(&store.pool)
+    .await?
+    .rows_affected();
     let b = sqlx::query(
         "DELETE FROM notification WHERE (delivered IS NOT NULL OR given_up IS NOT NULL)
             AND created < now() - interval '7 days'",
@@ -294,8 +309,8 @@ pub async fn mark_overdue(
         .await?;
     if first {
         sqlx::query(
-            "INSERT INTO task_event (task_id, template, old_state, new_state)
-             VALUES ($1, $2, $3, 'OVERDUE')",
+            "INSERT INTO task_event (task_id, template, old_state, new_state, hooked)
+             SELECT $1, $2, $3, 'OVERDUE', status_hook_enc IS NOT NULL FROM task WHERE id = $1",
         )
         .bind(task)
         .bind(template)
@@ -308,10 +323,15 @@ pub async fn mark_overdue(
 }
 
 /// When the earliest pending notification is due (the notifier sleeps until then).
-pub async fn next_attempt(store: &Store) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub async fn next_attempt(
+    store: &Store,
+    backends: &[String],
+) -> Result<Option<DateTime<Utc>>, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT min(next_attempt) FROM notification WHERE delivered IS NULL AND given_up IS NULL",
+        "SELECT min(next_attempt) FROM notification
+          WHERE delivered IS NULL AND given_up IS NULL AND backend = ANY($1)",
     )
+    .bind(backends)
     .fetch_one(&store.pool)
     .await?)
 }
