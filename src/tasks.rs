@@ -58,6 +58,9 @@ pub struct CreateRequest {
     /// The ids to give the task and its resolution (new ones when `None`): a caller that must
     /// know them before the task is written (to watch it, or to expect its NOTIFY).
     pub ids: Option<(TaskId, ResolutionId)>,
+    /// The creating instance claims the task itself (its claim loop is woken for it, and has
+    /// room): the other instances' claim loops are not woken by a NOTIFY.
+    pub claimed_here: bool,
 }
 
 /// Why a task was not created.
@@ -397,6 +400,7 @@ async fn prepare_from(
         status_hook: req.status_hook.clone(),
         expected_duration: template.expected_duration.clone(),
         template_guard: (read == Read::Cached).then_some(current.updated),
+        notify_claimers: !req.claimed_here,
     };
     let comment = req
         .comment

@@ -468,7 +468,7 @@ async fn maintenance_mode_refuses_writes_and_runs_nothing() {
 /// The claim loop skips the NOTIFY of a task this instance created claimable (it woke the loop
 /// itself), and only that one: a task created delayed, or refused, leaves nothing to skip.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_claim_loop_skips_only_the_notify_of_tasks_created_claimable_here() {
+async fn a_task_created_where_the_claim_loop_has_room_is_claimed_here_without_a_notify() {
     let m = common::start().await;
     let hint = m
         .running
@@ -495,6 +495,16 @@ async fn the_claim_loop_skips_only_the_notify_of_tasks_created_claimable_here() 
     assert_eq!(s, 422, "{t}");
     assert_eq!(hint.announced(), 0, "nor for a refused one");
 
+    // With room in its claim loop, the instance claims what it creates: no NOTIFY wakes the
+    // other instances to race it for the task.
+    assert!(hint.has_room());
+    let mut listener = sqlx::postgres::PgListener::connect(&m.db.url)
+        .await
+        .unwrap();
+    listener
+        .listen(mutask::store::task::RESOLUTION_CHANNEL)
+        .await
+        .unwrap();
     let (s, t) = m
         .post(
             "alice",
@@ -503,14 +513,79 @@ async fn the_claim_loop_skips_only_the_notify_of_tasks_created_claimable_here() 
         )
         .await;
     assert_eq!((s, t["state"].as_str()), (201, Some("DONE")), "{t}");
-    // its NOTIFY came back (or comes soon) and was skipped once
+    assert_eq!(hint.announced(), 0, "nothing to skip: no NOTIFY was sent");
+    let heard = tokio::time::timeout(std::time::Duration::from_millis(500), listener.recv()).await;
+    assert!(heard.is_err(), "a NOTIFY was sent: {heard:?}");
+    m.stop().await;
+}
+
+/// An instance without room in its claim loop (every execution slot taken) still wakes the
+/// other instances when it creates a task, and skips that NOTIFY itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_without_room_wakes_the_others_for_the_tasks_it_creates() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (templates, scripts) = (dir.path().join("templates"), dir.path().join("scripts"));
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::copy(
+        common::shipped_templates().join("hello-world.yaml"),
+        templates.join("hello-world.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        templates.join("slow-step.yaml"),
+        "name: slow-step\ndialect: jinja\ndescription: sleeps\ntitle_format: slow\n\
+         auto_runnable: true\nallow_all_resolver_usernames: true\nsteps:\n  nap:\n    \
+         action:\n      type: script\n      configuration:\n        file_path: nap.sh\n",
+    )
+    .unwrap();
+    let nap = scripts.join("nap.sh");
+    std::fs::write(&nap, "#!/bin/sh\nsleep 3\necho '{}'\n").unwrap();
+    std::fs::set_permissions(&nap, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let m = common::start_with(|c| {
+        c.max_concurrent_executions = 1;
+        c.templates_dir = templates.clone();
+        c.scripts_dir = scripts.clone();
+    })
+    .await;
+    let hint = m.running.state.claim_hint.clone().unwrap();
+    let mut listener = sqlx::postgres::PgListener::connect(&m.db.url)
+        .await
+        .unwrap();
+    listener
+        .listen(mutask::store::task::RESOLUTION_CHANNEL)
+        .await
+        .unwrap();
+    // the one slot is taken by a task that runs for a while
+    let (s, busy) = m
+        .post(
+            "alice",
+            "/task",
+            &json!({"template_name": "slow-step", "input": {}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{busy}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while hint.announced() != 0 {
+    while hint.has_room() {
         assert!(
             std::time::Instant::now() < deadline,
-            "the NOTIFY never came back"
+            "the slot never filled"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    let (s, t) = m
+        .post(
+            "alice",
+            "/task",
+            &json!({"template_name": "hello-world", "input": {"name": "Ada"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
+        .await
+        .expect("the creation NOTIFYs the claimers")
+        .unwrap();
+    assert_eq!(n.payload(), t["resolution"].as_str().unwrap(), "{t}");
     m.stop().await;
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mutask::app;
@@ -157,4 +158,59 @@ async fn rotation_while_tasks_run_loses_nothing() {
         );
     }
     running.shutdown().await.unwrap();
+}
+
+/// A start is refused when stored data is sealed with a key the ring no longer has, and only
+/// then: a key the database recorded but nothing uses any more, or a damaged stored value, does
+/// not stop it (nor make the check fail with a database error).
+#[tokio::test]
+async fn a_start_is_refused_only_when_a_key_in_use_is_missing() {
+    use mutask::domain::TaskId;
+    use mutask::store::{self, Store};
+
+    let (k1, k2) = (entry("k1"), entry("k2"));
+    let (old, _db) = common::store_keyed(&k1).await;
+    store::keys::record_configured(&old).await.unwrap();
+    let version = common::add_template(&old, "keyed").await;
+    let (sealed, cut, not_utf8) = (TaskId::new(), TaskId::new(), TaskId::new());
+    for id in [sealed, cut, not_utf8] {
+        store::task::create(
+            &old,
+            &common::new_task(id, "keyed", version, None),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    // two damaged inputs: a header cut short, and a key id that is not UTF-8
+    for (id, damaged) in [
+        (cut, &b"\x01\x02"[..]),
+        (not_utf8, &b"\x01\x02\xff\xfe\x00"[..]),
+    ] {
+        sqlx::query("UPDATE task SET input_enc = $2 WHERE id = $1")
+            .bind(id)
+            .bind(damaged)
+            .execute(&old.pool)
+            .await
+            .unwrap();
+    }
+    let with = |spec: &str| Store::new(old.pool.clone(), Arc::new(KeyRing::parse(spec).unwrap()));
+    let missing = |s: Store| async move {
+        store::keys::record_configured(&s).await.unwrap();
+        store::keys::missing_in_use(&s).await.unwrap()
+    };
+
+    // k1 sealed a stored input: a ring without it is refused, one with it is not
+    assert_eq!(missing(with(&k2)).await, ["k1"]);
+    assert!(missing(with(&format!("{k1},{k2}"))).await.is_empty());
+    // k2 is recorded now but seals nothing: the old ring alone is fine
+    assert!(missing(with(&k1)).await.is_empty());
+    // once nothing uses k1, a ring without it is fine too
+    sqlx::query("DELETE FROM task WHERE id = $1")
+        .bind(sealed)
+        .execute(&old.pool)
+        .await
+        .unwrap();
+    assert!(missing(with(&k2)).await.is_empty());
 }

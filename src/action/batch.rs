@@ -211,6 +211,7 @@ async fn run(req: ActionRequest) -> ActionResult {
             batch_id: Some(batch),
             status_hook: None,
             ids: None,
+            claimed_here: false,
         };
         match tasks::create(&store, &renderer, &who, request).await {
             Ok(_) => {}

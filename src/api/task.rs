@@ -283,8 +283,10 @@ pub async fn create(
         is_admin: caller.is_admin,
     };
     let ids = (TaskId::new(), ResolutionId::new());
-    if let Some(hint) = &state.claim_hint {
-        // this instance's claim loop is woken below: the NOTIFY need not wake it again
+    // this instance's claim loop is woken below: with room, it claims the task and no NOTIFY
+    // is sent; without, the NOTIFY wakes every instance but this one
+    let claimed_here = state.claim_hint.as_ref().is_some_and(|h| h.has_room());
+    if let Some(hint) = state.claim_hint.as_ref().filter(|_| !claimed_here) {
         hint.expect(ids.1);
     }
     let request = CreateRequest {
@@ -301,6 +303,7 @@ pub async fn create(
         batch_id: None,
         status_hook,
         ids: Some(ids),
+        claimed_here,
     };
     let Some(key) = key else {
         // watched before it is written: its settlement cannot come unheard

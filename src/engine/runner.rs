@@ -64,18 +64,34 @@ pub struct Runner {
 
 /// Wakes the claim loop. Resolutions this instance creates are announced here before they are
 /// written: the loop is woken at once when they are, and their `mutask_resolution` NOTIFY,
-/// which comes back to this instance too, does not wake it a second time for nothing.
+/// which comes back to this instance too, does not wake it a second time for nothing. While
+/// the loop has room ([`ClaimHint::has_room`]), the API creates tasks with no NOTIFY at all:
+/// this instance claims them, and the others are not woken to race it for them.
 #[derive(Debug, Default)]
 pub struct ClaimHint {
     notify: Notify,
     /// Announced resolutions whose NOTIFY has not come back yet (the oldest are forgotten).
     expected: std::sync::Mutex<std::collections::VecDeque<ResolutionId>>,
+    /// The claim loop's free execution slots (none known: no room).
+    slots: Option<Arc<Semaphore>>,
+    /// The runner is stopping: it claims nothing more.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// Most announced resolutions remembered (a NOTIFY comes back within milliseconds).
 const EXPECTED: usize = 256;
 
 impl ClaimHint {
+    /// The claim loop is running and has a free execution slot: a resolution created here now
+    /// is claimed here, without waking the other instances.
+    pub fn has_room(&self) -> bool {
+        !self.closed.load(std::sync::atomic::Ordering::Relaxed)
+            && self
+                .slots
+                .as_ref()
+                .is_some_and(|s| s.available_permits() > 0)
+    }
+
     /// `id` is about to be created here, claimable: its NOTIFY need not wake this instance.
     pub fn expect(&self, id: ResolutionId) {
         if let Ok(mut q) = self.expected.lock() {
@@ -123,9 +139,12 @@ impl Runner {
     /// Starts claiming and running resolutions, and the maintenance collectors.
     pub fn start(engine: Engine, settings: RunnerSettings) -> Runner {
         let cancel = CancellationToken::new();
-        let hint = Arc::new(ClaimHint::default());
-        let listener = tokio::spawn(listen(engine.clone(), hint.clone(), cancel.clone()));
         let slots = Arc::new(Semaphore::new(settings.max_concurrent.max(1)));
+        let hint = Arc::new(ClaimHint {
+            slots: Some(slots.clone()),
+            ..ClaimHint::default()
+        });
+        let listener = tokio::spawn(listen(engine.clone(), hint.clone(), cancel.clone()));
         let maintenance = tokio::spawn(maintenance_loop(
             engine.clone(),
             settings.clone(),
@@ -160,6 +179,9 @@ impl Runner {
     /// finish (CRASHED, so another instance resumes them). Past `grace`, whatever this instance
     /// still owns is handed back at once.
     pub async fn shutdown(self, grace: Duration) {
+        self.hint
+            .closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.cancel.cancel();
         self.engine.shutdown.cancel();
         let _ = self.main.await;
@@ -381,6 +403,23 @@ mod tests {
         h.withdraw(delayed);
         h.heard(&delayed.to_string());
         assert!(woken(&h).await, "a later NOTIFY for it wakes the loop");
+    }
+
+    #[test]
+    fn there_is_room_only_in_a_running_loop_with_a_free_slot() {
+        assert!(!ClaimHint::default().has_room(), "no claim loop");
+        let slots = Arc::new(Semaphore::new(1));
+        let h = ClaimHint {
+            slots: Some(slots.clone()),
+            ..ClaimHint::default()
+        };
+        assert!(h.has_room());
+        let taken = slots.try_acquire().unwrap();
+        assert!(!h.has_room(), "every slot taken");
+        drop(taken);
+        assert!(h.has_room());
+        h.closed.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(!h.has_room(), "stopping");
     }
 
     #[tokio::test]

@@ -25,6 +25,11 @@ pub async fn record_configured(store: &Store) -> Result<(), StoreError> {
 }
 
 /// Key ids that sealed at least one stored task input but are not configured.
+///
+/// Only keys the database has recorded (every configured key is, at startup) and that are now
+/// missing from the ring are looked for in the stored inputs, so a usual start reads one small
+/// table however many tasks are kept. A stored value whose header is not a well-formed key id
+/// (a damaged row) matches no key: it is left to fail where it is read, naming its task.
 pub async fn missing_in_use(store: &Store) -> Result<Vec<String>, StoreError> {
     let ids: Vec<String> = store
         .keys
@@ -32,13 +37,29 @@ pub async fn missing_in_use(store: &Store) -> Result<Vec<String>, StoreError> {
         .into_iter()
         .map(str::to_string)
         .collect();
-    // header: [version][id length][id bytes]…
-    let rows: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT convert_from(substring(input_enc FROM 3 FOR get_byte(input_enc, 1)), 'UTF8')
-         FROM task WHERE NOT (convert_from(substring(input_enc FROM 3 FOR get_byte(input_enc, 1)), 'UTF8') = ANY($1))",
+    let gone: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM encryption_key WHERE NOT (id = ANY($1)) ORDER BY id")
+            .bind(&ids)
+            .fetch_all(&store.pool)
+            .await?;
+    if gone.is_empty() {
+        return Ok(gone);
+    }
+    // header: [version][id length][id bytes]…; compared as bytes, so no row can make the
+    // statement fail (a short or non-UTF-8 header is simply no match)
+    Ok(sqlx::query_scalar(
+        "SELECT k.id FROM unnest($1::text[]) AS k(id)
+          WHERE EXISTS (
+                SELECT 1 FROM task t
+                 WHERE CASE WHEN length(t.input_enc) >= 2 + octet_length(convert_to(k.id, 'UTF8'))
+                            THEN get_byte(t.input_enc, 1) = octet_length(convert_to(k.id, 'UTF8'))
+                                 AND substring(t.input_enc FROM 3
+                                               FOR octet_length(convert_to(k.id, 'UTF8')))
+                                     = convert_to(k.id, 'UTF8')
+                            ELSE false END)
+          ORDER BY k.id",
     )
-    .bind(&ids)
+    .bind(&gone)
     .fetch_all(&store.pool)
-    .await?;
-    Ok(rows)
+    .await?)
 }

@@ -51,6 +51,9 @@ pub struct NewTask {
     /// version it was prepared from is still current and not archived); otherwise
     /// [`StoreError::TemplateChanged`] and nothing is written.
     pub template_guard: Option<DateTime<Utc>>,
+    /// NOTIFY the instances' claim loops when the resolution is created claimable (false when
+    /// the creating instance claims it itself: it wakes its own loop and has room).
+    pub notify_claimers: bool,
 }
 
 /// A stored task, inputs and result opened.
@@ -295,7 +298,10 @@ pub async fn create_in(
     .bind(comment.map(|c| c.username.as_str()))
     .bind(comment_enc)
     .bind(RESOLUTION_CHANNEL)
-    .bind(resolution.is_some_and(|r| matches!(r.state, ResolutionState::ToAutorun)))
+    .bind(
+        task.notify_claimers
+            && resolution.is_some_and(|r| matches!(r.state, ResolutionState::ToAutorun)),
+    )
     .bind(task.template_guard)
     .fetch_optional(&mut *conn)
     .await?

@@ -200,10 +200,15 @@ fn init_log() {
 
 /// A store (fresh key ring) on a new migrated database, dropped with the returned [`TestDb`].
 pub async fn store() -> (mutask::store::Store, TestDb) {
+    store_keyed(&mutask::crypto::KeyRing::generate_entry().unwrap()).await
+}
+
+/// [`store`] with the key ring `spec` (`id:base64,…`).
+pub async fn store_keyed(spec: &str) -> (mutask::store::Store, TestDb) {
     use mutask::crypto::KeyRing;
     let (pool, db) = mutask::testing::test_pool().await;
     mutask::store::db::migrate(&pool).await.unwrap();
-    let keys = KeyRing::parse(&KeyRing::generate_entry().unwrap()).unwrap();
+    let keys = KeyRing::parse(spec).unwrap();
     (
         mutask::store::Store::new(pool, std::sync::Arc::new(keys)),
         db,
@@ -212,10 +217,16 @@ pub async fn store() -> (mutask::store::Store, TestDb) {
 
 /// [`store`] holding one template, `name` (no steps); returns its version too.
 pub async fn store_with_template(name: &str) -> (mutask::store::Store, i32, TestDb) {
-    use mutask::store::template;
     let (s, db) = store().await;
+    let version = add_template(&s, name).await;
+    (s, version, db)
+}
+
+/// Stores a template `name` with no steps; returns its version.
+pub async fn add_template(s: &mutask::store::Store, name: &str) -> i32 {
+    use mutask::store::template;
     template::upsert(
-        &s,
+        s,
         &template::TemplateUpsert {
             name,
             description: "a test template",
@@ -228,8 +239,7 @@ pub async fn store_with_template(name: &str) -> (mutask::store::Store, i32, Test
     )
     .await
     .unwrap();
-    let version = template::get(&s, name).await.unwrap().unwrap().version;
-    (s, version, db)
+    template::get(s, name).await.unwrap().unwrap().version
 }
 
 /// A TODO task of `template` (at `version`) requested by alice, child of `parent` if given.
@@ -258,5 +268,6 @@ pub fn new_task(
         status_hook: None,
         expected_duration: None,
         template_guard: None,
+        notify_claimers: true,
     }
 }
