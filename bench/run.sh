@@ -28,6 +28,9 @@ Environment (defaults in brackets):
   STEADY_ONLY        1 = run only (f) (with STEADY_MINUTES > 0; combine with PEERS=0) [0]
   STEADY_EXPIRATION  MUTASK_COMPLETED_TASK_EXPIRATION of the steady run's instances, e.g. 5m:
                      finished tasks are then deleted as they would be in production [720h]
+  STEADY_WARMUP      minutes the steady run's load runs before the STEADY_MINUTES measured
+                     (with STEADY_EXPIRATION, at least the expiration: the collector then
+                     deletes from the first measured minute on) [0]
   ONLY               run only these of (a)-(e), space-separated: drain latency steps create idle
                      (a diagnostic for one figure; combine with PEERS=0) [all]
   LAT_M              latency samples [200; QUICK: 50]
@@ -71,6 +74,7 @@ STEADY_CLIENTS=${STEADY_CLIENTS:-8}
 STEADY_BACKLOG=${STEADY_BACKLOG:-5000}
 STEADY_ONLY=${STEADY_ONLY:-0}
 STEADY_EXPIRATION=${STEADY_EXPIRATION:-720h}
+STEADY_WARMUP=${STEADY_WARMUP:-0}
 ONLY=${ONLY:-drain latency steps create idle}
 PEERS=${PEERS:-1}
 PGSS=${PGSS:-0}
@@ -84,7 +88,7 @@ BACKLOG_CLIENTS=16           # clients that pre-create a drain backlog
 case "$SYNC" in on) MODES="on" ;; off) MODES="off" ;; both) MODES="on off" ;;
   *) echo "SYNC must be on, off or both" >&2; exit 2 ;; esac
 for v in N LAT_M CREATE_M DAG_TASKS FOREACH_TASKS IDLE_SECONDS STEADY_MINUTES STEADY_CLIENTS \
-         STEADY_BACKLOG BENCH_PG_PORT BENCH_HTTP_PORT; do
+         STEADY_BACKLOG STEADY_WARMUP BENCH_PG_PORT BENCH_HTTP_PORT; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be a non-negative integer" >&2; exit 2; }
 done
 [ "$BENCH_PG_PORT" != 55432 ] || { echo "BENCH_PG_PORT 55432 is the shared scripts' port" >&2; exit 2; }
@@ -421,8 +425,8 @@ steady_done() {  # $1 db
 }
 
 steady_run() {  # $1 = on|off
-  local m=$1 db="steady_$1" urls secs pause="$BENCH_DIR/steady.pause" loader t0 now done0 ndone prev minute=0 rates="" left
-  secs=$((STEADY_MINUTES * 60))
+  local m=$1 db="steady_$1" urls secs pause="$BENCH_DIR/steady.pause" loader t0 now done0 ndone prev last minute=0 rates="" warm="" left
+  secs=$(( (STEADY_WARMUP + STEADY_MINUTES) * 60 ))
   fresh_db "$db" "$m"
   EXPIRATION=$STEADY_EXPIRATION
   start_inst "st1-$m" "$db" all; urls=$INST_URL
@@ -432,7 +436,7 @@ steady_run() {  # $1 = on|off
   load steady "$urls" "$secs" "$STEADY_CLIENTS" bench-noop "$pause" >"$BENCH_DIR/logs/steady-$m.json" &
   loader=$!; LOADER_PID=$loader
   t0=$(date +%s); done0=0; prev=0
-  log "steady run: $STEADY_MINUTES min, backlog capped at $STEADY_BACKLOG, finished tasks deleted after $STEADY_EXPIRATION"
+  log "steady run: $STEADY_MINUTES min after $STEADY_WARMUP min of warm-up, backlog capped at $STEADY_BACKLOG, finished tasks deleted after $STEADY_EXPIRATION"
   while [ "$(( $(date +%s) - t0 ))" -lt "$secs" ]; do
     sleep 5
     # not `state <> 'DONE'`: that scans every kept task (850k after 30 minutes) every 5 s
@@ -442,8 +446,10 @@ steady_run() {  # $1 = on|off
     if [ $(( (now - t0) / 60 )) -gt "$minute" ]; then
       minute=$(( (now - t0) / 60 ))
       ndone=$(steady_done "$db")
-      rates="$rates $(( (ndone - prev) / 60 ))"; prev=$ndone
-      log "steady minute $minute: $((ndone - done0)) DONE so far, last minute $(( ${rates##* } )) tasks/s, backlog $left"
+      last=$(( (ndone - prev) / 60 )); prev=$ndone
+      # warm-up minutes are logged, not measured
+      if [ "$minute" -le "$STEADY_WARMUP" ]; then warm="$warm $last"; done0=$ndone; else rates="$rates $last"; fi
+      log "steady minute $minute: $((ndone - done0)) DONE so far (after any warm-up), last minute $last tasks/s, backlog $left"
       # what the sessions wait on, and how big the kept rows have grown (logs/steady-<m>-diag.txt)
       {
         echo "minute $minute"
@@ -457,10 +463,10 @@ steady_run() {  # $1 = on|off
   rm -f "$pause"
   sleep 1                                    # the deletions' statistics are flushed
   ndone=$(steady_done "$db")
-  R[steady_$m]=$(div "$ndone" "$secs" 0)
+  R[steady_$m]=$(div "$((ndone - done0))" "$((STEADY_MINUTES * 60))" 0)
   R[steady_minutes_$m]=$(echo "$rates" | awk '{ min = ""; max = 0; for (i = 1; i <= NF; i++) { if (min == "" || $i < min) min = $i; if ($i > max) max = $i }; printf "min=%s,max=%s,first=%s,last=%s", min, max, $1, $NF
     if (NF >= 10) { f = 0; l = 0; for (i = 1; i <= 5; i++) { f += $i; l += $(NF - 5 + i) }; if (f > 0) printf ",last5/first5=%.2f", l / f } }')
-  log "steady: ${R[steady_$m]} tasks/s over $secs s; per minute:$rates; $(cat "$BENCH_DIR/logs/steady-$m.json")"
+  log "steady: ${R[steady_$m]} tasks/s over $((STEADY_MINUTES * 60)) s; per minute:$rates; warm-up minutes:${warm:- none}; $(cat "$BENCH_DIR/logs/steady-$m.json")"
   stop_all; q "DROP DATABASE $db"
 }
 
@@ -544,7 +550,7 @@ for m in $MODES; do
   line+=" lat_wait_p50=$(g lat_wait_p50_$m) p95=$(g lat_wait_p95_$m) ms,"
   line+=" dag5=$(g dag_steps_$m) foreach10=$(g fe_steps_$m) steps/s, create c4=$(g create4_$m) c50=$(g create50_$m) tasks/s,"
   line+=" idle=$(g idle_qps_$m) q/s rss=$(g idle_rss_$m) MiB"
-  [ "$STEADY_MINUTES" -gt 0 ] && line+=", steady${STEADY_MINUTES}m=$(g steady_$m) tasks/s ($(g steady_minutes_$m),expiration=$STEADY_EXPIRATION)"
+  [ "$STEADY_MINUTES" -gt 0 ] && line+=", steady${STEADY_MINUTES}m=$(g steady_$m) tasks/s ($(g steady_minutes_$m),expiration=$STEADY_EXPIRATION,warmup=${STEADY_WARMUP}m)"
   line+="; ratios drain2/gw_batched=$(g r_batched_$m) drain2/gw_default=$(g r_default_$m)"
   line+=" drain2/pg_queue=$(g r_pgq_$m) drain2/pg_batch50=$(g r_pgb_$m) drain2/drain1=$(g r_scale_$m)"
   line+=" lat_p50/gw_p50=$(g r_lat_$m) lat_wait_p50/gw_p50=$(g r_lat_wait_$m) create4/gw_add_job=$(g r_add_$m)"
