@@ -294,10 +294,12 @@ function ResolveForm(props: { task: Task; tpl: Template | null; onDone: () => vo
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState('');
   const inputs = props.tpl?.resolver_inputs ?? [];
+  // defaults fill only what the resolver has not typed yet: the template arrives after the
+  // form is shown, and a value entered in between must not be wiped
   useEffect(() => {
     const init: Record<string, unknown> = {};
     for (const i of inputs) if (i.default !== undefined) init[i.name] = i.default;
-    setValues(init);
+    setValues((typed) => ({ ...init, ...typed }));
   }, [props.tpl?.name]);
   const submit = async (e: Event) => {
     e.preventDefault();
