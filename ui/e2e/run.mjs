@@ -113,8 +113,15 @@ await scenario('approval-flow', { width: 1280, height: 800 }, async (page) => {
 
   await signIn(page, 'rita');
   await page.locator('select[name="type"]').selectOption('resolvable');
+  // the live task page refreshes every 1.5 s; it fetches the template once, not on every tick
+  const templateFetches = [];
+  const countTemplate = (r) => { if (r.url().includes('/template/e2e-approval')) templateFetches.push(r.url()); };
+  page.on('request', countTemplate);
   await page.getByRole('link', { name: 'Ship billing to production' }).click();
   await page.getByRole('heading', { name: 'Waiting for a resolver' }).waitFor();
+  await page.waitForTimeout(3500);
+  page.off('request', countTemplate);
+  check(templateFetches.length === 1, `the template fetched once in 3.5 s of refreshes, not ${templateFetches.length} times`);
   // a bad resolver input is refused at its field
   await page.locator('#resolver_input-ticket').fill('nope');
   await page.locator('[data-input="ticket"] .field-error').waitFor();

@@ -22,12 +22,20 @@ export function TaskDetail(props: { id: string; meta: Meta }) {
   const [selected, setSelected] = useState<string>('');
   const [error, setError] = useState('');
   const [notice, setNotice] = useState('');
+  // the template fetched (or being fetched): the refresh timer runs an older render's `load`,
+  // whose `tpl` is still null, so the state cannot tell it the template is here already
+  const tplName = useRef('');
 
   const load = async () => {
     try {
       const t = await get<Task>(`/task/${props.id}`);
       setTask(t);
-      if (!tpl || tpl.name !== t.template_name) get<Template>(`/template/${encodeURIComponent(t.template_name)}`).then(setTpl).catch(() => {});
+      if (tplName.current !== t.template_name) {
+        tplName.current = t.template_name;
+        get<Template>(`/template/${encodeURIComponent(t.template_name)}`)
+          .then(setTpl)
+          .catch(() => { tplName.current = ''; });
+      }
       if (t.resolution) setRes(await get<Resolution>(`/resolution/${t.resolution}`)); else setRes(null);
       get<Comment[]>(`/task/${props.id}/comment`).then(setComments).catch(() => {});
       setError('');
