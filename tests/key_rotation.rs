@@ -214,3 +214,72 @@ async fn a_start_is_refused_only_when_a_key_in_use_is_missing() {
         .unwrap();
     assert!(missing(with(&k2)).await.is_empty());
 }
+
+/// A key that left every ring and seals nothing is marked retired when a start finds it so, and
+/// later starts no longer look for it in the stored inputs; a running instance that holds a key
+/// keeps it from being retired, and configuring a retired key again clears the mark.
+#[tokio::test]
+async fn a_key_no_ring_holds_and_nothing_uses_is_retired() {
+    use mutask::domain::{InstanceId, TaskId};
+    use mutask::store::{self, Store};
+
+    let (k1, k2) = (entry("k1"), entry("k2"));
+    let (s1, _db) = common::store_keyed(&k1).await;
+    store::keys::record_configured(&s1).await.unwrap();
+    let s2 = Store::new(s1.pool.clone(), Arc::new(KeyRing::parse(&k2).unwrap()));
+    store::keys::record_configured(&s2).await.unwrap();
+    let retired = || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT retired_at IS NOT NULL FROM encryption_key WHERE id = 'k1'",
+        )
+        .fetch_one(&s1.pool)
+        .await
+        .unwrap()
+    };
+    let age_k1 = || async {
+        sqlx::query(
+            "UPDATE encryption_key SET last_seen = now() - interval '10 minutes' WHERE id = 'k1'",
+        )
+        .execute(&s1.pool)
+        .await
+        .unwrap();
+    };
+
+    // k1 seals nothing, but it was configured a moment ago: it may still be in a running ring
+    assert!(store::keys::missing_in_use(&s2).await.unwrap().is_empty());
+    assert!(!retired().await, "seen recently: not retired");
+
+    // a running instance with k1 in its ring keeps it seen through its heartbeat
+    age_k1().await;
+    let instance = InstanceId::new();
+    store::instance::register(&s1, instance, "worker", false)
+        .await
+        .unwrap();
+    store::instance::heartbeat(&s1, instance, "worker", false)
+        .await
+        .unwrap();
+    assert!(store::keys::missing_in_use(&s2).await.unwrap().is_empty());
+    assert!(!retired().await, "held by a live instance: not retired");
+
+    // no ring has held it for a while, and nothing uses it: retired
+    age_k1().await;
+    assert!(store::keys::missing_in_use(&s2).await.unwrap().is_empty());
+    assert!(retired().await, "unused and held by nobody: retired");
+
+    // a retired key is not looked for again, even if something sealed with it appeared
+    let version = common::add_template(&s1, "keyed").await;
+    store::task::create(
+        &s1,
+        &common::new_task(TaskId::new(), "keyed", version, None),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(store::keys::missing_in_use(&s2).await.unwrap().is_empty());
+
+    // configured again, it is live again, and a ring without it is refused while it seals data
+    store::keys::record_configured(&s1).await.unwrap();
+    assert!(!retired().await, "configured again: no longer retired");
+    assert_eq!(store::keys::missing_in_use(&s2).await.unwrap(), ["k1"]);
+}

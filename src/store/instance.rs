@@ -42,11 +42,18 @@ pub async fn heartbeat(
     role: &str,
     notifies: bool,
 ) -> Result<(), StoreError> {
-    let n = sqlx::query("UPDATE instance SET heartbeat = now() WHERE id = $1")
-        .bind(id)
-        .execute(&store.pool)
-        .await?
-        .rows_affected();
+    // the same statement keeps this instance's keys seen (see `super::keys`)
+    let keys: Vec<&str> = store.keys.key_ids();
+    let n = sqlx::query(
+        "WITH seen AS (UPDATE encryption_key SET last_seen = now()
+                        WHERE id = ANY($2) AND last_seen < now() - interval '60 seconds')
+         UPDATE instance SET heartbeat = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(keys)
+    .execute(&store.pool)
+    .await?
+    .rows_affected();
     if n == 0 {
         register(store, id, role, notifies).await?;
     }

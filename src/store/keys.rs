@@ -3,6 +3,11 @@
 //! At startup every configured key id is recorded. If the database knows a key id that is not
 //! in the configured ring and data still uses it, startup is refused with a message naming the
 //! missing key, rather than failing later on the first decrypt.
+//!
+//! Every running instance keeps its keys' `last_seen` fresh (with its heartbeat, at most once a
+//! minute). A key that no ring has held for [`RETIRE_AFTER_SECS`] and that seals nothing when a
+//! start looks for it is marked retired: later starts do not look for it again. Configuring it
+//! again clears the mark.
 
 use super::{Store, StoreError};
 
@@ -16,7 +21,7 @@ pub async fn record_configured(store: &Store) -> Result<(), StoreError> {
         .collect();
     sqlx::query(
         "INSERT INTO encryption_key (id) SELECT unnest($1::text[])
-         ON CONFLICT (id) DO UPDATE SET last_seen = now()",
+         ON CONFLICT (id) DO UPDATE SET last_seen = now(), retired_at = NULL",
     )
     .bind(&ids)
     .execute(&store.pool)
@@ -24,7 +29,12 @@ pub async fn record_configured(store: &Store) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Key ids that sealed at least one stored task input but are not configured.
+/// A key whose `last_seen` is older than this is in no running instance's ring (each refreshes
+/// its keys every minute; see [`super::instance::heartbeat`]).
+pub const RETIRE_AFTER_SECS: i64 = 300;
+
+/// Key ids that sealed at least one stored task input but are not configured. Recorded keys
+/// found unused, and held by no running instance, are marked retired and not looked for again.
 ///
 /// Only keys the database has recorded (every configured key is, at startup) and that are now
 /// missing from the ring are looked for in the stored inputs, so a usual start reads one small
@@ -37,17 +47,19 @@ pub async fn missing_in_use(store: &Store) -> Result<Vec<String>, StoreError> {
         .into_iter()
         .map(str::to_string)
         .collect();
-    let gone: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM encryption_key WHERE NOT (id = ANY($1)) ORDER BY id")
-            .bind(&ids)
-            .fetch_all(&store.pool)
-            .await?;
+    let gone: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM encryption_key
+              WHERE NOT (id = ANY($1)) AND retired_at IS NULL ORDER BY id",
+    )
+    .bind(&ids)
+    .fetch_all(&store.pool)
+    .await?;
     if gone.is_empty() {
         return Ok(gone);
     }
     // header: [version][id length][id bytes]…; compared as bytes, so no row can make the
     // statement fail (a short or non-UTF-8 header is simply no match)
-    Ok(sqlx::query_scalar(
+    let in_use: Vec<String> = sqlx::query_scalar(
         "SELECT k.id FROM unnest($1::text[]) AS k(id)
           WHERE EXISTS (
                 SELECT 1 FROM task t
@@ -61,5 +73,18 @@ pub async fn missing_in_use(store: &Store) -> Result<Vec<String>, StoreError> {
     )
     .bind(&gone)
     .fetch_all(&store.pool)
-    .await?)
+    .await?;
+    let unused: Vec<&String> = gone.iter().filter(|k| !in_use.contains(k)).collect();
+    if !unused.is_empty() {
+        sqlx::query(
+            "UPDATE encryption_key SET retired_at = now()
+              WHERE id = ANY($1) AND retired_at IS NULL
+                AND last_seen < now() - make_interval(secs => $2)",
+        )
+        .bind(unused)
+        .bind(RETIRE_AFTER_SECS as f64)
+        .execute(&store.pool)
+        .await?;
+    }
+    Ok(in_use)
 }
