@@ -467,6 +467,16 @@ async fn maintenance_mode_refuses_writes_and_runs_nothing() {
 
 /// The claim loop skips the NOTIFY of a task this instance created claimable (it woke the loop
 /// itself), and only that one: a task created delayed, or refused, leaves nothing to skip.
+/// A connection listening to the claimers' channel (`mutask_resolution`), as other instances do.
+async fn claim_listener(url: &str) -> sqlx::postgres::PgListener {
+    let mut listener = sqlx::postgres::PgListener::connect(url).await.unwrap();
+    listener
+        .listen(mutask::store::task::RESOLUTION_CHANNEL)
+        .await
+        .unwrap();
+    listener
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_created_where_the_claim_loop_has_room_is_claimed_here_without_a_notify() {
     let m = common::start().await;
@@ -498,13 +508,7 @@ async fn a_task_created_where_the_claim_loop_has_room_is_claimed_here_without_a_
     // With room in its claim loop, the instance claims what it creates: no NOTIFY wakes the
     // other instances to race it for the task.
     assert!(hint.has_room());
-    let mut listener = sqlx::postgres::PgListener::connect(&m.db.url)
-        .await
-        .unwrap();
-    listener
-        .listen(mutask::store::task::RESOLUTION_CHANNEL)
-        .await
-        .unwrap();
+    let mut listener = claim_listener(&m.db.url).await;
     let (s, t) = m
         .post(
             "alice",
@@ -550,13 +554,7 @@ async fn an_instance_without_room_wakes_the_others_for_the_tasks_it_creates() {
     })
     .await;
     let hint = m.running.state.claim_hint.clone().unwrap();
-    let mut listener = sqlx::postgres::PgListener::connect(&m.db.url)
-        .await
-        .unwrap();
-    listener
-        .listen(mutask::store::task::RESOLUTION_CHANNEL)
-        .await
-        .unwrap();
+    let mut listener = claim_listener(&m.db.url).await;
     // the one slot is taken by a task that runs for a while
     let (s, busy) = m
         .post(
