@@ -174,7 +174,7 @@ CONF
     printf "log_autovacuum_min_duration = 0\n" >> "$BENCH_DIR/data/postgresql.conf"
   fi
   if [ "$PGSS" = 1 ]; then
-    printf "shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.max = 10000\n" >> "$BENCH_DIR/data/postgresql.conf"
+    printf "shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.max = 10000\npg_stat_statements.track_planning = on\n" >> "$BENCH_DIR/data/postgresql.conf"
   fi
   PG_STARTED=1
   as_pg "$PGBIN/pg_ctl" -D "$BENCH_DIR/data" -l "$BENCH_DIR/server.log" -w start >/dev/null
@@ -195,7 +195,7 @@ pgss_calls() {  # $1 db: statements executed in it since the last reset ("n/a" w
 }
 pgss_top() {  # $1 db, $2 file: the busiest statements
   [ "$PGSS" = 1 ] || return 0
-  q "SELECT calls || E'\t' || round(total_exec_time::numeric, 1) || E' ms\t' || regexp_replace(left(query, 300), '\s+', ' ', 'g') FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '$1' ORDER BY calls DESC LIMIT 25" > "$2"
+  q "SELECT calls || E'\t' || round(total_exec_time::numeric, 1) || E' ms\t' || plans || E' plans\t' || round(total_plan_time::numeric, 1) || E' ms\t' || regexp_replace(left(query, 300), '\s+', ' ', 'g') FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '$1' ORDER BY calls DESC LIMIT 25" > "$2"
 }
 
 # ------------------------------------------------------------------ mutask instances

@@ -28,6 +28,7 @@ use super::Engine;
 pub struct RunnerSettings {
     pub max_concurrent: usize,
     pub poll_interval: Duration,
+    /// Most resolutions claimed per statement (at most `store::resolution::MAX_CLAIM`).
     pub batch: i64,
     /// How often expired leases are looked for (crash recovery).
     pub recovery_interval: Duration,
@@ -42,7 +43,7 @@ impl Default for RunnerSettings {
         RunnerSettings {
             max_concurrent: 100,
             poll_interval: Duration::from_secs(5),
-            batch: 20,
+            batch: 32,
             recovery_interval: Duration::from_secs(5),
             completed_task_expiration: crate::config::DEFAULT_COMPLETED_TASK_EXPIRATION,
             log_retention: Duration::from_secs(30 * 86_400),
@@ -322,7 +323,7 @@ async fn claim_loop(
             }
             continue;
         }
-        let want = (free as i64).min(settings.batch);
+        let want = claim_size(free, settings.batch);
         let claims = match store_res::claim_due_loaded(
             &engine.store,
             engine.instance,
@@ -369,6 +370,15 @@ async fn claim_loop(
     }
 }
 
+/// How many resolutions to claim with `free` slots: the largest power of two that is at most
+/// `free` and `batch`, so that an instance's connections prepare a handful of claim statements
+/// (their limit is part of the text: see `store::resolution::claim_cte`); the loop claims again
+/// for the rest.
+fn claim_size(free: usize, batch: i64) -> i64 {
+    let want = (free as i64).min(batch).clamp(1, store_res::MAX_CLAIM);
+    1 << want.ilog2()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,6 +413,16 @@ mod tests {
         h.withdraw(delayed);
         h.heard(&delayed.to_string());
         assert!(woken(&h).await, "a later NOTIFY for it wakes the loop");
+    }
+
+    #[test]
+    fn claims_take_a_power_of_two_within_the_free_slots_and_the_batch() {
+        assert_eq!(claim_size(1, 32), 1);
+        assert_eq!(claim_size(3, 32), 2);
+        assert_eq!(claim_size(31, 32), 16);
+        assert_eq!(claim_size(100, 32), 32);
+        assert_eq!(claim_size(100, 20), 16);
+        assert_eq!(claim_size(1000, 1000), store_res::MAX_CLAIM);
     }
 
     #[test]
