@@ -778,11 +778,12 @@ pub async fn end_cycle(
          t AS (UPDATE task SET state = $17, steps_done = $18, result_enc = COALESCE($19, result_enc),
                       tags = COALESCE($20, tags), last_activity = now()
                 WHERE id = (SELECT task_id FROM r))
-         SELECT count(*) FROM r",
+         SELECT task_id FROM r",
             next_retry = next_retry_at_end("resolution", "$15", "$16")
         )
     });
-    let q = sqlx::query_scalar::<_, i64>(SQL.as_str())
+    // the task of the resolution when the claim held (the fence matched), none otherwise
+    let q = sqlx::query_scalar::<_, TaskId>(SQL.as_str())
         .bind(claim.resolution)
         .bind(claim.owner)
         .bind(claim.attempt)
@@ -796,24 +797,18 @@ pub async fn end_cycle(
         .bind(&end.task_tags);
     let fenced = if end.has_parent && end.task_state.is_final() {
         let mut tx = store.pool.begin().await?;
-        let fenced = q.fetch_one(&mut *tx).await?;
-        if fenced == 1 {
-            let task_id: TaskId =
-                sqlx::query_scalar("SELECT task_id FROM resolution WHERE id = $1")
-                    .bind(claim.resolution)
-                    .fetch_one(&mut *tx)
-                    .await?;
+        let fenced = q.fetch_optional(&mut *tx).await?;
+        if let Some(task_id) = fenced {
             wake_parent(&mut tx, task_id).await?;
             tx.commit().await?;
         }
         fenced
     } else {
-        q.fetch_one(&store.pool).await?
+        q.fetch_optional(&store.pool).await?
     };
-    Ok(if fenced == 1 {
-        Ok(())
-    } else {
-        Err(LostClaim(claim.resolution))
+    Ok(match fenced {
+        Some(_) => Ok(()),
+        None => Err(LostClaim(claim.resolution)),
     })
 }
 
