@@ -217,7 +217,7 @@ async fn a_start_is_refused_only_when_a_key_in_use_is_missing() {
 
 /// A key that left every ring and seals nothing is marked retired when a start finds it so, and
 /// later starts no longer look for it in the stored inputs; a running instance that holds a key
-/// keeps it from being retired, and configuring a retired key again clears the mark.
+/// keeps it from being retired, and holding or configuring a retired key again clears the mark.
 #[tokio::test]
 async fn a_key_no_ring_holds_and_nothing_uses_is_retired() {
     use mutask::domain::{InstanceId, TaskId};
@@ -278,8 +278,19 @@ async fn a_key_no_ring_holds_and_nothing_uses_is_retired() {
     .unwrap();
     assert!(store::keys::missing_in_use(&s2).await.unwrap().is_empty());
 
-    // configured again, it is live again, and a ring without it is refused while it seals data
+    // an instance holding it un-retires it with its heartbeat, and a ring without it is then
+    // refused while it seals data
+    store::instance::heartbeat(&s1, instance, "worker", false)
+        .await
+        .unwrap();
+    assert!(!retired().await, "held again: no longer retired");
+    assert_eq!(store::keys::missing_in_use(&s2).await.unwrap(), ["k1"]);
+
+    // so does configuring it again at a start
+    sqlx::query("UPDATE encryption_key SET retired_at = now() WHERE id = 'k1'")
+        .execute(&s1.pool)
+        .await
+        .unwrap();
     store::keys::record_configured(&s1).await.unwrap();
     assert!(!retired().await, "configured again: no longer retired");
-    assert_eq!(store::keys::missing_in_use(&s2).await.unwrap(), ["k1"]);
 }

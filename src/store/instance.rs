@@ -42,11 +42,12 @@ pub async fn heartbeat(
     role: &str,
     notifies: bool,
 ) -> Result<(), StoreError> {
-    // the same statement keeps this instance's keys seen (see `super::keys`)
+    // the same statement keeps this instance's keys seen, and never retired (see `super::keys`)
     let keys: Vec<&str> = store.keys.key_ids();
     let n = sqlx::query(
-        "WITH seen AS (UPDATE encryption_key SET last_seen = now()
-                        WHERE id = ANY($2) AND last_seen < now() - interval '60 seconds')
+        "WITH seen AS (UPDATE encryption_key SET last_seen = now(), retired_at = NULL
+                        WHERE id = ANY($2)
+                          AND (last_seen < now() - interval '60 seconds' OR retired_at IS NOT NULL))
          UPDATE instance SET heartbeat = now() WHERE id = $1",
     )
     .bind(id)

@@ -7,7 +7,7 @@
 //! Every running instance keeps its keys' `last_seen` fresh (with its heartbeat, at most once a
 //! minute). A key that no ring has held for [`RETIRE_AFTER_SECS`] and that seals nothing when a
 //! start looks for it is marked retired: later starts do not look for it again. Configuring it
-//! again clears the mark.
+//! again clears the mark, at a start or with the heartbeat of an instance that holds it.
 
 use super::{Store, StoreError};
 
