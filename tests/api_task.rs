@@ -465,8 +465,6 @@ async fn maintenance_mode_refuses_writes_and_runs_nothing() {
     m.stop().await;
 }
 
-/// The claim loop skips the NOTIFY of a task this instance created claimable (it woke the loop
-/// itself), and only that one: a task created delayed, or refused, leaves nothing to skip.
 /// A connection listening to the claimers' channel (`mutask_resolution`), as other instances do.
 async fn claim_listener(url: &str) -> sqlx::postgres::PgListener {
     let mut listener = sqlx::postgres::PgListener::connect(url).await.unwrap();
@@ -477,6 +475,8 @@ async fn claim_listener(url: &str) -> sqlx::postgres::PgListener {
     listener
 }
 
+/// The claim loop skips the NOTIFY of a task this instance created claimable (it woke the loop
+/// itself), and only that one: a task created delayed, or refused, leaves nothing to skip.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_created_where_the_claim_loop_has_room_is_claimed_here_without_a_notify() {
     let m = common::start().await;
