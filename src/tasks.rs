@@ -58,9 +58,20 @@ pub struct CreateRequest {
     /// The ids to give the task and its resolution (new ones when `None`): a caller that must
     /// know them before the task is written (to watch it, or to expect its NOTIFY).
     pub ids: Option<(TaskId, ResolutionId)>,
-    /// The creating instance claims the task itself (its claim loop is woken for it, and has
-    /// room): the other instances' claim loops are not woken by a NOTIFY.
-    pub claimed_here: bool,
+    /// The creating instance has taken a free execution slot for the task: a task that runs at
+    /// once is created claimed by it (task and resolution `RUNNING`), and the caller starts its
+    /// cycle ([`Created::claimed`]); no NOTIFY wakes the claim loops for it.
+    pub claim: Option<store::resolution::NewClaim>,
+}
+
+/// A task just created.
+#[derive(Debug)]
+pub struct Created {
+    pub task: store::task::TaskRecord,
+    pub template: TaskTemplate,
+    /// The task was created claimed ([`CreateRequest::claim`]): the claim and what its cycle
+    /// reads first, for the caller to start it.
+    pub claimed: Option<(store::resolution::Claim, store::resolution::Loaded)>,
 }
 
 /// Why a task was not created.
@@ -138,6 +149,18 @@ pub async fn create(
     who: &Requester,
     req: CreateRequest,
 ) -> Result<(store::task::TaskRecord, TaskTemplate), CreateError> {
+    create_claimed(store, renderer, who, req)
+        .await
+        .map(|c| (c.task, c.template))
+}
+
+/// [`create`], with the claim of a task created claimed ([`CreateRequest::claim`]).
+pub async fn create_claimed(
+    store: &Store,
+    renderer: &Renderer,
+    who: &Requester,
+    req: CreateRequest,
+) -> Result<Created, CreateError> {
     let mut read = Read::Cached;
     loop {
         let p = prepare_checked(store, renderer, who, &req, read).await?;
@@ -160,7 +183,7 @@ pub async fn create_idempotent(
     req: CreateRequest,
     key: &str,
     ttl: std::time::Duration,
-) -> Result<(store::task::TaskRecord, TaskTemplate, bool), CreateError> {
+) -> Result<(Created, bool), CreateError> {
     let mut read = Read::Cached;
     let (p, outcome) = loop {
         let p = prepare_checked(store, renderer, who, &req, read).await?;
@@ -182,16 +205,18 @@ pub async fn create_idempotent(
         }
     };
     match outcome {
-        Ok(at) => {
-            let (rec, t) = created(p, at);
-            Ok((rec, t, true))
-        }
+        Ok(at) => Ok((created(p, at), true)),
         Err(existing) => {
             tracing::info!(task = %existing, key, requester = %who.username, "idempotent create answered an existing task");
             let rec = store::task::get(store, existing)
                 .await?
                 .ok_or_else(|| CreateError::Internal("idempotent task vanished".into()))?;
-            Ok((rec, p.template, false))
+            let task = Created {
+                task: rec,
+                template: p.template,
+                claimed: None,
+            };
+            Ok((task, false))
         }
     }
 }
@@ -206,9 +231,24 @@ fn stale(store: &Store, name: &str, p: &Prepared) {
     store::template::forget_current(store, name);
 }
 
-fn created(p: Prepared, at: store::task::Inserted) -> (store::task::TaskRecord, TaskTemplate) {
+fn created(p: Prepared, at: store::task::Inserted) -> Created {
     tracing::info!(task = %p.task.id, template = %p.template.name, requester = %p.task.requester_username, autorun = p.autorun, "task created");
-    (p.task.record(at, p.resolution.as_ref()), p.template)
+    let task = p.task.record(at, p.resolution.as_ref());
+    let claimed = match (&p.task.claim, &p.resolution) {
+        (Some(c), Some(r)) if r.state == ResolutionState::Running => {
+            let claim = c.on(r.id);
+            Some((
+                claim,
+                store::resolution::created_loaded(task.clone(), r, &claim),
+            ))
+        }
+        _ => None,
+    };
+    Created {
+        task,
+        template: p.template,
+        claimed,
+    }
 }
 
 /// How [`prepare_from`] reads the template.
@@ -365,6 +405,8 @@ async fn prepare_from(
             id: req.ids.map_or_else(ResolutionId::new, |(_, r)| r),
             state: if delayed.is_some() {
                 ResolutionState::ToAutorunDelayed
+            } else if req.claim.is_some() {
+                ResolutionState::Running
             } else {
                 ResolutionState::ToAutorun
             },
@@ -377,8 +419,9 @@ async fn prepare_from(
             steps,
         }
     });
-    let task_state = match &resolution {
-        Some(r) if r.state == ResolutionState::ToAutorunDelayed => TaskState::Delayed,
+    let task_state = match resolution.as_ref().map(|r| r.state) {
+        Some(ResolutionState::ToAutorunDelayed) => TaskState::Delayed,
+        Some(ResolutionState::Running) => TaskState::Running,
         _ => TaskState::Todo,
     };
     let new_task = NewTask {
@@ -400,7 +443,7 @@ async fn prepare_from(
         status_hook: req.status_hook.clone(),
         expected_duration: template.expected_duration.clone(),
         template_guard: (read == Read::Cached).then_some(current.updated),
-        notify_claimers: !req.claimed_here,
+        claim: req.claim,
     };
     let comment = req
         .comment

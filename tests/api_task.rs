@@ -475,8 +475,10 @@ async fn claim_listener(url: &str) -> sqlx::postgres::PgListener {
     listener
 }
 
-/// The claim loop skips the NOTIFY of a task this instance created claimable (it woke the loop
-/// itself), and only that one: a task created delayed, or refused, leaves nothing to skip.
+/// With a free execution slot, the instance creates a task that runs at once already claimed by
+/// itself and starts its cycle: no claim statement, and no NOTIFY wakes the other instances to
+/// race it for the task. A task created delayed, or refused, takes no slot and leaves nothing
+/// announced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_created_where_the_claim_loop_has_room_is_claimed_here_without_a_notify() {
     let m = common::start().await;
@@ -504,19 +506,34 @@ async fn a_task_created_where_the_claim_loop_has_room_is_claimed_here_without_a_
         .await;
     assert_eq!(s, 422, "{t}");
     assert_eq!(hint.announced(), 0, "nor for a refused one");
+    assert!(hint.has_room(), "the slots taken for them were given back");
 
-    // With room in its claim loop, the instance claims what it creates: no NOTIFY wakes the
-    // other instances to race it for the task.
-    assert!(hint.has_room());
     let mut listener = claim_listener(&m.db.url).await;
     let (s, t) = m
         .post(
             "alice",
-            "/task?wait=30s",
+            "/task",
             &json!({"template_name": "hello-world", "input": {"name": "Ada"}}),
         )
         .await;
-    assert_eq!((s, t["state"].as_str()), (201, Some("DONE")), "{t}");
+    assert_eq!(s, 201, "{t}");
+    // created running: the answer is the row as the creating statement wrote it (a claim by
+    // the claim loop comes after the answer is built, which then says TODO / TO_AUTORUN)
+    assert_eq!(
+        (t["state"].as_str(), t["resolution_state"].as_str()),
+        (Some("RUNNING"), Some("RUNNING")),
+        "{t}"
+    );
+    let id = t["id"].as_str().unwrap().to_string();
+    let (s, done) = m.get("alice", &format!("/task/{id}?wait=30s")).await;
+    assert_eq!((s, done["state"].as_str()), (200, Some("DONE")), "{done}");
+    let (attempt, runs): (i64, i32) =
+        sqlx::query_as("SELECT claim_attempt, run_count FROM resolution WHERE task_id = $1")
+            .bind(uuid::Uuid::parse_str(&id).unwrap())
+            .fetch_one(&m.running.state.store.pool)
+            .await
+            .unwrap();
+    assert_eq!((attempt, runs), (1, 1), "claimed once");
     assert_eq!(hint.announced(), 0, "nothing to skip: no NOTIFY was sent");
     let heard = tokio::time::timeout(std::time::Duration::from_millis(500), listener.recv()).await;
     assert!(heard.is_err(), "a NOTIFY was sent: {heard:?}");
@@ -585,5 +602,61 @@ async fn an_instance_without_room_wakes_the_others_for_the_tasks_it_creates() {
         .expect("the creation NOTIFYs the claimers")
         .unwrap();
     assert_eq!(n.payload(), t["resolution"].as_str().unwrap(), "{t}");
+    m.stop().await;
+}
+
+/// A task created claimed starts its cycle from what the creating statement wrote, without
+/// reading it back: that in-memory copy is what the database holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_created_claimed_starts_from_what_the_database_holds() {
+    use mutask::domain::{InstanceId, ResolutionId, TaskId};
+    use mutask::store::resolution::{self, NewClaim};
+    let m = common::start().await;
+    let state = &m.running.state;
+    // claimed by an instance that is not running: nothing runs the task while it is compared
+    let owner = InstanceId::new();
+    let ids = (TaskId::new(), ResolutionId::new());
+    let who = mutask::tasks::Requester {
+        username: "alice".into(),
+        groups: vec![],
+        is_admin: false,
+    };
+    let req = mutask::tasks::CreateRequest {
+        template_name: "hello-world".into(),
+        input: json!({"name": "Ada"}).as_object().unwrap().clone(),
+        comment: Some("first".into()),
+        ids: Some(ids),
+        claim: Some(NewClaim {
+            owner,
+            lease: std::time::Duration::from_secs(600),
+        }),
+        ..Default::default()
+    };
+    let created = mutask::tasks::create_claimed(&state.store, &state.renderer, &who, req)
+        .await
+        .unwrap();
+    let (claim, loaded) = created.claimed.expect("created claimed");
+    assert_eq!(
+        (claim.resolution, claim.owner, claim.attempt),
+        (ids.1, owner, 1)
+    );
+    let stored = resolution::load_many(&state.store, &[ids.1]).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(format!("{:?}", stored[0]), format!("{loaded:?}"));
+    assert_eq!(
+        format!("{:?}", loaded.1.state),
+        "Running",
+        "the task is created running"
+    );
+    // the lease is the one asked for: the claim loops leave the task alone, crash recovery takes
+    // it when the lease expires
+    let left: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM lease_expires - last_start)::float8 FROM resolution WHERE id = $1",
+    )
+    .bind(ids.1)
+    .fetch_one(&state.store.pool)
+    .await
+    .unwrap();
+    assert!((left - 600.0).abs() < 1e-3, "{left}");
     m.stop().await;
 }

@@ -143,7 +143,7 @@ impl H {
             status_hook: None,
             expected_duration: None,
             template_guard: None,
-            notify_claimers: true,
+            claim: None,
         };
         let res = NewResolution {
             id: res_id,

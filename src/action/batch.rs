@@ -211,7 +211,7 @@ async fn run(req: ActionRequest) -> ActionResult {
             batch_id: Some(batch),
             status_hook: None,
             ids: None,
-            claimed_here: false,
+            claim: None,
         };
         match tasks::create(&store, &renderer, &who, request).await {
             Ok(_) => {}

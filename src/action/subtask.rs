@@ -163,7 +163,7 @@ async fn run(req: ActionRequest) -> ActionResult {
         batch_id: None,
         status_hook: None,
         ids: None,
-        claimed_here: false,
+        claim: None,
     };
     match tasks::create(&store, &renderer, &who, request).await {
         Ok((child, _)) => outcome(&child),

@@ -148,7 +148,7 @@ pub async fn create(
             batch_id: Some(batch),
             status_hook: None,
             ids: None,
-            claimed_here: false,
+            claim: None,
         };
         match tasks::create(&state.store, &state.renderer, &who, request).await {
             Ok((rec, _)) => ids.push(rec.id),

@@ -283,10 +283,12 @@ pub async fn create(
         is_admin: caller.is_admin,
     };
     let ids = (TaskId::new(), ResolutionId::new());
-    // this instance's claim loop is woken below: with room, it claims the task and no NOTIFY
-    // is sent; without, the NOTIFY wakes every instance but this one
-    let claimed_here = state.claim_hint.as_ref().is_some_and(|h| h.has_room());
-    if let Some(hint) = state.claim_hint.as_ref().filter(|_| !claimed_here) {
+    // With a free slot in this instance's claim loop, a task that runs at once is created
+    // claimed by this instance and its cycle started here: no claim statement, no NOTIFY.
+    // Without, the creation's NOTIFY wakes every instance, and this one's loop is woken below
+    // (it skips the NOTIFY when it comes back).
+    let slot = state.claim_hint.as_ref().and_then(|h| h.take_slot());
+    if let Some(hint) = state.claim_hint.as_ref().filter(|_| slot.is_none()) {
         hint.expect(ids.1);
     }
     let request = CreateRequest {
@@ -303,14 +305,14 @@ pub async fn create(
         batch_id: None,
         status_hook,
         ids: Some(ids),
-        claimed_here,
+        claim: slot.as_ref().map(|s| s.claim()),
     };
     let Some(key) = key else {
         // watched before it is written: its settlement cannot come unheard
         let watch = wait.map(|_| state.task_waits.watch(ids.0));
-        let created = tasks::create(&state.store, &state.renderer, &who, request).await;
-        hint_claim(&state, ids.1, created.as_ref().ok().map(|c| &c.0));
-        let (rec, template) = created.map_err(create_error)?;
+        let created = tasks::create_claimed(&state.store, &state.renderer, &who, request).await;
+        let created = started(&state, ids.1, slot, created)?;
+        let (rec, template) = (created.task, created.template);
         let rec = match wait {
             Some(w) => task_wait::until_settled(&state, rec, w, watch).await?,
             None => rec,
@@ -323,12 +325,12 @@ pub async fn create(
     };
     let outcome =
         tasks::create_idempotent(&state.store, &state.renderer, &who, request, &key, ttl).await;
-    let written = match &outcome {
-        Ok((rec, _, true)) => Some(rec),
-        _ => None,
+    let (outcome, created) = match outcome {
+        Ok((c, created)) => (Ok(c), created),
+        Err(e) => (Err(e), false),
     };
-    hint_claim(&state, ids.1, written);
-    let (rec, template, created) = outcome.map_err(create_error)?;
+    let task = started(&state, ids.1, slot.filter(|_| created), outcome)?;
+    let (rec, template) = (task.task, task.template);
     let rec = match wait {
         Some(w) => task_wait::until_settled(&state, rec, w, None).await?,
         None => rec,
@@ -341,27 +343,38 @@ pub async fn create(
     })
 }
 
-/// After a create that announced `resolution` to this instance's claim loop (if it runs one):
-/// a task written here that can run at once wakes the loop at once, ahead of the NOTIFY that
-/// wakes every instance; otherwise no NOTIFY comes for it, and the announcement is withdrawn
-/// (a later NOTIFY for that resolution, say a wake-up from a child, must not be skipped).
-fn hint_claim(
+/// After a create: a task created claimed in `slot` starts its cycle there (the slot is freed
+/// otherwise). Without a slot, `resolution` was announced to this instance's claim loop (if it
+/// runs one): a task written here that can run at once wakes the loop at once, ahead of the
+/// NOTIFY that wakes every instance; otherwise no NOTIFY comes for it, and the announcement is
+/// withdrawn (a later NOTIFY for that resolution, say a wake-up from a child, must not be
+/// skipped).
+fn started(
     state: &AppState,
     resolution: ResolutionId,
-    written: Option<&crate::store::task::TaskRecord>,
-) {
+    slot: Option<crate::engine::runner::LocalSlot>,
+    created: Result<tasks::Created, CreateError>,
+) -> Result<tasks::Created, ApiError> {
+    let mut created = created.map_err(create_error);
     let Some(hint) = &state.claim_hint else {
-        return;
+        return created;
     };
-    match written {
-        Some(rec)
-            if rec.resolution_id == Some(resolution)
-                && rec.resolution_state == Some(crate::domain::ResolutionState::ToAutorun) =>
+    match (slot, created.as_mut()) {
+        (Some(slot), Ok(c)) => {
+            if let Some((claim, loaded)) = c.claimed.take() {
+                slot.start(claim, loaded);
+            }
+        }
+        (Some(_), Err(_)) => {}
+        (None, Ok(c))
+            if c.task.resolution_id == Some(resolution)
+                && c.task.resolution_state == Some(crate::domain::ResolutionState::ToAutorun) =>
         {
             hint.wake()
         }
-        _ => hint.withdraw(resolution),
+        (None, _) => hint.withdraw(resolution),
     }
+    created
 }
 
 /// Maps a task creation failure to its HTTP answer.

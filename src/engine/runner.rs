@@ -66,9 +66,10 @@ pub struct Runner {
 /// Wakes the claim loop. Resolutions this instance creates are announced here before they are
 /// written: the loop is woken at once when they are, and their `mutask_resolution` NOTIFY,
 /// which comes back to this instance too, does not wake it a second time for nothing. While
-/// the loop has room ([`ClaimHint::has_room`]), the API creates tasks with no NOTIFY at all:
-/// this instance claims them, and the others are not woken to race it for them.
-#[derive(Debug, Default)]
+/// the loop has room, the API takes a free slot ([`ClaimHint::take_slot`]) and creates the
+/// task already claimed by this instance, then starts its cycle: no claim statement, no NOTIFY,
+/// and the other instances are not woken to race it for the task.
+#[derive(Default)]
 pub struct ClaimHint {
     notify: Notify,
     /// Announced resolutions whose NOTIFY has not come back yet (the oldest are forgotten).
@@ -77,6 +78,45 @@ pub struct ClaimHint {
     slots: Option<Arc<Semaphore>>,
     /// The runner is stopping: it claims nothing more.
     closed: std::sync::atomic::AtomicBool,
+    /// Runs the cycles of tasks created claimed here (none: no claim loop).
+    engine: Option<Engine>,
+}
+
+impl std::fmt::Debug for ClaimHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimHint")
+            .field("announced", &self.announced())
+            .field("has_room", &self.has_room())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A free execution slot of this instance's claim loop, taken for a task about to be created
+/// here ([`ClaimHint::take_slot`]). Dropped unused, the slot is free again.
+pub struct LocalSlot {
+    permit: tokio::sync::OwnedSemaphorePermit,
+    engine: Engine,
+}
+
+impl LocalSlot {
+    /// The claim the task is to be created with (this instance, its lease).
+    pub fn claim(&self) -> store_res::NewClaim {
+        store_res::NewClaim {
+            owner: self.engine.instance,
+            lease: self.engine.settings.lease,
+        }
+    }
+
+    /// Runs the cycle of the task created with [`LocalSlot::claim`], in this slot.
+    pub fn start(self, claim: store_res::Claim, loaded: store_res::Loaded) {
+        spawn_cycle(
+            self.engine,
+            self.permit,
+            claim,
+            crate::domain::ResolutionState::ToAutorun,
+            Some(Ok(loaded)),
+        );
+    }
 }
 
 /// Most announced resolutions remembered (a NOTIFY comes back within milliseconds).
@@ -91,6 +131,19 @@ impl ClaimHint {
                 .slots
                 .as_ref()
                 .is_some_and(|s| s.available_permits() > 0)
+    }
+
+    /// Takes a free execution slot for a task about to be created here (none when the loop is
+    /// stopping or every slot is taken).
+    pub fn take_slot(&self) -> Option<LocalSlot> {
+        if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        let permit = self.slots.clone()?.try_acquire_owned().ok()?;
+        Some(LocalSlot {
+            permit,
+            engine: self.engine.clone()?,
+        })
     }
 
     /// `id` is about to be created here, claimable: its NOTIFY need not wake this instance.
@@ -143,6 +196,7 @@ impl Runner {
         let slots = Arc::new(Semaphore::new(settings.max_concurrent.max(1)));
         let hint = Arc::new(ClaimHint {
             slots: Some(slots.clone()),
+            engine: Some(engine.clone()),
             ..ClaimHint::default()
         });
         let listener = tokio::spawn(listen(engine.clone(), hint.clone(), cancel.clone()));
@@ -343,21 +397,7 @@ async fn claim_loop(
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
             };
-            let engine = engine.clone();
-            tokio::spawn(async move {
-                match engine
-                    .run_claimed_loaded(claim, previous, Some(loaded))
-                    .await
-                {
-                    Ok(state) => {
-                        tracing::debug!(resolution = %claim.resolution, ?state, "cycle done")
-                    }
-                    Err(e) => {
-                        tracing::warn!(resolution = %claim.resolution, error = %e, "cycle failed")
-                    }
-                }
-                drop(permit);
-            });
+            spawn_cycle(engine.clone(), permit, claim, previous, Some(loaded));
         }
         if got == want {
             continue; // more may be waiting: keep draining
@@ -368,6 +408,23 @@ async fn claim_loop(
             _ = tokio::time::sleep(settings.poll_interval) => {},
         }
     }
+}
+
+/// Runs a claimed resolution's cycle in the execution slot `permit`.
+fn spawn_cycle(
+    engine: Engine,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    claim: store_res::Claim,
+    previous: crate::domain::ResolutionState,
+    loaded: Option<Result<store_res::Loaded, crate::store::StoreError>>,
+) {
+    tokio::spawn(async move {
+        match engine.run_claimed_loaded(claim, previous, loaded).await {
+            Ok(state) => tracing::debug!(resolution = %claim.resolution, ?state, "cycle done"),
+            Err(e) => tracing::warn!(resolution = %claim.resolution, error = %e, "cycle failed"),
+        }
+        drop(permit);
+    });
 }
 
 /// How many resolutions to claim with `free` slots: the largest power of two that is at most

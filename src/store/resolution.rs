@@ -469,6 +469,65 @@ pub struct Claim {
     pub attempt: i64,
 }
 
+/// The claim of the instance that creates a resolution running (see
+/// [`super::task::NewTask::claim`]): it starts the cycle itself, with no claim statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewClaim {
+    pub owner: crate::domain::InstanceId,
+    /// How long the claim holds without a heartbeat.
+    pub lease: std::time::Duration,
+}
+
+impl NewClaim {
+    /// The claim as the creating statement writes it (the first attempt).
+    pub fn on(&self, resolution: ResolutionId) -> Claim {
+        Claim {
+            resolution,
+            owner: self.owner,
+            attempt: 1,
+        }
+    }
+}
+
+/// What a cycle reads first ([`load_many`]) of a task created claimed, built from what the
+/// creating statement wrote: `task` as created (RUNNING, with `r`), `r` inserted `RUNNING` by
+/// `claim`'s owner at `task.created` (the statement's `now()`), its steps as created.
+pub fn created_loaded(task: super::task::TaskRecord, r: &NewResolution, claim: &Claim) -> Loaded {
+    let resolution = ResolutionRecord {
+        id: r.id,
+        task_id: task.id,
+        resolver_username: r.resolver_username.clone(),
+        state: r.state,
+        owner_instance: Some(claim.owner),
+        claim_attempt: claim.attempt,
+        created: task.created,
+        last_start: Some(task.created),
+        last_stop: None,
+        next_retry: r.next_retry,
+        run_count: 1,
+        run_max: r.run_max,
+        resolver_input: r.resolver_input.clone(),
+    };
+    let steps = r
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| StepRecord {
+            name: s.name.clone(),
+            position: i as i32,
+            state: s.state.clone(),
+            try_count: 0,
+            last_run: None,
+            definition: s.definition.clone(),
+            output: None,
+            metadata: None,
+            error: None,
+            children: None,
+        })
+        .collect();
+    (resolution, task, steps)
+}
+
 /// Why a resolution could not be started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartRefused {

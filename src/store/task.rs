@@ -51,9 +51,11 @@ pub struct NewTask {
     /// version it was prepared from is still current and not archived); otherwise
     /// [`StoreError::TemplateChanged`] and nothing is written.
     pub template_guard: Option<DateTime<Utc>>,
-    /// NOTIFY the instances' claim loops when the resolution is created claimable (false when
-    /// the creating instance claims it itself: it wakes its own loop and has room).
-    pub notify_claimers: bool,
+    /// The creating instance claims the resolution in the creating statement (it has a free
+    /// execution slot and starts the cycle itself): a resolution created `RUNNING` is written
+    /// owned by it (claim attempt 1, run count 1, a lease), with no NOTIFY to the claim loops.
+    /// Without it, a resolution created claimable NOTIFYs them.
+    pub claim: Option<resolution::NewClaim>,
 }
 
 /// A stored task, inputs and result opened.
@@ -236,6 +238,11 @@ pub async fn create_in(
         .map(|r| resolution::seal_new(keys, r))
         .transpose()?;
     let comment_enc = comment.map(|c| comment::seal(keys, c)).transpose()?;
+    // only a resolution created running is created claimed
+    let claim = task
+        .claim
+        .as_ref()
+        .filter(|_| resolution.is_some_and(|r| r.state == ResolutionState::Running));
     // The resolution, its steps and the comment reference the task: their foreign keys are
     // checked at the end of the statement, when the task row exists.
     // With a template guard that no longer holds, `t` inserts nothing, and nothing else is
@@ -254,8 +261,13 @@ pub async fn create_in(
            RETURNING created, last_activity),
          r AS (
            INSERT INTO resolution (id, task_id, resolver_username, state, run_max, next_retry,
-                                   resolver_input_enc)
-           SELECT $18, $1, $19, $20, $21, $22, $23 FROM t WHERE $18::uuid IS NOT NULL),
+                                   resolver_input_enc, owner_instance, claim_attempt, run_count,
+                                   last_start, lease_expires)
+           SELECT $18, $1, $19, $20, $21, $22, $23, $34, c.n, c.n,
+                  CASE WHEN $34::uuid IS NOT NULL THEN now() END,
+                  CASE WHEN $34::uuid IS NOT NULL THEN now() + make_interval(secs => $35) END
+             FROM t, (SELECT CASE WHEN $34::uuid IS NULL THEN 0 ELSE 1 END AS n) c
+            WHERE $18::uuid IS NOT NULL),
          s AS (
            INSERT INTO step (resolution_id, name, position, state, definition_enc)
            SELECT $18, u.* FROM unnest($24::text[], $25::int[], $26::text[], $27::bytea[]) u
@@ -298,11 +310,10 @@ pub async fn create_in(
     .bind(comment.map(|c| c.username.as_str()))
     .bind(comment_enc)
     .bind(RESOLUTION_CHANNEL)
-    .bind(
-        task.notify_claimers
-            && resolution.is_some_and(|r| matches!(r.state, ResolutionState::ToAutorun)),
-    )
+    .bind(claim.is_none() && resolution.is_some_and(|r| r.state == ResolutionState::ToAutorun))
     .bind(task.template_guard)
+    .bind(claim.map(|c| c.owner))
+    .bind(claim.map_or(0.0, |c| c.lease.as_secs_f64()))
     .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| StoreError::TemplateChanged(task.template_name.clone()))?;

@@ -268,6 +268,6 @@ pub fn new_task(
         status_hook: None,
         expected_duration: None,
         template_guard: None,
-        notify_claimers: true,
+        claim: None,
     }
 }
