@@ -378,6 +378,12 @@ async fn claim_loop(
             continue;
         }
         let want = claim_size(free, settings.batch);
+        // the slots are reserved before the claim: a request creating a task claimed here
+        // (`ClaimHint::take_slot`) may take one at any time, and a claimed resolution must not
+        // wait for a slot without a heartbeat on its lease
+        let Ok(mut reserved) = slots.clone().try_acquire_many_owned(want as u32) else {
+            continue; // taken meanwhile: count the free slots again
+        };
         let claims = match store_res::claim_due_loaded(
             &engine.store,
             engine.instance,
@@ -394,11 +400,17 @@ async fn claim_loop(
         };
         let got = claims.len() as i64;
         for (claim, previous, loaded) in claims {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                return;
+            // at most `want` are claimed: the reserved slots suffice
+            let permit = match reserved.split(1) {
+                Some(p) => p,
+                None => match slots.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
             };
             spawn_cycle(engine.clone(), permit, claim, previous, Some(loaded));
         }
+        drop(reserved); // the slots left over are free again
         if got == want {
             continue; // more may be waiting: keep draining
         }
