@@ -1184,13 +1184,18 @@ pub const MAX_CLAIM: i64 = 64;
 /// Claim statements, one per limit (index `limit - 1`), built when first used.
 type ClaimStatements = [OnceLock<String>; MAX_CLAIM as usize];
 
-/// The claim statement for `limit` (1..=[`MAX_CLAIM`]) followed by `select`.
+/// The claim statement for `limit` (at most [`MAX_CLAIM`]) followed by `select`; `None` when
+/// `limit` claims nothing.
 fn claim_sql(
     cache: &'static ClaimStatements,
     limit: i64,
     select: impl FnOnce() -> String,
-) -> &'static str {
-    cache[(limit - 1) as usize].get_or_init(|| format!("{} {}", claim_cte(limit), select()))
+) -> Option<&'static str> {
+    if limit < 1 {
+        return None;
+    }
+    let limit = limit.min(MAX_CLAIM);
+    Some(cache[(limit - 1) as usize].get_or_init(|| format!("{} {}", claim_cte(limit), select())))
 }
 
 fn parse_prev(id: ResolutionId, prev: &str) -> Result<ResolutionState, StoreError> {
@@ -1207,13 +1212,11 @@ pub async fn claim_due(
     lease: std::time::Duration,
 ) -> Result<Vec<(Claim, ResolutionState)>, StoreError> {
     static SQL: ClaimStatements = [const { OnceLock::new() }; MAX_CLAIM as usize];
-    if limit < 1 {
-        return Ok(Vec::new());
-    }
-    let limit = limit.min(MAX_CLAIM);
-    let sql = claim_sql(&SQL, limit, || {
+    let Some(sql) = claim_sql(&SQL, limit, || {
         "SELECT id, claim_attempt, prev FROM claimed".to_string()
-    });
+    }) else {
+        return Ok(Vec::new());
+    };
     let rows: Vec<(ResolutionId, i64, String)> = sqlx::query_as(sql)
         .bind(owner)
         .bind(lease.as_secs_f64())
@@ -1257,11 +1260,7 @@ pub async fn claim_due_loaded(
     // The task rows are read as they were before the statement; `claimed_task` set their
     // state and last activity, so those two are the values it wrote.
     static SQL: ClaimStatements = [const { OnceLock::new() }; MAX_CLAIM as usize];
-    if limit < 1 {
-        return Ok(Vec::new());
-    }
-    let limit = limit.min(MAX_CLAIM);
-    let sql = claim_sql(&SQL, limit, || {
+    let Some(sql) = claim_sql(&SQL, limit, || {
         format!(
             "{}, r.id AS claimed_id, r.prev FROM claimed r JOIN task t ON t.id = r.task_id {}",
             load_columns(
@@ -1270,7 +1269,9 @@ pub async fn claim_due_loaded(
             ),
             STEPS_AS_ARRAYS
         )
-    });
+    }) else {
+        return Ok(Vec::new());
+    };
     let rows: Vec<ClaimedRow> = sqlx::query_as(sql)
         .bind(owner)
         .bind(lease.as_secs_f64())
