@@ -491,7 +491,7 @@ pub async fn start(config: Config, role: Role, strict: bool) -> anyhow::Result<R
             .context("applying migrations")?;
         let store = Store::new(db.pool.clone(), keys.clone());
         store::keys::record_configured(&store).await?;
-        let missing = store::keys::missing_in_use(&store).await?;
+        let missing = store::keys::check_missing_keys(&store).await?;
         if !missing.is_empty() {
             bail!(
                 "stored data is encrypted with key(s) {} which are not configured: add them to \

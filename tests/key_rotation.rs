@@ -198,7 +198,7 @@ async fn a_start_is_refused_only_when_a_key_in_use_is_missing() {
     let with = |spec: &str| Store::new(old.pool.clone(), Arc::new(KeyRing::parse(spec).unwrap()));
     let missing = |s: Store| async move {
         store::keys::record_configured(&s).await.unwrap();
-        store::keys::missing_in_use(&s).await.unwrap()
+        store::keys::check_missing_keys(&s).await.unwrap()
     };
 
     // k1 sealed a stored input: a ring without it is refused, one with it is not
@@ -246,7 +246,12 @@ async fn a_key_no_ring_holds_and_nothing_uses_is_retired() {
     };
 
     // k1 seals nothing, but it was configured a moment ago: it may still be in a running ring
-    assert!(store::keys::missing_in_use(&s2).await.unwrap().is_empty());
+    assert!(
+        store::keys::check_missing_keys(&s2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(!retired().await, "seen recently: not retired");
 
     // a running instance with k1 in its ring keeps it seen through its heartbeat
@@ -258,12 +263,22 @@ async fn a_key_no_ring_holds_and_nothing_uses_is_retired() {
     store::instance::heartbeat(&s1, instance, "worker", false)
         .await
         .unwrap();
-    assert!(store::keys::missing_in_use(&s2).await.unwrap().is_empty());
+    assert!(
+        store::keys::check_missing_keys(&s2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(!retired().await, "held by a live instance: not retired");
 
     // no ring has held it for a while, and nothing uses it: retired
     age_k1().await;
-    assert!(store::keys::missing_in_use(&s2).await.unwrap().is_empty());
+    assert!(
+        store::keys::check_missing_keys(&s2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(retired().await, "unused and held by nobody: retired");
 
     // a retired key is not looked for again, even if something sealed with it appeared
@@ -276,7 +291,12 @@ async fn a_key_no_ring_holds_and_nothing_uses_is_retired() {
     )
     .await
     .unwrap();
-    assert!(store::keys::missing_in_use(&s2).await.unwrap().is_empty());
+    assert!(
+        store::keys::check_missing_keys(&s2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // an instance holding it un-retires it with its heartbeat, and a ring without it is then
     // refused while it seals data
@@ -284,7 +304,7 @@ async fn a_key_no_ring_holds_and_nothing_uses_is_retired() {
         .await
         .unwrap();
     assert!(!retired().await, "held again: no longer retired");
-    assert_eq!(store::keys::missing_in_use(&s2).await.unwrap(), ["k1"]);
+    assert_eq!(store::keys::check_missing_keys(&s2).await.unwrap(), ["k1"]);
 
     // so does configuring it again at a start
     sqlx::query("UPDATE encryption_key SET retired_at = now() WHERE id = 'k1'")

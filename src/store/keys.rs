@@ -33,14 +33,15 @@ pub async fn record_configured(store: &Store) -> Result<(), StoreError> {
 /// its keys every minute; see [`super::instance::heartbeat`]).
 pub const RETIRE_AFTER_SECS: i64 = 300;
 
-/// Key ids that sealed at least one stored task input but are not configured. Recorded keys
-/// found unused, and held by no running instance, are marked retired and not looked for again.
+/// Checks the recorded keys missing from the ring (a start does): returns the ids of those that
+/// sealed at least one stored task input, and marks retired those found unused and held by no
+/// running instance (they are not looked for again).
 ///
 /// Only keys the database has recorded (every configured key is, at startup) and that are now
 /// missing from the ring are looked for in the stored inputs, so a usual start reads one small
 /// table however many tasks are kept. A stored value whose header is not a well-formed key id
 /// (a damaged row) matches no key: it is left to fail where it is read, naming its task.
-pub async fn missing_in_use(store: &Store) -> Result<Vec<String>, StoreError> {
+pub async fn check_missing_keys(store: &Store) -> Result<Vec<String>, StoreError> {
     let ids: Vec<String> = store
         .keys
         .key_ids()
