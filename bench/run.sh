@@ -38,8 +38,9 @@ Environment (defaults in brackets):
   DAG_TASKS          5-step DAG tasks drained [2000; QUICK: 200]
   FOREACH_TASKS      foreach-of-10 tasks drained [1000; QUICK: 100]
   IDLE_SECONDS       idle measurement window [30; QUICK: 10]
-  PGSS               1 = load pg_stat_statements in the private cluster and report statements
-                     per task / per idle second, and the busiest statements (diagnostic; the
+  PGSS               1 = load pg_stat_statements (track_planning on) in the private cluster and
+                     report statements per task / per idle second, and the busiest statements
+                     with their calls, plans, execution and planning time (diagnostic; the
                      cluster then differs from initdb defaults) [0]
   PEERS              1 = run pg-limit.sh and peer-graphile.sh; 0 = mutask only (no ratios) [1]
   SHARED_BENCH       where pg-limit.sh / peer-graphile.sh are [<repo>/../shared/bench]

@@ -20,8 +20,16 @@ use mutask::template::render::{RenderOptions, Renderer};
 use mutask::template::{self as tpl, Severity};
 use serde_json::{Value, json};
 
+/// µTask's fixtures, beside the checkout (`../shared`); a checkout without them fails here,
+/// saying where they were looked for, rather than later as a template that did not load.
 fn conformance_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/utask")
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/utask");
+    assert!(
+        dir.join("templates_tests").is_dir(),
+        "the µTask conformance fixtures are not at {} (clone mutask next to `shared`)",
+        dir.display()
+    );
+    dir
 }
 
 struct H {
