@@ -183,7 +183,10 @@ pub struct Task {
 /// Creates a task from a template.
 ///
 /// Validates the inputs (422 with every field error at once), renders the title, and stores the
-/// task — plus its resolution when the template auto-runs — in one transaction.
+/// task — plus its resolution when the template auto-runs — in one transaction. An auto-run
+/// task is answered `RUNNING` when this instance has a free execution slot (it is created
+/// claimed by this instance, which starts it at once), otherwise `TODO` with its resolution
+/// `TO_AUTORUN` (the first instance with room claims it), or `DELAYED` with a delay.
 #[utoipa::path(
     post,
     path = "/task",
