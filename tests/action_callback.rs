@@ -2,7 +2,7 @@
 //! violation to a body that does not match its schema (nothing recorded), then accepts a
 //! matching body once and wakes the waiting step.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

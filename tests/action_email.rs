@@ -2,7 +2,7 @@
 //! text with AUTH, STARTTLS and implicit TLS with a CA generated here, refusals mapped to step
 //! states, the network policy, and a task that sends an email end to end.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! the network policy; the `tag` action through the builtin registry, and through the engine:
 //! a task whose tag step sets and deletes tags on the task.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! a SERVER_ERROR and kills every process the script started (its process group), a non-zero
 //! exit is a SERVER_ERROR and a code of `exit_codes_unrecoverable` a CLIENT_ERROR.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! `openssh-server`, installed by `.ci/run`): key authentication, host-key checking, values
 //! passed as data, output modes, exit codes, a bastion hop, the network policy, the step log.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

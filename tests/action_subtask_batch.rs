@@ -2,7 +2,7 @@
 //! task and a batch of two from another template, waits for them, and finishes with their
 //! results.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

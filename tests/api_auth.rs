@@ -1,6 +1,6 @@
 //! Authentication beyond basic auth: API tokens and the failed-login limit.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 

@@ -2,7 +2,7 @@
 //! µTask's roles (readers add and read, authors or admins edit and delete), bad input named,
 //! and bodies never stored in clear.
 
-mod common;
+use crate::common;
 
 use mutask::config::parse_basic_auth;
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 //! (PUT, WONTFIX, DELETE), `/meta`, `/` and `/unsecured/stats` over HTTP against a real
 //! PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

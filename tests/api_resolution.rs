@@ -3,7 +3,7 @@
 //! anonymous), state guards with µTask's messages, pause / step state / run / extend / cancel
 //! / start over, and the automatic task comments.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

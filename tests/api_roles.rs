@@ -4,7 +4,7 @@
 //! others get exactly 403, anonymous callers 401. Write routes get a fresh task for each call.
 //! The test fails when a route of `openapi.json` is missing from the matrix.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -1,6 +1,6 @@
 //! Routes beyond the task/resolution core: functions, YAML answers, Prometheus metrics.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 

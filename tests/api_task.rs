@@ -1,7 +1,7 @@
 //! The first HTTP surface against a real PostgreSQL: templates, task creation with input
 //! validation, task reads with roles, and secrets never stored in clear.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 

@@ -3,7 +3,7 @@
 //! sandbox), `PUT /template/{name}` (admins, versioned; tasks keep their version) and
 //! `GET /template/{name}/version`; the dashboard's static files and the `/` redirect.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 

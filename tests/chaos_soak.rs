@@ -10,7 +10,7 @@
 //! panic never is. Prints the figures. `CHAOS_SECONDS` (default 60, CI; a full soak is 1800),
 //! `CHAOS_SEED`.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! (allowed by `MUTASK_NETWORK_ALLOW`), branches on the status with a check condition, and the
 //! SSRF guard refuses loopback when it is not allowed.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! engine, while other tasks keep running: a JavaScript infinite loop in a variable, and a
 //! template render that exhausts its fuel.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! no faults: every task ends DONE and its step ran exactly once (each run calls a counter
 //! server on 127.0.0.1 with the task id). `EXACTLY_ONCE_TASKS` changes the count.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! Garbage collection of finished tasks (`MUTASK_COMPLETED_TASK_EXPIRATION`): expired DONE,
 //! CANCELLED and WONTFIX tasks go, with what hangs off them; nothing else does.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -6,9 +6,9 @@
 //! `HOSTILE_REQUESTS` (default 3000, the CI run; the campaign of docs/reliability.md uses 10000)
 //! and `HOSTILE_SEED` (default 20261124 so CI repeats itself; `random` explores, and the seed is
 //! printed) select the run; the figures are printed
-//! at the end (`cargo test --test hostile -- --nocapture`).
+//! at the end (`cargo test --test suite hostile:: -- --nocapture`).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! one in batches, concurrently with the engine writing new values; nothing is lost, and once
 //! done the old key can be removed from the configuration.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //! BLOCKED_TOCHECK for a non-idempotent step caught running by the kill; a non-idempotent step
 //! never runs twice, an idempotent one at most twice. It prints the figures.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! non-idempotent ones are never re-run silently (the task blocks for a human check), and a
 //! frozen instance's late writes are rejected (fencing).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

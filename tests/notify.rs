@@ -2,7 +2,7 @@
 //! 127.0.0.1, carry no secrets, and a notification that could not be delivered before a restart
 //! is delivered by the next instance.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

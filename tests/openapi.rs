@@ -2,9 +2,9 @@
 //! serves, every route the router answers is documented (and nothing else), Swagger UI at
 //! `/docs` loads only local assets, and the schemas describe what the handlers really answer.
 //!
-//! After changing the API: `UPDATE_OPENAPI=1 cargo test --test openapi` rewrites `openapi.json`.
+//! After changing the API: `UPDATE_OPENAPI=1 cargo test --test suite openapi::` rewrites `openapi.json`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -116,7 +116,7 @@ fn committed_snapshot_is_current() {
         panic!(
             "openapi.json is out of date with the code (first difference at line {first}).\n\
              Review the API change, then update the snapshot with:\n\
-             \n    UPDATE_OPENAPI=1 cargo test --test openapi\n"
+             \n    UPDATE_OPENAPI=1 cargo test --test suite openapi::\n"
         );
     }
 }
@@ -347,7 +347,7 @@ async fn served_spec_routes_docs_and_answers() {
     assert!(served["openapi"].as_str().unwrap().starts_with("3.1"));
     assert_eq!(
         served, committed,
-        "the served spec differs from openapi.json: UPDATE_OPENAPI=1 cargo test --test openapi"
+        "the served spec differs from openapi.json: UPDATE_OPENAPI=1 cargo test --test suite openapi::"
     );
 
     // every listed route is answered by the router; an unlisted one is not

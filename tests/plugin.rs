@@ -2,7 +2,7 @@
 //! template, a plugin's reported error classes, schema violations, timeouts, oversized output,
 //! bad manifests, and template validation knowing plugin types.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

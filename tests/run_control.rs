@@ -2,7 +2,7 @@
 //! step's outcome — success, a failed check mapped to a custom state, a timeout — picks the path
 //! that runs next; the paths not taken are pruned and the task still finishes.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

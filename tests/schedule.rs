@@ -3,7 +3,7 @@
 //! controllable clock, and the missed-run, overlap and suspend policies. Also idempotent and
 //! timed task creation.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::Arc;

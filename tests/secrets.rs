@@ -3,7 +3,7 @@
 //! (tables, WAL, its log), in mutask's log at the most verbose level, nor in answers to a
 //! watcher; the admin does see them (so the canaries are real).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -2,7 +2,7 @@
 //! data surviving a restart; two instances racing on one database; configuration errors; the
 //! template validator.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -2,7 +2,7 @@
 //! (sealed, secrets masked), served as JSON and live as server-sent events while the step runs,
 //! hidden from requesters/watchers who do not see outputs, and pruned to the last executions.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};

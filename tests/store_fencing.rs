@@ -3,7 +3,7 @@
 //! reports the lost claim; the end of a cycle writes steps, resolution and task together and
 //! wakes (and notifies) a parent waiting for the task.
 
-mod common;
+use crate::common;
 
 use mutask::domain::{InstanceId, ResolutionId, ResolutionState, StepState, TaskId, TaskState};
 use mutask::store::resolution::{

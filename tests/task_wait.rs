@@ -1,7 +1,7 @@
 //! `?wait=` on `POST /task` and `GET /task/{id}`: the answer comes once the task has settled —
 //! heard through PostgreSQL from whichever instance ran it — or when the wait ends.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! statement checks, so a template changed or retired by another instance is never used stale;
 //! and a (name, version) names one definition forever, even across a deletion.
 
-mod common;
+use crate::common;
 
 use mutask::store::{self, Store, StoreError, template};
 use mutask::tasks::{self, CreateError, CreateRequest, Requester};

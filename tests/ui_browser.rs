@@ -8,7 +8,7 @@
 //! Needs what `.ci/run` installs: the UI built (`ui/dist`), `ui/node_modules` (`npm ci`) and
 //! `/usr/bin/chromium` (or `CHROMIUM`). Missing pieces fail the test with the command to run.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! unsigned, stale and replayed deliveries create nothing; secrets are never answered or stored
 //! in clear.
 
-mod common;
+use crate::common;
 
 use mutask::schedule::webhook::hmac_sha256_hex;
 use serde_json::{Value, json};

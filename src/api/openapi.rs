@@ -8,7 +8,7 @@
 //! path outside `/unsecured` and `/docs` (HTTP Basic, or the trusted proxy's `x-remote-user`)
 //! with its 401, the 413/415 of every route with a body, and the 500 of every route that touches
 //! the database. The document is committed as `openapi.json` and compared by `tests/openapi.rs`
-//! (`UPDATE_OPENAPI=1 cargo test --test openapi` rewrites it).
+//! (`UPDATE_OPENAPI=1 cargo test --test suite openapi::` rewrites it).
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -42,7 +42,12 @@ pub async fn start() -> Instance {
 
 pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Instance {
     init_log();
-    let db = test_db().await;
+    start_on(test_db().await, tweak).await
+}
+
+/// [`start_with`] on the database `db` (e.g. on a private cluster).
+pub async fn start_on(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Instance {
+    init_log();
     let data = tempfile::tempdir().unwrap();
     let mut config = test_config(&db, data.path());
     tweak(&mut config);
