@@ -345,29 +345,41 @@ fn memory_of(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmSize:")?))
 }
 
-/// The sandbox workers: children of this process running the mutask binary.
-fn sandbox_children() -> Vec<u32> {
+/// The workers started from `program`: children of this process whose command line begins
+/// with it. Other tests of the binary run beside this one, and their instances' sandbox
+/// workers and `mutask serve` processes are children of this process too.
+fn workers_started_from(program: &std::path::Path) -> Vec<u32> {
     let me = std::process::id().to_string();
+    let program = program.as_os_str().as_encoded_bytes();
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            let child = std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .ok()
                 .and_then(|s| {
                     // pid (comm) state ppid …: comm may hold spaces, so split after ')'
                     let rest = s.rsplit_once(')')?.1.to_string();
                     rest.split_whitespace().nth(1).map(|p| p == me)
                 })
-                .unwrap_or(false)
+                .unwrap_or(false);
+            child
+                && std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.split(|&b| b == 0).next() == Some(program))
         })
         .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allocation_bombs_stay_within_the_memory_limit() {
-    let pool = pool(1);
+    // the pool's program is a link of its own, so that its workers can be told apart
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("bomb-pool-mutask");
+    std::os::unix::fs::symlink(BIN, &program).unwrap();
+    let mut config = SandboxConfig::new(program.clone());
+    config.workers = 1;
+    let pool = SandboxPool::new(config).expect("pool");
     pool.warm_up().await.expect("workers start");
     let limit = pool.config().memory_limit_bytes;
     let idle = pool.idle_worker_pids();
@@ -381,7 +393,7 @@ async fn allocation_bombs_stay_within_the_memory_limit() {
         tokio::spawn(async move {
             let (mut rss, mut size) = (0u64, 0u64);
             while !stop.is_cancelled() {
-                for pid in sandbox_children() {
+                for pid in workers_started_from(&program) {
                     if let Some((r, s)) = memory_of(pid) {
                         rss = rss.max(r);
                         size = size.max(s);
