@@ -190,6 +190,11 @@ fn spec_is_openapi_31_and_documents_every_route() {
         if secured {
             assert!(responses.contains_key("401"), "{method} {path}: no 401");
         }
+        // a route that can fail inside (the database) can also find the database away: the
+        // shared 503, or its own that says more (`POST /template/plan`: the sandbox too)
+        if responses.contains_key("500") {
+            assert!(responses.contains_key("503"), "{method} {path}: no 503");
+        }
         if op.get("requestBody").is_some() {
             let content = op["requestBody"]["content"].as_object().unwrap();
             assert!(
@@ -216,6 +221,11 @@ fn spec_is_openapi_31_and_documents_every_route() {
         let pointer = r.strip_prefix('#').expect("local reference");
         assert!(spec.pointer(pointer).is_some(), "dangling reference {r}");
     }
+    let unavailable = &spec["components"]["responses"]["Unavailable"];
+    assert!(
+        unavailable["headers"]["Retry-After"].is_object(),
+        "{unavailable}"
+    );
     for scheme in ["basic_auth", "proxy_user"] {
         assert!(spec["components"]["securitySchemes"][scheme].is_object());
     }

@@ -6,8 +6,8 @@
 //! `#[utoipa::path]` (parameters, body, statuses) and the schemas of what it answers sit next to
 //! it. What every route shares is added here by [`Common`]: the security requirement of every
 //! path outside `/unsecured` and `/docs` (HTTP Basic, or the trusted proxy's `x-remote-user`)
-//! with its 401, the 413/415 of every route with a body, and the 500 of every route that touches
-//! the database. The document is committed as `openapi.json` and compared by `tests/openapi.rs`
+//! with its 401, the 413/415 of every route with a body, and the 500 and 503 (database
+//! unreachable, with `Retry-After`) of every route that touches the database. The document is committed as `openapi.json` and compared by `tests/openapi.rs`
 //! (`UPDATE_OPENAPI=1 cargo test --test suite openapi::` rewrites it).
 
 use std::borrow::Cow;
@@ -231,6 +231,27 @@ impl Modify for Common {
                 )
                 .build(),
             ),
+            (
+                "Unavailable",
+                error(
+                    "The database is unreachable (a restart, a failover): retry after \
+                     `Retry-After` seconds. A write cut off this way may or may not have been \
+                     made; a task creation retried with the same `Idempotency-Key` is not made \
+                     twice.",
+                )
+                .header(
+                    "Retry-After",
+                    HeaderBuilder::new()
+                        .schema(Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::Integer)
+                                .examples([1]),
+                        ))
+                        .description(Some("Seconds to wait before retrying (`1`)."))
+                        .build(),
+                )
+                .build(),
+            ),
         ];
         for (name, response) in responses {
             components
@@ -275,6 +296,7 @@ impl Modify for Common {
                 let id = op.operation_id.as_deref().unwrap_or_default();
                 if !NO_INTERNAL_ERROR.contains(&id) {
                     add(op, "500", "InternalError");
+                    add(op, "503", "Unavailable");
                 }
             }
         }

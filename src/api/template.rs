@@ -450,7 +450,7 @@ fn invalid_template(problems: &[Problem]) -> ApiError {
         (status = 400, description = "Neither or both of `source` and `template`; a template whose rendering fails, runs away or exhausts memory.", body = ErrorBody),
         (status = 422, description = "An invalid template: every error with its line and column (`template.yaml:L:C`).", body = ErrorBody),
         (status = 404, description = "No such stored template.", body = ErrorBody),
-        (status = 503, description = "The sandbox could not render the plan in time.", body = ErrorBody),
+        (status = 503, description = "The sandbox could not render the plan in time, or the database is unreachable: retry.", body = ErrorBody),
     ),
 )]
 pub async fn plan(
