@@ -41,7 +41,6 @@ pub async fn start() -> Instance {
 }
 
 pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Instance {
-    init_log();
     start_on(test_db().await, tweak).await
 }
 
