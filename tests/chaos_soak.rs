@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::proc::{Inst, fixture};
-use mutask::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
+use mutask::store::embedded::EmbeddedPostgres;
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
@@ -109,9 +109,8 @@ async fn chaos_soak_loses_and_duplicates_nothing() {
     let seed = env_u64("CHAOS_SEED", 20261202);
     let mut rng = fastrand::Rng::with_seed(seed);
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = EmbeddedOptions::new(dir.path().join("pg"));
-    opts.durable = false;
-    let mut pg = Some(EmbeddedPostgres::start_with(opts.clone()).await.unwrap());
+    let (opts, pg) = common::private_cluster(dir.path()).await;
+    let mut pg = Some(pg);
     let url = pg.as_ref().unwrap().url("mutask");
     let key = mutask::crypto::KeyRing::generate_entry().unwrap();
     let log = dir.path().join("executions.log");

@@ -26,11 +26,7 @@ async fn transactions(pool: &sqlx::PgPool) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_instance_makes_at_most_one_query_per_second() {
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = mutask::store::embedded::EmbeddedOptions::new(dir.path().join("pg"));
-    opts.durable = false;
-    let pg = mutask::store::embedded::EmbeddedPostgres::start_with(opts)
-        .await
-        .unwrap();
+    let (_, pg) = common::private_cluster(dir.path()).await;
     let mut admin = sqlx::PgConnection::connect_with(&pg.connect_options("postgres"))
         .await
         .unwrap();

@@ -204,11 +204,7 @@ async fn the_claim_query_uses_the_partial_index() {
 async fn a_postgresql_restart_mid_run_loses_nothing() {
     // a private cluster: restarting the shared test cluster would disturb other tests
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = mutask::store::embedded::EmbeddedOptions::new(dir.path().join("pg"));
-    opts.durable = false;
-    let pg = mutask::store::embedded::EmbeddedPostgres::start_with(opts.clone())
-        .await
-        .unwrap();
+    let (opts, pg) = common::private_cluster(dir.path()).await;
     let url = pg.url("mutask");
     let key = key();
     let log = dir.path().join("executions.log");

@@ -2,7 +2,8 @@
 //! serves, every route the router answers is documented (and nothing else), Swagger UI at
 //! `/docs` loads only local assets, and the schemas describe what the handlers really answer.
 //!
-//! After changing the API: `UPDATE_OPENAPI=1 cargo test --test suite openapi::` rewrites `openapi.json`.
+//! After changing the API: `UPDATE_OPENAPI=1 cargo test --test suite openapi::` rewrites
+//! `openapi.json`.
 
 use crate::common;
 

@@ -7,7 +7,8 @@
 //! it. What every route shares is added here by [`Common`]: the security requirement of every
 //! path outside `/unsecured` and `/docs` (HTTP Basic, or the trusted proxy's `x-remote-user`)
 //! with its 401, the 413/415 of every route with a body, and the 500 and 503 (database
-//! unreachable, with `Retry-After`) of every route that touches the database. The document is committed as `openapi.json` and compared by `tests/openapi.rs`
+//! unreachable, with `Retry-After`) of every route that touches the database. The document is
+//! committed as `openapi.json` and compared by `tests/openapi.rs`
 //! (`UPDATE_OPENAPI=1 cargo test --test suite openapi::` rewrites it).
 
 use std::borrow::Cow;

@@ -44,7 +44,24 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Instance {
     start_on(test_db().await, tweak).await
 }
 
-/// [`start_with`] on the database `db` (e.g. on a private cluster).
+/// A PostgreSQL cluster of the test's own under `dir/pg` (non-durable), for a test that restarts
+/// it or measures it: the shared cluster serves every other test at the same time. Returns the
+/// options too, to start it again.
+pub async fn private_cluster(
+    dir: &std::path::Path,
+) -> (
+    mutask::store::embedded::EmbeddedOptions,
+    mutask::store::embedded::EmbeddedPostgres,
+) {
+    let mut opts = mutask::store::embedded::EmbeddedOptions::new(dir.join("pg"));
+    opts.durable = false;
+    let pg = mutask::store::embedded::EmbeddedPostgres::start_with(opts.clone())
+        .await
+        .expect("a private PostgreSQL cluster starts");
+    (opts, pg)
+}
+
+/// [`start_with`] on the database `db` (e.g. on a [`private_cluster`]).
 pub async fn start_on(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Instance {
     init_log();
     let data = tempfile::tempdir().unwrap();
