@@ -48,7 +48,6 @@ fn readme_states_the_conformance_count() {
     );
 }
 
-/// The fields of the configuration table (`| field | type | meaning |`) of a reference page.
 #[test]
 fn the_readme_names_every_environment_variable() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
@@ -63,6 +62,7 @@ fn the_readme_names_every_environment_variable() {
     assert!(missing.is_empty(), "README.md does not name {missing:?}");
 }
 
+/// The fields of the configuration table (`| field | type | meaning |`) of a reference page.
 fn table_fields(page: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut in_table = false;
@@ -158,4 +158,35 @@ fn the_plugin_page_is_the_plugin_modules_doc_and_the_index_lists_every_page() {
         index.contains("no `cache` action"),
         "the index explains why cache is not built"
     );
+}
+
+/// `Cargo.toml` builds one test binary (`autotests = false`, `tests/main.rs`): a file in
+/// `tests/` that `tests/main.rs` does not declare would never be compiled nor run.
+#[test]
+fn every_test_file_is_a_module_of_the_suite() {
+    let main = std::fs::read_to_string(root().join("tests/main.rs")).unwrap();
+    let declared: std::collections::BTreeSet<&str> = main
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("mod ")?.strip_suffix(';'))
+        .collect();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(root().join("tests")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+            if stem != "main" {
+                files.push(stem);
+            }
+        }
+    }
+    assert!(files.len() > 30, "found only {files:?} in tests/");
+    let missing: Vec<&String> = files
+        .iter()
+        .filter(|f| !declared.contains(f.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "tests/main.rs does not declare {missing:?} (add `mod <name>;`, or the file is never built)"
+    );
+    assert!(declared.contains("common"), "tests/main.rs declares common");
 }

@@ -3,6 +3,10 @@
 //! after another). Each file below is a module; run one with its path as the filter, e.g.
 //! `cargo test --test suite exactly_once::` or `cargo test --test suite api_task::`.
 //!
+//! A new `tests/<name>.rs` needs its `mod <name>;` line here: `Cargo.toml` has
+//! `autotests = false`, so nothing else would build it (and
+//! `docs::every_test_file_is_a_module_of_the_suite` fails until it is declared).
+//!
 //! Shared helpers are in `common/`. Tests run side by side (as many at a time as the machine
 //! has cores, or `RUST_TEST_THREADS`): a test that measures something the others could disturb
 //! keeps to itself (`idle_queries` counts transactions on a private cluster; the PostgreSQL
