@@ -92,6 +92,8 @@ async fn a_parent_waits_for_its_subtask_and_batch() {
         child["tags"]["_utask_parent_task_id"], parent["id"],
         "{child}"
     );
+    // its result (`result_format`), sealed when its cycle ended and woke the parent
+    assert_eq!(child["result"], json!({"greeting": "hello Ada"}), "{child}");
     assert_eq!(r["steps"]["many"]["state"], "DONE", "{r}");
     // the batch's two tasks exist, done, tagged with the parent
     let (_, list) = m.get("admin", "/task?template=child&page_size=100").await;

@@ -185,7 +185,10 @@ async fn stale_claims_write_nothing_and_the_end_of_a_cycle_wakes_the_parent() {
         write("a", 0, StepState::Done, Some(json!({"ok": true}))),
         write("c", 2, StepState::Done, None),
     ];
-    let r = res::end_cycle(&s, &stale, &steps, &[], &end).await.unwrap();
+    // (without the task id: the result's sealing reads it)
+    let r = res::end_cycle(&s, &stale, None, &steps, &[], &end)
+        .await
+        .unwrap();
     assert_eq!(r, Err(LostClaim(child_res)));
     assert_eq!(
         res::get(&s, child_res).await.unwrap().unwrap().state,
@@ -200,7 +203,7 @@ async fn stale_claims_write_nothing_and_the_end_of_a_cycle_wakes_the_parent() {
             .is_none()
     );
 
-    res::end_cycle(&s, &claim, &steps, &[], &end)
+    res::end_cycle(&s, &claim, Some(child), &steps, &[], &end)
         .await
         .unwrap()
         .unwrap();
@@ -243,7 +246,9 @@ async fn stale_claims_write_nothing_and_the_end_of_a_cycle_wakes_the_parent() {
     assert_eq!(n.channel(), store::task::RESOLUTION_CHANNEL);
 
     // the same claim after the end: refused
-    let r = res::end_cycle(&s, &claim, &steps, &[], &end).await.unwrap();
+    let r = res::end_cycle(&s, &claim, Some(child), &steps, &[], &end)
+        .await
+        .unwrap();
     assert_eq!(r, Err(LostClaim(child_res)));
 }
 
@@ -303,6 +308,7 @@ async fn the_last_of_two_batch_children_finishing_together_wakes_the_parent() {
         res::end_cycle(
             &store2,
             &second,
+            None,
             &[write("a", 0, StepState::Done, None)],
             &[],
             &end,
@@ -471,7 +477,7 @@ async fn a_wake_up_that_comes_while_the_parent_runs_is_kept_when_it_ends_waiting
             .await;
             let claims = res::claim_due(&s, me, 10, lease).await.unwrap();
             assert_eq!(claims.len(), 1, "round {round}: only the child is due");
-            res::end_cycle(&s, &claims[0].0, &[], &[], &done)
+            res::end_cycle(&s, &claims[0].0, None, &[], &[], &done)
                 .await
                 .unwrap()
                 .unwrap();
@@ -489,7 +495,7 @@ async fn a_wake_up_that_comes_while_the_parent_runs_is_kept_when_it_ends_waiting
         // then the parent's cycle ends WAITING, through the batched end or the single one
         if round == 1 {
             let end = waiting(parent_claim, parent).end;
-            res::end_cycle(&s, &parent_claim, &[], &[], &end)
+            res::end_cycle(&s, &parent_claim, None, &[], &[], &end)
                 .await
                 .unwrap()
                 .unwrap();

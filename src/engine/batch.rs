@@ -136,7 +136,10 @@ async fn write_ends(store: Store, batch: Vec<EndOfCycle>) -> Vec<EndOutcome> {
     }
     let mut out = Vec::with_capacity(batch.len());
     for e in &batch {
-        out.push(store_res::end_cycle(&store, &e.claim, &e.steps, &e.removed, &e.end).await);
+        out.push(
+            store_res::end_cycle(&store, &e.claim, Some(e.task), &e.steps, &e.removed, &e.end)
+                .await,
+        );
     }
     out
 }

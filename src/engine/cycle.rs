@@ -725,7 +725,7 @@ impl Engine {
                     task_tags: None,
                     has_parent: false,
                 };
-                let _ = store_res::end_cycle(store, &claim, &[], &[], &end).await;
+                let _ = store_res::end_cycle(store, &claim, None, &[], &[], &end).await;
                 Err(e)
             }
         }
@@ -810,7 +810,7 @@ impl Engine {
                     task_tags: None,
                     has_parent: false,
                 };
-                store_res::end_cycle(store, &claim, &w, &[], &end).await??;
+                store_res::end_cycle(store, &claim, Some(c.res.task_id), &w, &[], &end).await??;
                 return Ok(None);
             }
         }
@@ -833,7 +833,10 @@ impl Engine {
                     task_tags: None,
                     has_parent: false,
                 };
-                with_db_retry(|| store_res::end_cycle(store, &claim, &[], &[], &end)).await??;
+                with_db_retry(|| {
+                    store_res::end_cycle(store, &claim, Some(res.task_id), &[], &[], &end)
+                })
+                .await??;
                 return Ok(Some(ResolutionState::ToAutorunDelayed));
             }
         };
@@ -1007,8 +1010,10 @@ impl Engine {
         };
         if end.has_parent && end.task_state.is_final() {
             // wakes the parent in the same transaction
-            with_db_retry(|| store_res::end_cycle(store, &c.claim, &writes, &removed, &end))
-                .await??;
+            with_db_retry(|| {
+                store_res::end_cycle(store, &c.claim, Some(task.id), &writes, &removed, &end)
+            })
+            .await??;
         } else {
             let whole = store_res::EndOfCycle {
                 claim: c.claim,

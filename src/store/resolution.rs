@@ -798,20 +798,28 @@ pub struct CycleEnd {
 /// statement whose first part is the fence: nothing is written when the claim no longer holds.
 /// A subtask or batch child that reached a final state also wakes its parent, in the same
 /// transaction (see [`wake_parent`]).
+///
+/// `task` is the resolution's task when the caller knows it (a cycle does, from its first
+/// read): a task result is sealed for it. Without it, a result costs a read of the task id.
 pub async fn end_cycle(
     store: &super::Store,
     claim: &Claim,
+    task: Option<TaskId>,
     steps: &[StepWrite],
     removed: &[String],
     end: &CycleEnd,
 ) -> Result<Result<(), LostClaim>, StoreError> {
     let result_enc = match &end.task_result {
         Some(r) => {
-            let task_id: Option<TaskId> =
-                sqlx::query_scalar("SELECT task_id FROM resolution WHERE id = $1")
-                    .bind(claim.resolution)
-                    .fetch_optional(&store.pool)
-                    .await?;
+            let task_id = match task {
+                Some(t) => Some(t),
+                None => {
+                    sqlx::query_scalar("SELECT task_id FROM resolution WHERE id = $1")
+                        .bind(claim.resolution)
+                        .fetch_optional(&store.pool)
+                        .await?
+                }
+            };
             let Some(task_id) = task_id else {
                 return Ok(Err(LostClaim(claim.resolution)));
             };
