@@ -86,17 +86,6 @@ async fn run(m: &common::Instance, which: &str, value: &str) -> Value {
     }
 }
 
-/// Is `pid` gone (or a zombie waiting to be reaped)?
-fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        // "pid (comm) S …": the state follows the last ')'
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn script_stdin_timeout_and_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
@@ -116,10 +105,11 @@ async fn script_stdin_timeout_and_exit_codes() {
         &scripts.join("stdin.sh"),
         "#!/usr/bin/env python3\nimport json, sys\nprint(json.dumps({\"stdin\": sys.stdin.read()}))\n",
     );
-    // starts a grandchild that would outlive it, records its pid, and waits
+    // prints (stderr without a newline), starts a grandchild that would outlive it, records its
+    // pid, and waits
     executable(
         &scripts.join("spawn.sh"),
-        "#!/bin/sh\nsleep 300 &\necho $! > \"$1\"\nwait\n",
+        "#!/bin/sh\necho started\nprintf 'still waiting' >&2\nsleep 300 &\necho $! > \"$1\"\nwait\n",
     );
     executable(
         &scripts.join("exit.sh"),
@@ -153,19 +143,25 @@ async fn script_stdin_timeout_and_exit_codes() {
         started.elapsed() < Duration::from_secs(15),
         "the action's own timeout ended the step"
     );
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !gone(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "the script's background `sleep 300` (pid {pid}) outlived the timeout"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // what it printed before it was killed: in the metadata (stdout and stderr interleaved, as
+    // µTask's combined output; two pipes, so their order is not fixed), and line by line in the
+    // step log, the last line without its newline too
+    let output = step["metadata"]["output"].as_str().unwrap_or_default();
+    assert!(
+        output.contains("started\n") && output.contains("still waiting"),
+        "{step}"
+    );
+    assert_eq!(step["metadata"]["process_state"], "killed", "{step}");
+    let mut lines = m.step_log_lines(&r, "run").await;
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            ("stderr".to_string(), "still waiting".to_string()),
+            ("stdout".to_string(), "started".to_string())
+        ],
+    );
+    common::wait_process_gone(&pidfile, "the script's background `sleep 300`").await;
 
     let r = run(&m, "fails", "").await;
     let step = &r["steps"]["run"];

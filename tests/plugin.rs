@@ -116,11 +116,15 @@ async fn plugins_run_from_templates() {
         "",
         "cat >/dev/null; echo oops >&2; exit 3",
     );
+    // prints, starts a process of its own that would outlive it, and hangs
     shell_plugin(
         &plugins,
         "sleeps",
         "timeout: 1s\n",
-        "cat >/dev/null; sleep 30",
+        concat!(
+            "cat >/dev/null; echo working on it; printf 'almost there' >&2; ",
+            "sleep 300 & echo $! > sleeper.pid; wait"
+        ),
     );
     shell_plugin(
         &plugins,
@@ -188,20 +192,10 @@ async fn plugins_run_from_templates() {
     assert_eq!(echoed["task"], r["task_id"]);
     assert_eq!(r["steps"]["other"]["metadata"]["log"], "a log line");
     // stdout lines reach the step log too, never the result line
-    let (s, log) = m
-        .get(
-            "admin",
-            &format!("/resolution/{}/step/other/log", r["id"].as_str().unwrap()),
-        )
-        .await;
-    assert_eq!(s, 200, "{log}");
-    let lines: Vec<(&str, &str)> = log["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| (l["stream"].as_str().unwrap(), l["text"].as_str().unwrap()))
-        .collect();
-    assert_eq!(lines, [("stdout", "a log line")], "{log}");
+    assert_eq!(
+        m.step_log_lines(&r, "other").await,
+        [("stdout".to_string(), "a log line".to_string())]
+    );
 
     let cases = [
         ("fails", "FATAL_ERROR", "disk on fire"),
@@ -210,6 +204,7 @@ async fn plugins_run_from_templates() {
         ("sleeps", "SERVER_ERROR", "timed out after 1s"),
         ("floods", "SERVER_ERROR", "larger than max_output_bytes"),
     ];
+    let mut ended = std::collections::HashMap::new();
     for (which, state, needle) in cases {
         let r = run(&m, "Bob", which).await;
         let step = &r["steps"]["other"];
@@ -218,7 +213,31 @@ async fn plugins_run_from_templates() {
             step["error"].as_str().unwrap_or_default().contains(needle),
             "{which}: {step}"
         );
+        ended.insert(which, r);
     }
+    // killed at its deadline: what it printed until then is in its metadata and its step log
+    // (the last stderr line without its newline too), and what it started is killed with it
+    let r = &ended["sleeps"];
+    let log = r["steps"]["other"]["metadata"]["log"].as_str().unwrap();
+    assert_eq!(log, "working on it\nalmost there", "{r}");
+    let mut lines = m.step_log_lines(r, "other").await;
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            ("stderr".to_string(), "almost there".to_string()),
+            ("stdout".to_string(), "working on it".to_string())
+        ],
+    );
+    common::wait_process_gone(
+        &plugins.join("sleeps/sleeper.pid"),
+        "the plugin's background `sleep 300`",
+    )
+    .await;
+    // past its output limit: the log keeps what it printed
+    let r = &ended["floods"];
+    let log = r["steps"]["other"]["metadata"]["log"].as_str().unwrap();
+    assert!(log.starts_with("flood\nflood"), "{r}");
     // the plugin reports a client error; a schema violation never reaches it
     let r = run(&m, "nobody", "echoes").await;
     assert_eq!(r["steps"]["greet"]["state"], "CLIENT_ERROR", "{r}");

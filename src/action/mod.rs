@@ -17,6 +17,7 @@ pub mod log;
 pub mod notify;
 pub mod ping;
 pub mod plugin;
+mod process;
 pub mod schema;
 pub mod script;
 pub mod ssh;

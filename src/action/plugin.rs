@@ -70,12 +70,12 @@
 //! | `output` / `metadata`, no `error` | DONE (subject to the step's conditions) |
 //! | `error.class` `client` / `server` / `fatal` / `waiting` | CLIENT_ERROR / SERVER_ERROR / FATAL_ERROR / WAITING |
 //! | no JSON last line, non-zero exit | SERVER_ERROR with the exit status and the end of stderr |
-//! | timeout, or stdout over `max_output_bytes` | SERVER_ERROR (the process is killed) |
+//! | timeout, or stdout over `max_output_bytes` | SERVER_ERROR (the process and every process it started are killed; `log` keeps what it printed) |
 //!
 //! Metadata always carries `exit_code`, `execution_time` and `log` (stderr and earlier stdout
 //! lines, at most 64 KiB). Stdout and stderr lines also go to the step's log as they are
 //! printed — all but the JSON result line: the last stdout line is held back until another
-//! follows, and logged at the end only when it is not the result. A line
+//! follows, and logged at the end only when it is not the result (or the plugin was killed). A line
 //! `MUTASK-PROGRESS: <percent> <message>` there reports progress
 //! ([docs/step-logs.md](../step-logs.md)). `plugins/greet/` is a complete example in Python.
 
@@ -87,6 +87,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::process::GroupKiller;
 use super::{Action, ActionError, ActionRequest, ActionResult, BoxFuture};
 
 /// Longest log kept in the metadata.
@@ -295,6 +296,8 @@ impl Plugin {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // its own process group: a timeout kills everything it started, not only itself
+            .process_group(0)
             .kill_on_drop(true);
         let started = Instant::now();
         let mut child = match cmd.spawn() {
@@ -307,6 +310,7 @@ impl Plugin {
                 )));
             }
         };
+        let mut group = GroupKiller::new(&child);
         let mut stdin = child.stdin.take();
         let body = serde_json::to_vec(&input).unwrap_or_default();
         let writer = tokio::spawn(async move {
@@ -315,42 +319,63 @@ impl Plugin {
             }
             drop(stdin);
         });
+        // Both pipes are read until they close, the deadline passes, or stdout outgrows its
+        // limit (which stops the stderr reader too); what was read is kept in every case.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let flooded = tokio_util::sync::CancellationToken::new();
         let mut stdout = child.stdout.take();
         let mut stderr = child.stderr.take();
         let max = self.max_output;
         let out_log = req.log.clone();
+        let out_flooded = flooded.clone();
         let read_out = async move {
             let mut out = Vec::new();
+            let mut end = Ended::Closed;
             // live in the step log, all but the result line
             let mut lines = StdoutLog::default();
             if let Some(s) = stdout.as_mut() {
                 let mut buf = vec![0u8; 8192];
                 loop {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
+                    match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+                        Err(_) => {
+                            end = Ended::TimedOut;
+                            break;
+                        }
+                        Ok(Ok(0) | Err(_)) => break,
+                        Ok(Ok(n)) => {
                             lines.feed(&out_log, &buf[..n]);
                             out.extend_from_slice(&buf[..n]);
                             if out.len() > max {
-                                return Err(out.len());
+                                out_flooded.cancel();
+                                end = Ended::TooLarge;
+                                break;
                             }
                         }
                     }
                 }
             }
-            lines.finish(&out_log);
-            Ok(out)
+            lines.finish(&out_log, end == Ended::Closed);
+            (out, end)
         };
         let log = req.log.clone();
         let read_err = async move {
             let mut err = Vec::new();
+            let mut timed_out = false;
             let mut lines = super::log::LineSplitter::default();
             if let Some(s) = stderr.as_mut() {
                 let mut buf = vec![0u8; 8192];
-                while let Ok(n) = s.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
+                loop {
+                    let n = tokio::select! {
+                        r = tokio::time::timeout_at(deadline, s.read(&mut buf)) => match r {
+                            Err(_) => {
+                                timed_out = true;
+                                break;
+                            }
+                            Ok(Ok(0) | Err(_)) => break,
+                            Ok(Ok(n)) => n,
+                        },
+                        _ = flooded.cancelled() => break,
+                    };
                     // live in the step log
                     lines.feed(&log, super::log::Stream::Stderr, &buf[..n]);
                     if err.len() < MAX_LOG {
@@ -359,42 +384,70 @@ impl Plugin {
                 }
             }
             lines.finish(&log, super::log::Stream::Stderr);
-            err
+            (err, timed_out)
         };
-        let waited = tokio::time::timeout(self.timeout, async {
-            let (out, err) = tokio::join!(read_out, read_err);
-            (out, err)
-        })
-        .await;
-        let server = |m: String, meta: Value| ActionResult {
-            metadata: Some(meta),
-            ..ActionResult::err(ActionError::Server(m))
+        let ((out, out_end), (err, err_timed_out)) = tokio::join!(read_out, read_err);
+        // both pipes closed: the plugin has exited or is about to (a plugin that closes them
+        // and goes on running still meets the deadline)
+        let status = match (out_end, err_timed_out) {
+            (Ended::Closed, false) => tokio::time::timeout_at(deadline, child.wait()).await.ok(),
+            _ => None,
         };
-        let (out, err) = match waited {
-            Err(_) => {
-                let _ = child.kill().await;
-                return server(
-                    format!("{}: timed out after {:?}", self.name, self.timeout),
-                    json!({"exit_code": "-1", "execution_time": format!("{:?}", started.elapsed()), "log": ""}),
-                );
-            }
-            Ok((Err(n), _)) => {
-                let _ = child.kill().await;
-                return server(
-                    format!(
-                        "{}: stdout larger than max_output_bytes ({} > {})",
-                        self.name, n, self.max_output
-                    ),
-                    json!({"exit_code": "-1", "execution_time": format!("{:?}", started.elapsed()), "log": ""}),
-                );
-            }
-            Ok((Ok(out), err)) => (out, err),
+        let Some(status) = status else {
+            drop(group);
+            let _ = child.kill().await;
+            writer.abort();
+            let message = if out_end == Ended::TooLarge {
+                format!(
+                    "{}: stdout larger than max_output_bytes ({} > {})",
+                    self.name,
+                    out.len(),
+                    self.max_output
+                )
+            } else {
+                format!("{}: timed out after {:?}", self.name, self.timeout)
+            };
+            // what it printed until then, as the log of a finished run would carry it
+            let out = String::from_utf8_lossy(&out);
+            let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+            let meta = json!({
+                "exit_code": "-1",
+                "execution_time": format!("{:?}", started.elapsed()),
+                "log": run_log(&lines, &String::from_utf8_lossy(&err)),
+            });
+            return ActionResult {
+                metadata: Some(meta),
+                ..ActionResult::err(ActionError::Server(message))
+            };
         };
+        group.disarm();
         let _ = writer.await;
-        let status = child.wait().await;
         let code = status.ok().and_then(|s| s.code()).unwrap_or(-1);
         parse_result(self.name, &out, &err, code, started.elapsed())
     }
+}
+
+/// How the reading of a plugin's stdout ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The pipe closed: the plugin is done printing.
+    Closed,
+    TimedOut,
+    /// Over `max_output_bytes`.
+    TooLarge,
+}
+
+/// The `log` metadata of a run: stdout's non-empty lines (but the result line), then stderr; its
+/// last [`MAX_LOG`] bytes.
+fn run_log(stdout_lines: &[&str], err: &str) -> String {
+    let mut log = stdout_lines.join("\n");
+    if !err.is_empty() {
+        if !log.is_empty() {
+            log.push('\n');
+        }
+        log.push_str(err);
+    }
+    tail(&log, MAX_LOG)
 }
 
 /// Stdout lines go to the step log as they are printed, except the protocol's result line: the
@@ -427,14 +480,17 @@ impl StdoutLog {
         }
     }
 
-    fn finish(&mut self, log: &super::log::StepLog) {
+    /// The end of stdout. `result_possible` is false when the plugin did not finish printing
+    /// (killed at its deadline or past its output limit): its last line is then no result.
+    fn finish(&mut self, log: &super::log::StepLog, result_possible: bool) {
         let rest = std::mem::take(&mut self.partial);
         self.push(log, rest);
         if let Some(last) = self.held.take() {
-            let result = std::str::from_utf8(&last)
-                .ok()
-                .and_then(|l| serde_json::from_str::<Value>(l.trim()).ok())
-                .is_some_and(|v| v.is_object());
+            let result = result_possible
+                && std::str::from_utf8(&last)
+                    .ok()
+                    .and_then(|l| serde_json::from_str::<Value>(l.trim()).ok())
+                    .is_some_and(|v| v.is_object());
             if !result {
                 Self::emit(log, &last);
             }
@@ -471,17 +527,10 @@ pub fn parse_result(
     if result.is_some() {
         lines.pop();
     }
-    let mut log = lines.join("\n");
-    if !err.is_empty() {
-        if !log.is_empty() {
-            log.push('\n');
-        }
-        log.push_str(&err);
-    }
     let mut meta = json!({
         "exit_code": code.to_string(),
         "execution_time": format!("{elapsed:?}"),
-        "log": tail(&log, MAX_LOG),
+        "log": run_log(&lines, &err),
     });
     let Some(result) = result else {
         return server(
@@ -543,20 +592,26 @@ impl Action for Plugin {
 mod tests {
     use super::*;
 
-    fn logged(chunks: &[&[u8]]) -> Vec<String> {
+    /// The step log lines of a plugin that printed `chunks` (and finished printing when
+    /// `finished`).
+    fn logged_by(chunks: &[&[u8]], finished: bool) -> Vec<String> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let log = super::super::log::StepLog::new(tx);
         let mut lines = StdoutLog::default();
         for c in chunks {
             lines.feed(&log, c);
         }
-        lines.finish(&log);
+        lines.finish(&log, finished);
         drop(log);
         let mut out = Vec::new();
         while let Ok((_, text)) = rx.try_recv() {
             out.push(text);
         }
         out
+    }
+
+    fn logged(chunks: &[&[u8]]) -> Vec<String> {
+        logged_by(chunks, true)
     }
 
     #[test]
@@ -571,5 +626,14 @@ mod tests {
         // a last line that is no result is a log line like the others
         assert_eq!(logged(&[b"one\nnot json\n"]), ["one", "not json"]);
         assert_eq!(logged(&[b"[1, 2]\n"]), ["[1, 2]"]);
+    }
+
+    #[test]
+    fn the_last_line_of_a_killed_plugin_is_logged_whatever_it_is() {
+        assert_eq!(
+            logged_by(&[b"one\n{\"output\": 1}\n"], false),
+            ["one", "{\"output\": 1}"]
+        );
+        assert_eq!(logged_by(&[b"one\npart"], false), ["one", "part"]);
     }
 }

@@ -22,7 +22,8 @@
 //! that line is not JSON. Metadata: `exit_code` (string), `process_state`, `output` (stdout and
 //! stderr interleaved), `execution_time`, `error`. Exit code 0 → DONE; a non-zero code →
 //! SERVER_ERROR, or CLIENT_ERROR when listed in `exit_codes_unrecoverable`; a timeout →
-//! SERVER_ERROR.
+//! SERVER_ERROR, with `process_state` `killed` and what the program printed until then in
+//! `output`.
 //!
 //! **Step log**: every stdout and stderr line goes to the step's log as it is printed
 //! (`GET /resolution/{id}/step/{name}/log`, live as server-sent events; secrets masked). A stdout
@@ -46,6 +47,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::log::{LineSplitter, Stream};
+use super::process::GroupKiller;
 use super::{Action, ActionError, ActionRequest, ActionResult, BoxFuture, config_str};
 
 /// The script action.
@@ -128,35 +130,6 @@ fn parse_output(out: &str, mode: &str, delimiters: &[String]) -> Option<Value> {
             serde_json::from_str::<Value>(line.trim())
                 .ok()
                 .filter(|v| v.is_object())
-        }
-    }
-}
-
-/// SIGKILL to a child's whole process group (it leads one: `process_group(0)`) when dropped
-/// armed — on a timeout, and when the step is cancelled (the engine's step timeout drops the
-/// action) — so that background processes it started (`sleep 300 &`) end with it.
-struct GroupKiller(Option<nix::unistd::Pid>);
-
-impl GroupKiller {
-    fn new(child: &tokio::process::Child) -> GroupKiller {
-        GroupKiller(
-            child
-                .id()
-                .and_then(|p| i32::try_from(p).ok())
-                .filter(|p| *p > 0)
-                .map(nix::unistd::Pid::from_raw),
-        )
-    }
-
-    fn disarm(&mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for GroupKiller {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0.take() {
-            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
         }
     }
 }
@@ -295,51 +268,72 @@ async fn run(req: ActionRequest) -> ActionResult {
         }));
     }
     drop(tx);
-    let collect = async {
-        let mut out = Vec::new();
-        while let Some(chunk) = rx.recv().await {
-            if out.len() < MAX_OUTPUT {
-                out.extend_from_slice(&chunk[..chunk.len().min(MAX_OUTPUT - out.len())]);
+    // the output is kept as it comes, so that a timeout still reports what was printed
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut out = Vec::new();
+    let keep = |out: &mut Vec<u8>, chunk: Vec<u8>| {
+        if out.len() < MAX_OUTPUT {
+            out.extend_from_slice(&chunk[..chunk.len().min(MAX_OUTPUT - out.len())]);
+        }
+    };
+    let mut timed_out = false;
+    loop {
+        tokio::select! {
+            chunk = rx.recv() => match chunk {
+                Some(chunk) => keep(&mut out, chunk),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                timed_out = true;
+                break;
             }
         }
-        out
+    }
+    let status = if timed_out {
+        None
+    } else {
+        tokio::time::timeout_at(deadline, child.wait()).await.ok()
     };
-    let waited = tokio::time::timeout(timeout, async {
-        let out = collect.await;
-        let status = child.wait().await;
-        (out, status)
-    })
-    .await;
     let elapsed = started.elapsed();
-    let (out, status) = match waited {
-        Ok(v) => {
-            group.disarm();
-            let _ = writer.await;
-            for r in readers {
-                r.abort();
+    let Some(status) = status else {
+        // the whole group first: a writer blocked on a full stdin pipe ends with it
+        drop(group);
+        let _ = child.kill().await;
+        writer.abort();
+        // what the killed processes wrote is still in the pipes: the readers take it (and log
+        // a last line without its newline) until the pipes close — for at most a moment, as a
+        // process that left the group may hold them open
+        let grace = tokio::time::sleep(Duration::from_millis(500));
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                chunk = rx.recv() => match chunk {
+                    Some(chunk) => keep(&mut out, chunk),
+                    None => break,
+                },
+                _ = &mut grace => break,
             }
-            v
         }
-        Err(_) => {
-            // the whole group first: a writer blocked on a full stdin pipe ends with it
-            drop(group);
-            let _ = child.kill().await;
-            writer.abort();
-            for r in readers {
-                r.abort();
-            }
-            return ActionResult {
-                metadata: Some(json!({
-                    "exit_code": "-1", "process_state": "killed", "output": "",
-                    "execution_time": format!("{:?}", elapsed),
-                    "error": format!("timeout after {timeout:?}"),
-                })),
-                ..ActionResult::err(ActionError::Server(format!(
-                    "script: `{file}` timed out after {timeout:?}"
-                )))
-            };
+        for r in readers {
+            r.abort();
         }
+        return ActionResult {
+            metadata: Some(json!({
+                "exit_code": "-1", "process_state": "killed",
+                "output": String::from_utf8_lossy(&out),
+                "execution_time": format!("{:?}", elapsed),
+                "error": format!("timeout after {timeout:?}"),
+            })),
+            ..ActionResult::err(ActionError::Server(format!(
+                "script: `{file}` timed out after {timeout:?}"
+            )))
+        };
     };
+    group.disarm();
+    let _ = writer.await;
+    for r in readers {
+        r.abort();
+    }
     let out = String::from_utf8_lossy(&out).into_owned();
     let (code, state, error) = match status {
         Ok(s) => {

@@ -85,6 +85,29 @@ impl Instance {
         format!("{}{}", self.base, path)
     }
 
+    /// The lines of a step's log as admin reads them (`GET /resolution/{id}/step/{name}/log`):
+    /// (stream, text), in the order served.
+    pub async fn step_log_lines(&self, resolution: &Value, step: &str) -> Vec<(String, String)> {
+        let id = resolution["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{resolution}"));
+        let (s, log) = self
+            .get("admin", &format!("/resolution/{id}/step/{step}/log"))
+            .await;
+        assert_eq!(s, 200, "{log}");
+        log["lines"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{log}"))
+            .iter()
+            .map(|l| {
+                (
+                    l["stream"].as_str().unwrap().to_string(),
+                    l["text"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
     pub async fn get(&self, user: &str, path: &str) -> (u16, Value) {
         let r = self
             .client
@@ -290,5 +313,34 @@ pub fn new_task(
         expected_duration: None,
         template_guard: None,
         claim: None,
+    }
+}
+
+/// Waits up to 5 s for the process whose pid is in `pidfile` to be gone; `what` names it in
+/// the failure.
+pub async fn wait_process_gone(pidfile: &std::path::Path, what: &str) {
+    let pid: i32 = std::fs::read_to_string(pidfile)
+        .unwrap_or_else(|e| panic!("{}: {e}", pidfile.display()))
+        .trim()
+        .parse()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !process_gone(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} (pid {pid}) is still running"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Is process `pid` gone (or a zombie waiting to be reaped)?
+pub fn process_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // "pid (comm) S …": the state follows the last ')'
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
     }
 }
