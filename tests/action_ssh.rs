@@ -384,13 +384,34 @@ steps:
 async fn a_remote_script_past_its_timeout_is_a_server_error() {
     let s = sshd();
     let marker = s.dir.path().join("finished");
-    let mut c = s.config(&format!("sleep 30\ntouch '{}'\n", marker.display()));
+    let mut c = s.config(&format!(
+        "echo started\nprintf 'still waiting' >&2\nsleep 30\ntouch '{}'\n",
+        marker.display()
+    ));
     c["timeout"] = json!("1s");
     let started = Instant::now();
-    let r = run(c).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let r = Ssh::new(NetworkPolicy::with_allow_list(["127.0.0.1"]).unwrap())
+        .run(common::action_request(c, StepLog::new(tx)))
+        .await;
     assert!(
         matches!(&r.error, Some(ActionError::Server(m)) if m.contains("timed out after 1s")),
         "{r:?}"
+    );
+    // what it printed until then: in the metadata, and in the step log, the last line without
+    // its newline too
+    let meta = r.metadata.as_ref().expect("metadata at a timeout");
+    let output = meta["output"].as_str().unwrap();
+    assert!(
+        output.contains("started\n") && output.contains("still waiting"),
+        "{meta}"
+    );
+    assert_eq!(meta["exit_code"], "-1", "{meta}");
+    let lines: Vec<(Stream, String)> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    assert!(
+        lines.contains(&(Stream::Stdout, "started".into()))
+            && lines.contains(&(Stream::Stderr, "still waiting".into())),
+        "{lines:?}"
     );
     assert!(
         started.elapsed() < Duration::from_secs(10),

@@ -34,7 +34,8 @@
 //! `exit_signal`, `exit_msg`. **States**: exit 0 → DONE; a code of `exit_codes_unrecoverable`
 //! → CLIENT_ERROR; another code or a signal → SERVER_ERROR; an unknown or changed host key, a
 //! refused key or a bad configuration → CLIENT_ERROR; a connection failure or timeout →
-//! SERVER_ERROR.
+//! SERVER_ERROR (past the timeout, `output` keeps what the script printed until then and
+//! `exit_code` is `-1`).
 //!
 //! ```yaml
 //! action:
@@ -548,12 +549,38 @@ async fn session(
     Ok(handle)
 }
 
-/// Runs the script; (stdout, combined output, exit code, exit signal).
+/// What a remote script printed and how it ended, as it arrives: the caller keeps it when the
+/// action's timeout cuts the run.
+#[derive(Default)]
+struct Collected {
+    stdout: Vec<u8>,
+    /// stdout and stderr interleaved (at most `MAX_OUTPUT` bytes)
+    combined: Vec<u8>,
+    out_lines: LineSplitter,
+    err_lines: LineSplitter,
+    code: Option<u32>,
+    signal: Option<String>,
+}
+
+impl Collected {
+    /// The output is complete, or cut: the last lines without their newline go to the log.
+    fn finish(&mut self, log: &super::log::StepLog) {
+        self.out_lines.finish(log, Stream::Stdout);
+        self.err_lines.finish(log, Stream::Stderr);
+    }
+
+    fn combined(&self) -> String {
+        String::from_utf8_lossy(&self.combined).into_owned()
+    }
+}
+
+/// Runs the script, collecting what it prints and its exit in `got`.
 async fn run_script(
     handle: &Handle<Client>,
     p: &Params,
     req: &ActionRequest,
-) -> Result<(String, String, Option<u32>, Option<String>), ActionError> {
+    got: &mut Collected,
+) -> Result<(), ActionError> {
     let mut channel = handle
         .channel_open_session()
         .await
@@ -570,43 +597,34 @@ async fn run_script(
         .eof()
         .await
         .map_err(|e| ActionError::Server(format!("ssh: cannot send the script: {e}")))?;
-    let mut stdout = Vec::new();
-    let mut combined = Vec::new();
-    let (mut out_lines, mut err_lines) = (LineSplitter::default(), LineSplitter::default());
-    let mut code = None;
-    let mut signal = None;
     while let Some(msg) = channel.wait().await {
         match msg {
             ChannelMsg::Data { data } => {
-                out_lines.feed(&req.log, Stream::Stdout, &data);
-                if stdout.len() < 4 * MAX_OUTPUT {
-                    stdout.extend_from_slice(&data);
+                got.out_lines.feed(&req.log, Stream::Stdout, &data);
+                if got.stdout.len() < 4 * MAX_OUTPUT {
+                    got.stdout.extend_from_slice(&data);
                 }
-                if combined.len() < MAX_OUTPUT {
-                    combined
-                        .extend_from_slice(&data[..data.len().min(MAX_OUTPUT - combined.len())]);
-                }
+                keep_combined(&mut got.combined, &data);
             }
             ChannelMsg::ExtendedData { data, .. } => {
-                err_lines.feed(&req.log, Stream::Stderr, &data);
-                if combined.len() < MAX_OUTPUT {
-                    combined
-                        .extend_from_slice(&data[..data.len().min(MAX_OUTPUT - combined.len())]);
-                }
+                got.err_lines.feed(&req.log, Stream::Stderr, &data);
+                keep_combined(&mut got.combined, &data);
             }
-            ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status),
-            ChannelMsg::ExitSignal { signal_name, .. } => signal = Some(format!("{signal_name:?}")),
+            ChannelMsg::ExitStatus { exit_status } => got.code = Some(exit_status),
+            ChannelMsg::ExitSignal { signal_name, .. } => {
+                got.signal = Some(format!("{signal_name:?}"))
+            }
             _ => {}
         }
     }
-    out_lines.finish(&req.log, Stream::Stdout);
-    err_lines.finish(&req.log, Stream::Stderr);
-    Ok((
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&combined).into_owned(),
-        code,
-        signal,
-    ))
+    got.finish(&req.log);
+    Ok(())
+}
+
+fn keep_combined(combined: &mut Vec<u8>, data: &[u8]) {
+    if combined.len() < MAX_OUTPUT {
+        combined.extend_from_slice(&data[..data.len().min(MAX_OUTPUT - combined.len())]);
+    }
 }
 
 /// Reads the output per mode; the stdout shown in metadata has the result block removed.
@@ -681,24 +699,36 @@ async fn execute(req: ActionRequest, policy: &NetworkPolicy) -> ActionResult {
         Err(m) => return ActionResult::err(ActionError::Client(m)),
     };
     let refusal = Arc::new(std::sync::Mutex::new(None));
+    let mut got = Collected::default();
     let run = async {
         let handle = session(&p, policy, &refusal).await?;
-        let r = run_script(&handle, &p, &req).await;
+        let r = run_script(&handle, &p, &req, &mut got).await;
         let _ = handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
         r
     };
-    let (stdout, combined, code, signal) = match tokio::time::timeout(p.timeout, run).await {
-        Ok(Ok(r)) => r,
+    match tokio::time::timeout(p.timeout, run).await {
+        Ok(Ok(())) => {}
         Ok(Err(e)) => return fail(e, None),
         Err(_) => {
+            // what the script printed until then (the step log has had it line by line)
+            got.finish(&req.log);
+            let message = format!("timed out after {:?}", p.timeout);
+            let metadata = json!({
+                "output": got.combined(),
+                "exit_code": "-1",
+                "exit_signal": "",
+                "exit_msg": message,
+            });
             return fail(
-                ActionError::Server(format!("ssh: timed out after {:?}", p.timeout)),
-                None,
+                ActionError::Server(format!("ssh: {message}")),
+                Some(metadata),
             );
         }
-    };
+    }
+    let (stdout, combined) = (String::from_utf8_lossy(&got.stdout), got.combined());
+    let (code, signal) = (got.code, got.signal.take());
     let shown = match stdout.find(RESULT_MARK) {
         Some(_) => combined
             .split(RESULT_MARK)
