@@ -75,8 +75,8 @@
 //! Metadata always carries `exit_code`, `execution_time` and `log` (stderr and earlier stdout
 //! lines, at most 64 KiB). Stdout and stderr lines also go to the step's log as they are
 //! printed — all but the JSON result line: the last stdout line is held back until another
-//! follows, and logged at the end only when it is not the result (or the plugin was killed). A line
-//! `MUTASK-PROGRESS: <percent> <message>` there reports progress
+//! follows, and logged at the end only when it is not the result (or the plugin was killed).
+//! A line `MUTASK-PROGRESS: <percent> <message>` there reports progress
 //! ([docs/step-logs.md](../step-logs.md)). `plugins/greet/` is a complete example in Python.
 
 use std::path::{Path, PathBuf};
