@@ -231,7 +231,9 @@ fn stale(store: &Store, name: &str, p: &Prepared) {
     store::template::forget_current(store, name);
 }
 
-fn created(p: Prepared, at: store::task::Inserted) -> Created {
+/// A prepared task once written (`at`, what the store answered): its record, and the claim of
+/// a task created claimed, which the caller starts.
+pub fn created(p: Prepared, at: store::task::Inserted) -> Created {
     tracing::info!(task = %p.task.id, template = %p.template.name, requester = %p.task.requester_username, autorun = p.autorun, "task created");
     let task = p.task.record(at, p.resolution.as_ref());
     let claimed = match (&p.task.claim, &p.resolution) {

@@ -104,9 +104,27 @@ async fn github_signed_deliveries_create_tasks_and_forgeries_do_not() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
-    // replayed: same delivery id → 409, nothing created
+    // created claimed by this instance, which had room (as `POST /task`): started in the
+    // creating transaction, without a claim statement
+    let (started_at_creation, attempt): (bool, i64) = sqlx::query_as(
+        "SELECT last_start = created, claim_attempt FROM resolution WHERE task_id = $1::uuid",
+    )
+    .bind(&task_id)
+    .fetch_one(&m.running.state.store.pool)
+    .await
+    .unwrap();
+    assert!(
+        started_at_creation,
+        "the task was claimed after its creation"
+    );
+    assert_eq!(attempt, 1);
+
+    // replayed: same delivery id → 409, nothing created, no slot kept, nothing announced
     let (s, e) = deliver(&m, "on-push", &headers, "application/json", body).await;
     assert_eq!(s, 409, "{e}");
+    let hint = m.running.state.claim_hint.clone().unwrap();
+    assert!(hint.has_room(), "{hint:?}");
+    assert_eq!(hint.announced(), 0, "{hint:?}");
     // forged: signed with another secret; tampered body; unsigned; sha1 with the wrong key
     let forged = format!("sha256={}", hmac_sha256_hex(b"not the secret", body));
     let cases: Vec<(Headers, &[u8])> = vec![

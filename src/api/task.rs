@@ -352,7 +352,7 @@ pub async fn create(
 /// NOTIFY that wakes every instance; otherwise no NOTIFY comes for it, and the announcement is
 /// withdrawn (a later NOTIFY for that resolution, say a wake-up from a child, must not be
 /// skipped).
-fn started(
+pub(super) fn started(
     state: &AppState,
     resolution: ResolutionId,
     slot: Option<crate::engine::runner::LocalSlot>,

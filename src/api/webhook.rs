@@ -16,9 +16,10 @@ use serde_json::{Map, Value, json};
 
 use super::error::ErrorBody;
 use super::{ApiError, AppState, Caller, FieldError};
+use crate::domain::{ResolutionId, TaskId};
 use crate::schedule::webhook::{self as wh, AuthSpec};
 use crate::store::{self, webhook::NewWebhook, webhook::WebhookRecord};
-use crate::tasks::{self, CreateRequest, Requester};
+use crate::tasks::{self, CreateError, CreateRequest, Requester};
 
 /// Tag given to every task a webhook creates.
 pub const WEBHOOK_TAG: &str = "mutask_webhook";
@@ -401,31 +402,52 @@ pub async fn deliver(
         groups: Vec::new(),
         is_admin: state.auth.admins.contains(&w.created_by),
     };
+    // as `POST /task`: with a free slot in this instance's claim loop, the task is created
+    // claimed here and its cycle started at once, without a claim statement or a NOTIFY
+    let ids = (TaskId::new(), ResolutionId::new());
+    let slot = state.claim_hint.as_ref().and_then(|h| h.take_slot());
+    if let Some(hint) = state.claim_hint.as_ref().filter(|_| slot.is_none()) {
+        hint.expect(ids.1);
+    }
     let req = CreateRequest {
         template_name: w.template_name.clone(),
         input,
         tags: [(WEBHOOK_TAG.to_string(), w.name.clone())]
             .into_iter()
             .collect(),
+        ids: Some(ids),
+        claim: slot.as_ref().map(|s| s.claim()),
         ..Default::default()
     };
-    let p = tasks::prepare(&state.store, &state.renderer, &who, req)
+    let outcome = match tasks::prepare(&state.store, &state.renderer, &who, req).await {
+        Ok(p) => store::webhook::deliver(
+            &state.store,
+            &w,
+            &delivery,
+            &p.task,
+            p.resolution.as_ref(),
+            p.comment.as_ref(),
+        )
         .await
-        .map_err(super::task::create_error)?;
-    let fresh = store::webhook::deliver(
-        &state.store,
-        &w,
-        &delivery,
-        &p.task,
-        p.resolution.as_ref(),
-        p.comment.as_ref(),
-    )
-    .await?;
-    if !fresh {
-        return Err(ApiError::Conflict(format!(
-            "delivery `{delivery}` was already received"
-        )));
-    }
-    tracing::info!(webhook = %name, task = %p.task.id, %delivery, "webhook delivery created a task");
-    Ok((StatusCode::ACCEPTED, Json(json!({"task_id": p.task.id}))))
+        .map(|at| at.map(|at| tasks::created(p, at)))
+        .map_err(CreateError::Store),
+        Err(e) => Err(e),
+    };
+    let created = match outcome {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => {
+            // a replay: nothing was written (the slot is freed, the announcement withdrawn)
+            if let (None, Some(hint)) = (&slot, &state.claim_hint) {
+                hint.withdraw(ids.1);
+            }
+            return Err(ApiError::Conflict(format!(
+                "delivery `{delivery}` was already received"
+            )));
+        }
+        Err(e) => Err(e),
+    };
+    let created = super::task::started(&state, ids.1, slot, created)?;
+    let task = created.task.id;
+    tracing::info!(webhook = %name, %task, %delivery, "webhook delivery created a task");
+    Ok((StatusCode::ACCEPTED, Json(json!({"task_id": task}))))
 }

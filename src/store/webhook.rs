@@ -157,9 +157,9 @@ pub async fn delete(store: &Store, id: Uuid) -> Result<bool, StoreError> {
         == 1)
 }
 
-/// Records a delivery and creates its task in one transaction; `false` (nothing written) when
-/// the delivery id was already received. Deliveries older than a day, or than the replay window
-/// when longer, are forgotten first.
+/// Records a delivery and creates its task in one transaction (what [`task::create`] answers);
+/// `None` (nothing written) when the delivery id was already received. Deliveries older than a
+/// day, or than the replay window when longer, are forgotten first.
 pub async fn deliver(
     store: &Store,
     webhook: &WebhookRecord,
@@ -167,7 +167,7 @@ pub async fn deliver(
     t: &task::NewTask,
     resolution: Option<&resolution::NewResolution>,
     comment: Option<&comment::NewComment>,
-) -> Result<bool, StoreError> {
+) -> Result<Option<task::Inserted>, StoreError> {
     let mut tx = store.pool.begin().await?;
     sqlx::query(
         "DELETE FROM webhook_delivery
@@ -190,9 +190,9 @@ pub async fn deliver(
     .rows_affected()
         == 1;
     if !fresh {
-        return Ok(false);
+        return Ok(None);
     }
-    task::create_in(&mut tx, store, t, resolution, comment).await?;
+    let at = task::create_in(&mut tx, store, t, resolution, comment).await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Some(at))
 }
