@@ -33,6 +33,7 @@ pub mod tasks;
 pub mod template;
 #[doc(hidden)]
 pub mod testing;
+pub mod yaml;
 
 /// Installs the process-wide TLS crypto provider (rustls on ring) once; reqwest needs it before
 /// any client is built. Safe to call many times.

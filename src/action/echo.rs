@@ -32,7 +32,7 @@ fn run(config: &Value) -> ActionResult {
     if config_bool(config.get("unmarshal"))
         && let Some(Value::String(s)) = &output
     {
-        match serde_json::from_str::<Value>(s).or_else(|_| serde_yaml::from_str::<Value>(s)) {
+        match serde_json::from_str::<Value>(s).or_else(|_| crate::yaml::from_str::<Value>(s)) {
             Ok(v) => output = Some(v),
             Err(e) => {
                 return ActionResult::err(ActionError::Client(format!(

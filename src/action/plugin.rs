@@ -144,7 +144,7 @@ pub fn load(dir: &Path) -> Result<Plugin, String> {
     let mpath = dir.join("manifest.yaml");
     let text = std::fs::read_to_string(&mpath)
         .map_err(|e| format!("{}: cannot read: {e}", mpath.display()))?;
-    let manifest: Manifest = serde_yaml::from_str(&text).map_err(|e| {
+    let manifest: Manifest = crate::yaml::from_str(&text).map_err(|e| {
         let at = e
             .location()
             .map(|l| format!(":{}:{}", l.line(), l.column()))

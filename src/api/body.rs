@@ -42,7 +42,7 @@ pub fn parse_body<T: DeserializeOwned>(content_type: &str, bytes: &[u8]) -> Resu
     if is_yaml(content_type) {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| ApiError::BadRequest("request body is not valid UTF-8".into()))?;
-        return serde_yaml::from_str(text)
+        return crate::yaml::from_str(text)
             .map_err(|e| ApiError::BadRequest(format!("invalid YAML body: {e}")));
     }
     if !is_json(content_type) {

@@ -183,7 +183,8 @@ pub fn body_json(content_type: &str, body: &[u8]) -> Result<Value, String> {
         .iter()
         .any(|y| ct.eq_ignore_ascii_case(y))
     {
-        return serde_yaml::from_slice(body).map_err(|e| format!("the body is not YAML: {e}"));
+        let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8".to_string())?;
+        return crate::yaml::from_str(text).map_err(|e| format!("the body is not YAML: {e}"));
     }
     serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))
 }

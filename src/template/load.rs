@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde_yaml::Value as Yaml;
 
+use crate::yaml::{MAX_FLOW_DEPTH, max_flow_depth};
+
 use super::model::{Function, FunctionSet, RUNTIME_ONLY_STEP_FIELDS, TaskTemplate, normalize_name};
 use super::position::{PositionIndex, join_index, join_key};
 use super::validate::{Problem, ValidationContext, validate_function, validate_template};
@@ -28,11 +30,6 @@ pub const MAX_FILE_SIZE: usize = 1 << 20;
 
 /// Deepest directory recursion.
 const MAX_DIR_DEPTH: usize = 32;
-
-/// Deepest flow nesting (`[`/`{`) accepted before parsing. serde_yaml refuses more than 128
-/// levels anyway, but only after libyaml scanned the whole document, which is quadratic in the
-/// flow depth (a 1 MiB `{a: {a: …` took minutes).
-const MAX_FLOW_DEPTH: usize = 128;
 
 /// Most key-scan warnings kept for one document.
 const MAX_KEY_PROBLEMS: usize = 100;
@@ -149,59 +146,6 @@ fn fix_tabs(src: &str) -> (String, Vec<u32>) {
         out.push_str(rest);
     }
     (out, lines)
-}
-
-/// Approximate maximum flow-collection depth of a YAML text: counts `[`/`{` against `]`/`}`,
-/// skipping quoted scalars (a quote only opens at a token start and closes at its end quote or
-/// at the end of the line) and comments. It can over-estimate (brackets in plain scalars) but
-/// not under-estimate real flow nesting.
-fn max_flow_depth(src: &str) -> usize {
-    let mut depth = 0usize;
-    let mut max = 0usize;
-    let mut prev: Option<char> = None;
-    let mut chars = src.chars().peekable();
-    while let Some(c) = chars.next() {
-        let at_token_start = prev.is_none_or(|p| " \t\r\n[{,:".contains(p));
-        match c {
-            '\'' | '"' if at_token_start => {
-                while let Some(q) = chars.next() {
-                    if q == '\n' {
-                        break;
-                    }
-                    if c == '"' && q == '\\' {
-                        chars.next();
-                        continue;
-                    }
-                    if q == c {
-                        if c == '\'' && chars.peek() == Some(&'\'') {
-                            chars.next();
-                            continue;
-                        }
-                        break;
-                    }
-                }
-                prev = Some(c);
-                continue;
-            }
-            '#' if prev.is_none_or(char::is_whitespace) => {
-                for q in chars.by_ref() {
-                    if q == '\n' {
-                        break;
-                    }
-                }
-                prev = Some('\n');
-                continue;
-            }
-            '[' | '{' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            ']' | '}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        prev = Some(c);
-    }
-    max
 }
 
 /// Strip serde_yaml's ` at line N column M` suffix and `path: ` prefix from an error message;
@@ -1016,17 +960,6 @@ mod tests {
 
     fn ctx_none() -> FunctionSet {
         FunctionSet::new()
-    }
-
-    #[test]
-    fn flow_depth_scan() {
-        assert_eq!(max_flow_depth("a: [1, {b: [2]}]"), 3);
-        assert_eq!(
-            max_flow_depth("a: '[[[' # [[[\nb: \"[[\\\"[\"\nc: it's [x]"),
-            1
-        );
-        assert_eq!(max_flow_depth("a: [\"]\", [\"]\", [\"]\"]]]"), 3);
-        assert!(max_flow_depth(&"{a: ".repeat(1000)) > MAX_FLOW_DEPTH);
     }
 
     #[test]
