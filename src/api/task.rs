@@ -286,14 +286,7 @@ pub async fn create(
         is_admin: caller.is_admin,
     };
     let ids = (TaskId::new(), ResolutionId::new());
-    // With a free slot in this instance's claim loop, a task that runs at once is created
-    // claimed by this instance and its cycle started here: no claim statement, no NOTIFY.
-    // Without, the creation's NOTIFY wakes every instance, and this one's loop is woken below
-    // (it skips the NOTIFY when it comes back).
-    let slot = state.claim_hint.as_ref().and_then(|h| h.take_slot());
-    if let Some(hint) = state.claim_hint.as_ref().filter(|_| slot.is_none()) {
-        hint.expect(ids.1);
-    }
+    let slot = claim_here(&state, ids.1);
     let request = CreateRequest {
         template_name: req.template_name,
         input: req.input.unwrap_or_default(),
@@ -344,6 +337,23 @@ pub async fn create(
     } else {
         (StatusCode::OK, [("idempotent-replayed", "true")], body).into_response()
     })
+}
+
+/// Before a create: with a free slot in this instance's claim loop, a task that runs at once is
+/// created claimed by this instance and its cycle started here (no claim statement, no NOTIFY):
+/// the slot, to pass to the create and then to [`started`]. Without one, `resolution` is
+/// announced: the creation's NOTIFY wakes every instance, [`started`] wakes this one's loop at
+/// once, and the loop skips the NOTIFY when it comes back.
+pub(super) fn claim_here(
+    state: &AppState,
+    resolution: ResolutionId,
+) -> Option<crate::engine::runner::LocalSlot> {
+    let hint = state.claim_hint.as_ref()?;
+    let slot = hint.take_slot();
+    if slot.is_none() {
+        hint.expect(resolution);
+    }
+    slot
 }
 
 /// After a create: a task created claimed in `slot` starts its cycle there (the slot is freed

@@ -402,13 +402,9 @@ pub async fn deliver(
         groups: Vec::new(),
         is_admin: state.auth.admins.contains(&w.created_by),
     };
-    // as `POST /task`: with a free slot in this instance's claim loop, the task is created
-    // claimed here and its cycle started at once, without a claim statement or a NOTIFY
+    // as `POST /task`: created claimed here when this instance has a free slot
     let ids = (TaskId::new(), ResolutionId::new());
-    let slot = state.claim_hint.as_ref().and_then(|h| h.take_slot());
-    if let Some(hint) = state.claim_hint.as_ref().filter(|_| slot.is_none()) {
-        hint.expect(ids.1);
-    }
+    let slot = super::task::claim_here(&state, ids.1);
     let req = CreateRequest {
         template_name: w.template_name.clone(),
         input,
@@ -419,8 +415,9 @@ pub async fn deliver(
         claim: slot.as_ref().map(|s| s.claim()),
         ..Default::default()
     };
-    let outcome = match tasks::prepare(&state.store, &state.renderer, &who, req).await {
-        Ok(p) => store::webhook::deliver(
+    let created = match tasks::prepare(&state.store, &state.renderer, &who, req).await {
+        Err(e) => Err(e),
+        Ok(p) => match store::webhook::deliver(
             &state.store,
             &w,
             &delivery,
@@ -429,22 +426,19 @@ pub async fn deliver(
             p.comment.as_ref(),
         )
         .await
-        .map(|at| at.map(|at| tasks::created(p, at)))
-        .map_err(CreateError::Store),
-        Err(e) => Err(e),
-    };
-    let created = match outcome {
-        Ok(Some(c)) => Ok(c),
-        Ok(None) => {
-            // a replay: nothing was written (the slot is freed, the announcement withdrawn)
-            if let (None, Some(hint)) = (&slot, &state.claim_hint) {
-                hint.withdraw(ids.1);
+        {
+            Ok(Some(at)) => Ok(tasks::created(p, at)),
+            Err(e) => Err(CreateError::Store(e)),
+            Ok(None) => {
+                // a replay: nothing was written (the slot is freed, the announcement withdrawn)
+                if let (None, Some(hint)) = (&slot, &state.claim_hint) {
+                    hint.withdraw(ids.1);
+                }
+                return Err(ApiError::Conflict(format!(
+                    "delivery `{delivery}` was already received"
+                )));
             }
-            return Err(ApiError::Conflict(format!(
-                "delivery `{delivery}` was already received"
-            )));
-        }
-        Err(e) => Err(e),
+        },
     };
     let created = super::task::started(&state, ids.1, slot, created)?;
     let task = created.task.id;

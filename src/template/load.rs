@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde_yaml::Value as Yaml;
 
-use crate::yaml::{MAX_FLOW_DEPTH, max_flow_depth};
+use crate::yaml::{MAX_FLOW_DEPTH, YamlError, max_flow_depth};
 
 use super::model::{Function, FunctionSet, RUNTIME_ONLY_STEP_FIELDS, TaskTemplate, normalize_name};
 use super::position::{PositionIndex, join_index, join_key};
@@ -283,15 +283,7 @@ fn parse_document<T: DeserializeOwned>(
         );
     }
     if max_flow_depth(&source) > MAX_FLOW_DEPTH {
-        problems.push(
-            Problem::error(
-                "",
-                format!(
-                    "YAML nesting too deep (more than {MAX_FLOW_DEPTH} levels of [ ] or {{ }})"
-                ),
-            )
-            .with_file(file),
-        );
+        problems.push(Problem::error("", YamlError::TooDeep.to_string()).with_file(file));
         return Err(problems);
     }
 
